@@ -1,0 +1,86 @@
+#pragma once
+// Accuracy of predicted against chronological age, and the bias correction.
+//
+// Bias correction (Cole et al. 2018 / de Lange & Cole 2020): on held-out data the
+// predictions are regressed on age, predicted = slope · age + intercept; a prediction is
+// corrected as (predicted − intercept) / slope. The parameters must come from data other
+// than the evaluated cohort (the model checkpoint's validation split, or another cohort's
+// predictions.csv); fitting them on the evaluated cohort is possible but always marked.
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace brainage::cohort {
+
+struct Calibration {
+  /** Slope of predicted on chronological age. Default = 1 (no correction). */
+  double slope{1.0};
+  /** Intercept, years. Default = 0. */
+  double intercept{0.0};
+  std::string source;                       // where the numbers come from, in words
+  bool fitted_on_evaluated_cohort = false;  // true only with --fit-calibration-on-cohort
+  std::size_t n = 0;                        // subjects the fit used (0 when unknown)
+
+  double correct(double predicted) const { return (predicted - intercept) / slope; }
+};
+
+/// Least-squares fit of predicted = slope · age + intercept. Throws ProcessingError naming
+/// `source` with fewer than 3 subjects, no spread in age, or a slope ≤ 0.1 (a correction
+/// that would multiply errors by more than 10).
+Calibration fit_calibration(const std::vector<double>& ages, const std::vector<double>& predicted,
+                            const std::string& source);
+
+/// Reads age and predicted_age columns of a predictions.csv (from `brainage evaluate`)
+/// and fits a calibration on its rows that have both. Throws InvalidInputError naming the
+/// file when it lacks the columns.
+Calibration calibration_from_predictions_csv(const std::filesystem::path& csv);
+
+struct MetricSubject {
+  double age = 0;
+  double predicted = 0;
+  std::string sex;
+  std::string site;
+};
+
+struct ErrorStats {
+  std::size_t n = 0;
+  double mae = 0, rmse = 0, mean_gap = 0;   // gap = predicted − age
+  double pearson_r = 0, r2 = 0;             // r of predicted with age; R² = 1 − SSres/SStot
+  double gap_age_r = 0;                     // correlation of the gap with age
+};
+
+struct GroupStats {
+  std::string group;  // "20-29", "F", "HH", ...
+  std::size_t n = 0;
+  double mae = 0, mean_gap = 0;
+  double mae_corrected = 0, mean_gap_corrected = 0;  // equal to the raw ones without calibration
+};
+
+struct CohortMetrics {
+  ErrorStats raw;
+  std::optional<ErrorStats> corrected;  // with a calibration
+  std::optional<Calibration> calibration;
+  std::vector<GroupStats> by_age_bin;   // decades: "20-29", "30-39", ...
+  std::vector<GroupStats> by_sex;       // when the cohort has a sex column
+  std::vector<GroupStats> by_site;      // when the cohort has a site column
+};
+
+/// Pearson correlation; NaN when either side has no spread or n < 2.
+double pearson(const std::vector<double>& x, const std::vector<double>& y);
+
+ErrorStats error_stats(const std::vector<double>& ages, const std::vector<double>& predicted);
+
+/// Everything metrics.json reports about accuracy. Groups are sorted by name (age bins by
+/// age); empty sex/site values are grouped as "unknown".
+CohortMetrics compute_metrics(const std::vector<MetricSubject>& subjects, const std::optional<Calibration>& calibration,
+                              bool by_sex, bool by_site);
+
+nlohmann::json to_json(const ErrorStats& stats);
+nlohmann::json to_json(const Calibration& calibration);
+nlohmann::json to_json(const CohortMetrics& metrics);
+
+}  // namespace brainage::cohort

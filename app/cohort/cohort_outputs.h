@@ -1,0 +1,41 @@
+#pragma once
+// Writes the outputs of a cohort (or of one shard, or of merged shards) into a folder,
+// every file atomically: results.json, predictions.csv, metrics.json,
+// predicted_vs_age.png, gap_vs_age.png and report.html. The same results give the same
+// bytes, so a resumed run and a shard merge reproduce an uninterrupted single run.
+#include <filesystem>
+#include <string>
+
+#include "app/cohort/cohort_metrics.h"
+#include "app/cohort/cohort_results.h"
+
+namespace brainage::cohort {
+
+struct OutputOptions {
+  /** Render the VTK plots (needs an X display; skipped with a note otherwise). Default = true. */
+  bool plots{true};
+  /** Write report.html. Default = true. */
+  bool report{true};
+};
+
+struct OutputSummary {
+  std::size_t rows = 0, failures = 0, evaluated = 0;  // evaluated = succeeded with an age
+  CohortMetrics metrics;
+  std::string calibration_warning;
+  std::string plots_note;
+};
+
+/// predictions.csv text (header + one line per row, ascending row).
+std::string predictions_csv(const CohortResults& results, const std::optional<Calibration>& calibration);
+
+/// metrics.json content.
+nlohmann::json metrics_json(const CohortResults& results, const CohortMetrics& metrics,
+                            const std::string& calibration_warning);
+
+/// The metrics of the rows that succeeded and have an age.
+CohortMetrics cohort_metrics(const CohortResults& results, const std::optional<Calibration>& calibration);
+
+OutputSummary write_cohort_outputs(const std::filesystem::path& out_dir, const CohortResults& results,
+                                   const OutputOptions& options = {});
+
+}  // namespace brainage::cohort

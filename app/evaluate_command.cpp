@@ -1,0 +1,129 @@
+#include "app/evaluate_command.h"
+
+#include <unistd.h>
+
+#include <iostream>
+#include <thread>
+
+#include "app/cli.h"
+#include "app/cohort/cohort_evaluation.h"
+#include "app/cohort/subject_predictor.h"
+#include "app/predict_command.h"
+#include "common/build_info.h"
+#include "common/errors.h"
+#include "model/checkpoint.h"
+
+namespace brainage::app {
+namespace fs = std::filesystem;
+
+namespace {
+
+cohort::CalibrationChoice choose_calibration(const EvaluateOptions& o, const fs::path& model) {
+  cohort::CalibrationChoice c;
+  if (!o.calibration.empty() && o.fit_calibration_on_cohort)
+    throw UsageError("brainage evaluate: --calibration and --fit-calibration-on-cohort exclude each other");
+  if (o.fit_calibration_on_cohort) {
+    c.mode = cohort::CalibrationChoice::Mode::kFitOnCohort;
+  } else if (!o.calibration.empty()) {
+    c.mode = cohort::CalibrationChoice::Mode::kGiven;
+    c.given = cohort::calibration_from_predictions_csv(o.calibration);
+  } else {
+    const model::CheckpointInfo info = model::read_checkpoint_info(model);
+    if (info.bias_correction.n > 0) {
+      cohort::Calibration cal;
+      cal.slope = info.bias_correction.slope;
+      cal.intercept = info.bias_correction.intercept;
+      cal.n = static_cast<std::size_t>(info.bias_correction.n);
+      cal.source = "model checkpoint " + model::checkpoint_json_path(model).string() +
+                   " (fitted on its validation predictions, N=" + std::to_string(cal.n) + ")";
+      c.mode = cohort::CalibrationChoice::Mode::kGiven;
+      c.given = cal;
+    } else {
+      c.note = "the model checkpoint holds no bias-correction parameters; pass --calibration <predictions.csv of a "
+               "held-out cohort> (or --fit-calibration-on-cohort, marked as such)";
+    }
+  }
+  return c;
+}
+
+}  // namespace
+
+int run_evaluate(const EvaluateOptions& o) {
+  if (o.jobs < 1) throw UsageError("brainage evaluate: --jobs must be >= 1, got " + std::to_string(o.jobs));
+  if (!o.calibration.empty() && o.fit_calibration_on_cohort)
+    throw UsageError("brainage evaluate: --calibration and --fit-calibration-on-cohort exclude each other");
+  cohort::EvaluateSettings s;
+  s.cohort = o.cohort;
+  s.out_dir = o.out;
+  s.jobs = o.jobs;
+  if (!o.shard.empty()) s.shard = cohort::parse_shard(o.shard);
+  s.retry_failed = o.retry_failed;
+  s.outputs.plots = o.plots;
+  s.show_progress = o.progress;
+  s.progress_interactive = ::isatty(STDERR_FILENO) != 0;
+
+  cohort::load_cohort(o.cohort);  // a broken cohort table is reported before the model loads
+  const fs::path model = o.model.empty() ? default_model_path() : o.model;
+  s.calibration = choose_calibration(o, model);
+
+  const int cores = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  SubjectPredictorOptions p;
+  p.model = model;
+  p.cache_dir = o.cache_dir.empty() ? o.out / "cache" : o.cache_dir;
+  p.threads_per_subject = std::max(1, cores / o.jobs);
+  p.write_prediction_folder = o.maps;
+  p.preprocess.assume_skull_stripped = o.skull_stripped;
+  configure_all_threads(p.threads_per_subject);
+
+  std::string cmd;
+  for (const auto& a : o.command_line) cmd += (cmd.empty() ? "" : " ") + a;
+  s.provenance = {{"command", cmd},
+                  {"brainage", build_info::kVersion},
+                  {"git_sha", build_info::kGitSha},
+                  {"model", model::checkpoint_json_path(model).string()},
+                  {"cores", cores},
+                  {"threads_per_subject", p.threads_per_subject},
+                  {"cache_dir", fs::absolute(p.cache_dir).string()}};
+  std::cerr << "brainage evaluate: " << o.jobs << " job(s) x " << p.threads_per_subject << " thread(s), model "
+            << model.string() << "\n";
+  return cohort::evaluate_cohort(s, make_subject_predictor(p)).exit_code;
+}
+
+int evaluate_main(const std::vector<std::string>& args) {
+  EvaluateOptions o;
+  std::string cohort, out, model, calibration, cache;
+  po::options_description desc("evaluate options");
+  desc.add_options()
+    ("cohort", po::value(&cohort)->required(), "cohort CSV (subject_id,path,age[,sex,site,...]) or BIDS folder")
+    ("out,o", po::value(&out)->required(), "output folder (predictions.csv, metrics.json, plots, report.html)")
+    ("model", po::value(&model), "checkpoint (default: $BRAINAGE_MODEL, else data/model/brainage-default.json)")
+    ("jobs,j", po::value(&o.jobs)->default_value(1), "subjects in parallel; each gets cores/jobs threads")
+    ("threads", po::value(&o.threads)->default_value(0), "total threads (0 = all cores)")
+    ("shard", po::value(&o.shard), "i/N: process the i-th of N deterministic parts (0-based), for job arrays")
+    ("calibration", po::value(&calibration),
+     "predictions.csv of a held-out cohort: fit the bias correction there (default: the checkpoint's)")
+    ("fit-calibration-on-cohort", po::bool_switch(&o.fit_calibration_on_cohort),
+     "fit the bias correction on this cohort itself (optimistic; marked in the outputs)")
+    ("cache-dir", po::value(&cache), "preprocessing cache (default: <out>/cache)")
+    ("maps", po::bool_switch(&o.maps), "per subject: prediction folder + expert maps in <out>/subjects/<id>/")
+    ("retry-failed", po::bool_switch(&o.retry_failed), "run subjects the journal records as failed again")
+    ("no-plots", "do not render the VTK plots")
+    ("no-progress", "no progress bar")
+    ("skull-stripped", po::bool_switch(&o.skull_stripped), "inputs are already skull-stripped (default: detect)");
+  po::positional_options_description pos;
+  pos.add("cohort", 1);
+  const auto vm = parse_command_line("evaluate", "--cohort <cohort.csv | BIDS dir> -o <out> [options]", args, desc, pos);
+  if (!vm) return 0;
+  o.cohort = cohort;
+  o.out = out;
+  o.model = model;
+  o.calibration = calibration;
+  o.cache_dir = cache;
+  o.plots = !vm->count("no-plots");
+  o.progress = !vm->count("no-progress");
+  o.command_line = {"brainage", "evaluate"};
+  o.command_line.insert(o.command_line.end(), args.begin(), args.end());
+  return run_evaluate(o);
+}
+
+}  // namespace brainage::app

@@ -1,0 +1,73 @@
+#include "app/preprocess_command.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include "app/cli.h"
+#include "common/errors.h"
+
+namespace brainage::app {
+
+int run_preprocess(const PreprocessCommandOptions& options) {
+  const auto result = preprocessing::preprocess_scan(options.scan, options.pipeline);
+  preprocessing::write_preprocess_outputs(result, options.output);
+  if (options.json) {
+    std::cout << result.report.dump(2) << "\n";
+  } else {
+    const auto& r = result.report;
+    std::printf("scan          %s\n", options.scan.string().c_str());
+    std::printf("outputs       %s\n", options.output.string().c_str());
+    std::printf("skull-stripped input  %s (%s)\n", r["skull_stripped_input"]["value"].get<bool>() ? "yes" : "no",
+                r["skull_stripped_input"]["reason"].get<std::string>().c_str());
+    std::printf("brain volume  %.0f mL\n", r["brain_volume_ml"].get<double>());
+    std::printf("registration  Mattes MI %.3f\n", r["registration"]["final_metric"].get<double>());
+    std::printf("seconds       %s\n", r["seconds"].dump().c_str());
+    std::printf("QC            %s\n", result.qc_passed ? "passed" : "FAILED");
+    for (const auto& flag : result.qc_flags) std::printf("  - %s\n", flag.c_str());
+  }
+  if (!result.qc_passed) {
+    std::string flags;
+    for (const auto& f : result.qc_flags) flags += (flags.empty() ? "" : "; ") + f;
+    throw ProcessingError(options.scan.string() + ": preprocessing failed QC (" + flags + "); outputs written to " +
+                          options.output.string());
+  }
+  return 0;
+}
+
+int preprocess_main(const std::vector<std::string>& args) {
+  PreprocessCommandOptions options;
+  const preprocessing::PreprocessOptions defaults;
+  std::string scan, output, template_dir = defaults.template_dir.string();
+  bool no_detect = false, no_qc_png = false;
+  po::options_description desc("preprocess options");
+  desc.add_options()
+    ("scan", po::value(&scan)->required(), "T1 scan: .nii, .nii.gz or a DICOM series folder")
+    ("output,o", po::value(&output)->required(), "output folder (created)")
+    ("skull-stripped", po::bool_switch(&options.pipeline.assume_skull_stripped),
+     "the input is already skull-stripped: do not strip again (default: auto-detect)")
+    ("no-skull-strip-detection", po::bool_switch(&no_detect), "never auto-detect skull-stripped inputs")
+    ("skip-bias-correction", po::bool_switch(&options.pipeline.skip_bias_correction),
+     "skip N4 (input already bias-corrected)")
+    ("threads", po::value(&options.pipeline.threads)->default_value(defaults.threads),
+     "threads (0 = all cores)")
+    ("template-dir", po::value(&template_dir)->default_value(template_dir),
+     "folder with Colin27 ch2.nii.gz and ch2bet.nii.gz")
+    ("min-brain-ml", po::value(&options.pipeline.min_brain_volume_ml)->default_value(defaults.min_brain_volume_ml),
+     "QC: smallest plausible brain volume (mL)")
+    ("max-brain-ml", po::value(&options.pipeline.max_brain_volume_ml)->default_value(defaults.max_brain_volume_ml),
+     "QC: largest plausible brain volume (mL)")
+    ("no-qc-png", po::bool_switch(&no_qc_png), "do not render qc.png")
+    ("json", po::bool_switch(&options.json), "print preprocess.json instead of a summary");
+  po::positional_options_description pos;
+  pos.add("scan", 1);
+  if (!parse_command_line("preprocess", "<scan> -o <dir> [options]", args, desc, pos)) return 0;
+  options.scan = scan;
+  options.output = output;
+  options.pipeline.template_dir = template_dir;
+  options.pipeline.detect_skull_stripped = !no_detect;
+  options.pipeline.render_qc = !no_qc_png;
+  configure_all_threads(options.pipeline.threads);
+  return run_preprocess(options);
+}
+
+}  // namespace brainage::app

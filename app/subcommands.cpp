@@ -1,0 +1,28 @@
+// The registry of `brainage` subcommands. Add one line per subcommand.
+#include "app/cli.h"
+#include "app/evaluate_command.h"
+#include "app/info_command.h"
+#include "app/merge_command.h"
+#include "app/predict_command.h"
+#include "app/train_command.h"
+#include "app/preprocess_command.h"
+#include "app/visualize_command.h"
+
+namespace brainage::app {
+
+const std::vector<Subcommand>& subcommands() {
+  static const std::vector<Subcommand> kAll = {
+      {"info", "print a scan's size, spacing, orientation, datatype and intensity range", info_main},
+      {"preprocess", "N4, registration to Colin27, brain mask, model-grid T1, tissue classes, QC (one scan)",
+       preprocess_main},
+      {"predict", "predict the brain age of one scan (preprocessing + model); -o DIR keeps the outputs", predict_main},
+      {"train", "train the model on a manifest (subject_id, age, path); checkpoints every epoch, --resume", train_main},
+      {"evaluate", "a cohort (CSV or BIDS): predictions, metrics, plots, report; resumable, --jobs, --shard", evaluate_main},
+      {"visualize", "expert maps of a prediction: NIfTI label maps, colour tables, region tables, figures",
+       visualize_main},
+      {"merge", "combine the outputs of evaluate --shard i/N runs and recompute the metrics", merge_main},
+  };
+  return kAll;
+}
+
+}  // namespace brainage::app

@@ -1,0 +1,247 @@
+#include "app/train_command.h"
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+
+#include "app/cli.h"
+#include "app/cohort/csv.h"
+#include "common/atomic_file.h"
+#include "common/build_info.h"
+#include "common/errors.h"
+#include "model/distributed_training.h"
+#include "model/runtime.h"
+#include "preprocessing/model_grid.h"
+#include "preprocessing/preprocess_pipeline.h"
+
+namespace brainage::app {
+namespace fs = std::filesystem;
+
+namespace {
+
+/// What the preprocessing that produced the model inputs is: recorded in the checkpoints
+/// and compared by `brainage predict`.
+std::string preprocessing_version() { return std::string("brainage-preprocess ") + build_info::kVersion; }
+const char* kIntensityNormalisation =
+    "brain voxels divided by the brain's 99th intensity percentile, clipped to [0, 1.5]; background 0";
+
+torch::Tensor volume_tensor(const preprocessing::ImageType* image) {
+  const std::vector<float> buffer = preprocessing::image_to_buffer(image);
+  const auto& g = preprocessing::kModelGridSize;  // x, y, z
+  return torch::from_blob(const_cast<float*>(buffer.data()),
+                          {1, static_cast<int64_t>(g[2]), static_cast<int64_t>(g[1]), static_cast<int64_t>(g[0])},
+                          torch::kFloat32)
+      .clone();
+}
+
+/// Distributed: joins the group, then loads only the volumes this rank trains and
+/// validates on (model/distributed_training.h); the ages and ids of every subject are kept
+/// so each rank computes the same split. One process: loads everything.
+model::TrainingData load_rank_data(const std::vector<ManifestEntry>& entries, const model::TrainOptions& train,
+                                   const model::DistributedContext& dist, bool progress) {
+  const fs::path cache = train.output_dir / "cache";
+  if (!dist.enabled()) return load_training_data(entries, cache, progress);
+  std::vector<double> ages;
+  for (const auto& e : entries) ages.push_back(e.age);
+  const auto needed = model::subjects_needed_by_rank(ages, train, dist.rank(), dist.world_size());
+  std::vector<ManifestEntry> subset;
+  for (int64_t i : needed) subset.push_back(entries[i]);
+  auto data = load_training_data(subset, cache, progress);
+  data.volume_rows.assign(entries.size(), -1);
+  for (size_t row = 0; row < needed.size(); ++row) data.volume_rows[needed[row]] = static_cast<int64_t>(row);
+  data.ages = ages;
+  data.subject_ids.clear();
+  for (const auto& e : entries) data.subject_ids.push_back(e.subject_id);
+  return data;
+}
+
+}  // namespace
+
+std::vector<ManifestEntry> read_training_manifest(const fs::path& manifest) {
+  const auto table = cohort::read_delimited_file(manifest);
+  const int id_col = cohort::column_index(table.header, "subject_id");
+  const int age_col = cohort::column_index(table.header, "age");
+  int path_col = cohort::column_index(table.header, "path");
+  if (path_col < 0) path_col = cohort::column_index(table.header, "t1");
+  if (id_col < 0 || age_col < 0 || path_col < 0)
+    throw InvalidInputError(manifest.string() + ": a training manifest needs the columns subject_id, age, path (or t1)");
+  const fs::path base = fs::absolute(manifest).parent_path();
+  std::vector<ManifestEntry> entries;
+  for (size_t r = 0; r < table.rows.size(); ++r) {
+    const auto& row = table.rows[r];
+    const std::string where = manifest.string() + ":" + std::to_string(table.line_numbers[r]);
+    auto cell = [&](int col) { return col < static_cast<int>(row.size()) ? cohort::trim(row[col]) : std::string(); };
+    ManifestEntry e;
+    e.subject_id = cell(id_col);
+    if (e.subject_id.empty()) throw InvalidInputError(where + ": empty subject_id");
+    try {
+      size_t used = 0;
+      e.age = std::stod(cell(age_col), &used);
+      if (used != cell(age_col).size() || !std::isfinite(e.age) || e.age <= 0 || e.age > 130) throw std::invalid_argument("");
+    } catch (const std::exception&) {
+      throw InvalidInputError(where + ": age '" + cell(age_col) + "' is not a number in (0, 130]");
+    }
+    const fs::path p = cell(path_col);
+    if (p.empty()) throw InvalidInputError(where + ": empty path");
+    e.path = p.is_absolute() ? p : (base / p).lexically_normal();
+    entries.push_back(e);
+  }
+  if (entries.size() < 2) throw InvalidInputError(manifest.string() + ": needs at least 2 subjects");
+  return entries;
+}
+
+model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries, const fs::path& cache_dir,
+                                       bool progress) {
+  model::TrainingData data;
+  std::vector<torch::Tensor> volumes;
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t preprocessed = 0;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    if (!fs::exists(e.path)) throw InvalidInputError(e.path.string() + ": file in the manifest does not exist");
+    const fs::path cached = cache_dir / e.subject_id / "t1_mni2mm.nii.gz";
+    preprocessing::ImageType::Pointer image;
+    if (fs::exists(cached)) {
+      image = preprocessing::read_image(cached);
+    } else {
+      // A volume already on the model grid is used as is; anything else is a raw scan.
+      bool on_grid = false;
+      try {
+        auto candidate = preprocessing::read_image(e.path);
+        if (preprocessing::is_model_grid(candidate)) {
+          image = candidate;
+          on_grid = true;
+        }
+      } catch (const Error&) {
+        // not readable as a plain image: let the pipeline's validation report it
+      }
+      if (!on_grid) {
+        if (progress)
+          std::cout << "preprocessing " << e.subject_id << " (" << i + 1 << "/" << entries.size() << "): " << e.path.string()
+                    << std::endl;
+        auto result = preprocessing::preprocess_scan(e.path);
+        if (!result.qc_passed) {
+          std::string flags;
+          for (const auto& f : result.qc_flags) flags += (flags.empty() ? "" : "; ") + f;
+          throw ProcessingError(e.path.string() + ": preprocessing failed QC (" + flags + ")");
+        }
+        preprocessing::write_preprocess_outputs(result, cache_dir / e.subject_id);
+        image = result.t1_model;
+        ++preprocessed;
+      }
+    }
+    volumes.push_back(volume_tensor(image));
+    data.ages.push_back(e.age);
+    data.subject_ids.push_back(e.subject_id);
+  }
+  data.volumes = torch::stack(volumes);
+  if (progress)
+    std::cout << "loaded " << entries.size() << " volumes (" << preprocessed << " preprocessed now) in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s" << std::endl;
+  return data;
+}
+
+int run_train(const TrainCommandOptions& options) {
+  if (options.train.output_dir.empty()) throw UsageError("train: -o/--output DIR is required");
+  const int threads = configure_all_threads(options.threads);
+  ensure_writable_directory(options.train.output_dir);
+  auto entries = read_training_manifest(options.manifest);
+  if (options.limit > 0 && static_cast<size_t>(options.limit) < entries.size()) entries.resize(options.limit);
+  model::DistributedContext dist(options.distributed);  // world size 1: nothing to join
+  model::TrainOptions train = options.train;
+  train.distributed = &dist;
+  train.progress = options.train.progress && dist.is_main();
+  if (dist.enabled())
+    std::cout << "rank " << dist.rank() << " of " << dist.world_size() << " joined tcp://"
+              << options.distributed.master_addr << ":" << options.distributed.master_port << " (gloo)" << std::endl;
+  const auto data = load_rank_data(entries, train, dist, train.progress);
+
+  train.preprocessing_version = preprocessing_version();
+  train.intensity_normalisation = kIntensityNormalisation;
+  double min_age = 1e9, max_age = -1e9, mean = 0;
+  for (double a : data.ages) {
+    min_age = std::min(min_age, a);
+    max_age = std::max(max_age, a);
+    mean += a;
+  }
+  train.data_summary = {{"manifest", fs::absolute(options.manifest).string()},
+                        {"subjects", data.ages.size()},
+                        {"age_min", min_age},
+                        {"age_max", max_age},
+                        {"age_mean", mean / data.ages.size()},
+                        {"threads", threads},
+                        {"world_size", dist.world_size()},
+                        {"brainage_version", build_info::kVersion},
+                        {"git_sha", build_info::kGitSha}};
+  if (train.progress)
+    std::cout << "training " << model::to_string(train.model.ffn) << " on " << data.ages.size() << " subjects, "
+              << threads << " threads" << (dist.enabled() ? " per rank x " + std::to_string(dist.world_size()) + " ranks" : "")
+              << ", BLAS " << model::blas_description() << std::endl;
+  const auto result = model::train_model(data, train);
+  if (!dist.is_main()) return 0;  // rank 0 reports
+  if (result.interrupted) {
+    std::cout << "stopped after epoch " << result.epochs_run << " (--stop-after); continue with --resume\n";
+    return 0;
+  }
+  std::cout << "best epoch " << result.best_epoch << ": validation MAE " << result.best_val_mae << " years\n"
+            << "model: " << result.model_path.string() << "\n";
+  return 0;
+}
+
+int train_main(const std::vector<std::string>& args) {
+  TrainCommandOptions o;
+  o.distributed = model::DistributedOptions::from_environment();  // the flags below override
+  auto& t = o.train;
+  std::string manifest, output, kind = "ermoe";
+  bool no_augment = false, quiet = false;
+  po::options_description desc("train options");
+  desc.add_options()
+    ("manifest", po::value(&manifest)->required(), "CSV with subject_id, age, path (or t1): preprocessed t1_mni2mm.nii.gz or raw scans")
+    ("output,o", po::value(&output)->required(), "output folder: checkpoints, metrics, model.{pt,json}, cache/")
+    ("model-kind", po::value(&kind)->default_value("ermoe"), "ermoe | softmax_moe | dense")
+    ("epochs", po::value(&t.epochs)->default_value(t.epochs), "maximum epochs")
+    ("batch-size", po::value(&t.batch_size)->default_value(t.batch_size), "scans per step")
+    ("lr", po::value(&t.learning_rate)->default_value(t.learning_rate, "0.001"), "peak AdamW learning rate")
+    ("weight-decay", po::value(&t.weight_decay)->default_value(t.weight_decay, "0.05"), "AdamW weight decay")
+    ("warmup-epochs", po::value(&t.warmup_epochs)->default_value(t.warmup_epochs), "linear warm-up epochs, then cosine")
+    ("patience", po::value(&t.patience)->default_value(t.patience), "early stopping patience in epochs (0 = off)")
+    ("val-fraction", po::value(&t.val_fraction)->default_value(t.val_fraction, "0.2"), "validation share (age-stratified) when --folds is 0")
+    ("folds", po::value(&t.folds)->default_value(t.folds), "k-fold: number of folds (0 = use --val-fraction)")
+    ("fold", po::value(&t.fold)->default_value(t.fold), "k-fold: the validation fold (0-based)")
+    ("seed", po::value(&t.seed)->default_value(t.seed), "seed of split, order, augmentation, init, dropout")
+    ("no-augment", po::bool_switch(&no_augment), "disable augmentation (affine jitter, LR flip, intensity jitter)")
+    ("patch-size", po::value(&t.model.patch_size)->default_value(t.model.patch_size), "patch edge in voxels (8 or 16)")
+    ("dim", po::value(&t.model.dim)->default_value(t.model.dim), "token width")
+    ("depth", po::value(&t.model.depth)->default_value(t.model.depth), "transformer blocks")
+    ("heads", po::value(&t.model.heads)->default_value(t.model.heads), "attention heads")
+    ("experts", po::value(&t.model.num_experts)->default_value(t.model.num_experts), "experts per MoE layer")
+    ("top-k", po::value(&t.model.top_k)->default_value(t.model.top_k), "experts per token")
+    ("expert-rank", po::value(&t.model.expert_rank)->default_value(t.model.expert_rank), "rank r of each expert basis")
+    ("dropout", po::value(&t.model.dropout)->default_value(t.model.dropout, "0.1"), "dropout")
+    ("resume", po::bool_switch(&t.resume), "continue from the newest epoch checkpoint in the output folder")
+    ("stop-after", po::value(&t.stop_after_epoch)->default_value(0), "stop after this epoch (resume later)")
+    ("limit", po::value(&o.limit)->default_value(0), "use only the first N manifest rows (0 = all)")
+    ("threads", po::value(&o.threads)->default_value(0), "threads (0 = all cores)")
+    ("world-size", po::value(&o.distributed.world_size), "data-parallel ranks (default: $WORLD_SIZE, else 1)")
+    ("rank", po::value(&o.distributed.rank), "this rank, 0..world-size-1 (default: $RANK, else 0)")
+    ("master-addr", po::value(&o.distributed.master_addr), "host of rank 0 (default: $MASTER_ADDR, else 127.0.0.1)")
+    ("master-port", po::value(&o.distributed.master_port), "TCP port on rank 0 (default: $MASTER_PORT, else 29500)")
+    ("dist-timeout", po::value<int>(), "seconds before a dead or hung rank fails the job (default: 60)")
+    ("quiet", po::bool_switch(&quiet), "no progress display");
+  const auto vm = parse_command_line("train", "--manifest CSV -o DIR [options]", args, desc);
+  if (!vm) return 0;
+  if (vm->count("dist-timeout")) o.distributed.timeout = std::chrono::seconds((*vm)["dist-timeout"].as<int>());
+  o.distributed.validate();
+  o.manifest = manifest;
+  t.output_dir = output;
+  t.augmentation.enabled = !no_augment;
+  t.progress = !quiet;
+  try {
+    t.model.ffn = model::ffn_kind_from_string(kind);
+  } catch (const ModelError& e) {
+    throw UsageError(std::string("--model-kind: ") + e.what());
+  }
+  return run_train(o);
+}
+
+}  // namespace brainage::app

@@ -1,0 +1,66 @@
+#pragma once
+// Checkpoints: `<stem>.pt` (the weights, torch::save archive) + `<stem>.json` (metadata):
+//   { "format": "brainage-checkpoint", "format_version": 1,
+//     "weights_file": "<stem>.pt", "weights_bytes": N, "weights_sha256": "<hex>",
+//     "model_id": "ermoe-ba-<first 12 hex of the sha256>",
+//     "model": {ModelOptions}, "grid": [Z,Y,X], "preprocessing_version": "...",
+//     "intensity_normalisation": "...", "training": {...}, "metrics": {...},
+//     "bias_correction": { "slope": a, "intercept": b, "fitted_on": "validation", "n": n } }
+// Bias correction (Beheshti/Cole): on the validation predictions fit  pred = a*age + b;
+// corrected = (pred - b) / a.
+// A pair renamed together (model.{pt,json} -> brainage-default.{pt,json}) still loads: when
+// weights_file is absent, the .pt with the JSON's stem is used (same SHA-256 check).
+// Loading checks format, version, size, SHA-256 and that the weights fit the options;
+// anything wrong throws ModelError with one line naming the file and the rule.
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+
+#include "model/brain_age_model.h"
+
+namespace brainage::model {
+
+inline constexpr int kCheckpointFormatVersion = 1;
+inline constexpr const char* kCheckpointFormat = "brainage-checkpoint";
+
+struct BiasCorrection {
+  double slope = 1.0;      /** Default = 1 (identity). a in pred = a*age + b. */
+  double intercept = 0.0;  /** Default = 0 (identity). b in pred = a*age + b. */
+  int64_t n = 0;           // validation predictions it was fitted on (0 = not fitted)
+  /// (pred - b) / a; returns `predicted` unchanged when not fitted or |a| < 0.05.
+  double apply(double predicted) const;
+  /// Least-squares fit of pred = a*age + b; identity when fewer than 3 points or no spread.
+  static BiasCorrection fit(const std::vector<double>& ages, const std::vector<double>& predictions);
+};
+
+struct CheckpointInfo {
+  ModelOptions model;
+  std::string preprocessing_version = "unknown";  // what produced the training inputs
+  std::string intensity_normalisation = "unknown";
+  BiasCorrection bias_correction;
+  nlohmann::json training = nlohmann::json::object();  // data summary, options, history
+  nlohmann::json metrics = nlohmann::json::object();   // final/best metrics
+  std::string model_id;  // filled on save/load: "ermoe-ba-<sha256 prefix>"
+};
+
+struct LoadedModel {
+  BrainAgeModel model{nullptr};  // in eval mode
+  CheckpointInfo info;
+};
+
+/// `path` may name the .json or the .pt (or the stem); returns the .json path.
+std::filesystem::path checkpoint_json_path(const std::filesystem::path& path);
+
+/// Writes `<stem>.pt` then `<stem>.json` atomically (JSON last: a checkpoint without its
+/// JSON is incomplete and never loaded). Returns the model id. Throws OutputError.
+std::string save_checkpoint(const std::filesystem::path& stem, BrainAgeModel& model, CheckpointInfo info);
+
+/// Loads and verifies. Throws ModelError (missing, corrupt JSON, wrong format/version,
+/// size or checksum mismatch, weights that do not fit the options).
+LoadedModel load_checkpoint(const std::filesystem::path& path);
+
+/// Only the JSON part (verified format/version), without loading weights.
+CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);
+
+}  // namespace brainage::model

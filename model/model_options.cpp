@@ -1,0 +1,96 @@
+#include "model/model_options.h"
+
+#include "common/errors.h"
+
+namespace brainage::model {
+
+std::string to_string(FfnKind kind) {
+  switch (kind) {
+    case FfnKind::kErmoe: return "ermoe";
+    case FfnKind::kSoftmaxMoe: return "softmax_moe";
+    case FfnKind::kDense: return "dense";
+  }
+  return "unknown";
+}
+
+FfnKind ffn_kind_from_string(const std::string& text) {
+  if (text == "ermoe") return FfnKind::kErmoe;
+  if (text == "softmax_moe") return FfnKind::kSoftmaxMoe;
+  if (text == "dense") return FfnKind::kDense;
+  throw ModelError("model kind '" + text + "' is not one of ermoe, softmax_moe, dense");
+}
+
+bool ModelOptions::block_is_moe(int64_t index) const {
+  if (ffn == FfnKind::kDense) return false;
+  return (depth - 1 - index) % moe_every == 0;
+}
+
+void ModelOptions::validate() const {
+  auto fail = [](const std::string& rule) { throw ModelError("model options: " + rule); };
+  for (int i = 0; i < 3; ++i)
+    if (grid[i] < 1) fail("grid dimensions must be >= 1");
+  if (patch_size < 1) fail("patch_size must be >= 1");
+  if (grid[0] % patch_size || grid[1] % patch_size || grid[2] % patch_size)
+    fail("patch_size " + std::to_string(patch_size) + " does not divide the grid " + std::to_string(grid[0]) + "x" +
+         std::to_string(grid[1]) + "x" + std::to_string(grid[2]));
+  if (dim < 1 || depth < 1 || heads < 1 || dim % heads) fail("heads must divide dim, depth >= 1");
+  if (moe_every < 1) fail("moe_every must be >= 1");
+  if (ffn != FfnKind::kDense) {
+    if (num_experts < 1) fail("num_experts must be >= 1");
+    if (top_k < 1 || top_k > num_experts) fail("top_k must be in [1, num_experts]");
+    if (expert_rank < 1 || expert_rank > dim) fail("expert_rank must be in [1, dim]");
+    if (expert_hidden < 1) fail("expert_hidden must be >= 1");
+  }
+  if (ffn_hidden < 1) fail("ffn_hidden must be >= 1");
+  if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
+  if (!(age_std > 0)) fail("age_std must be > 0");
+}
+
+nlohmann::json to_json(const ModelOptions& o) {
+  return {{"grid", o.grid},
+          {"patch_size", o.patch_size},
+          {"dim", o.dim},
+          {"depth", o.depth},
+          {"heads", o.heads},
+          {"ffn", to_string(o.ffn)},
+          {"moe_every", o.moe_every},
+          {"num_experts", o.num_experts},
+          {"top_k", o.top_k},
+          {"top_d_threshold", o.top_d_threshold},
+          {"expert_rank", o.expert_rank},
+          {"expert_hidden", o.expert_hidden},
+          {"ffn_hidden", o.ffn_hidden},
+          {"aux_loss_weight", o.aux_loss_weight},
+          {"dropout", o.dropout},
+          {"age_mean", o.age_mean},
+          {"age_std", o.age_std}};
+}
+
+ModelOptions model_options_from_json(const nlohmann::json& j) {
+  ModelOptions o;
+  try {
+    o.grid = j.at("grid").get<std::array<int64_t, 3>>();
+    o.patch_size = j.at("patch_size").get<int64_t>();
+    o.dim = j.at("dim").get<int64_t>();
+    o.depth = j.at("depth").get<int64_t>();
+    o.heads = j.at("heads").get<int64_t>();
+    o.ffn = ffn_kind_from_string(j.at("ffn").get<std::string>());
+    o.moe_every = j.at("moe_every").get<int64_t>();
+    o.num_experts = j.at("num_experts").get<int64_t>();
+    o.top_k = j.at("top_k").get<int64_t>();
+    o.top_d_threshold = j.at("top_d_threshold").get<double>();
+    o.expert_rank = j.at("expert_rank").get<int64_t>();
+    o.expert_hidden = j.at("expert_hidden").get<int64_t>();
+    o.ffn_hidden = j.at("ffn_hidden").get<int64_t>();
+    o.aux_loss_weight = j.at("aux_loss_weight").get<double>();
+    o.dropout = j.at("dropout").get<double>();
+    o.age_mean = j.at("age_mean").get<double>();
+    o.age_std = j.at("age_std").get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw ModelError(std::string("model options: missing or ill-typed field (") + e.what() + ")");
+  }
+  o.validate();
+  return o;
+}
+
+}  // namespace brainage::model

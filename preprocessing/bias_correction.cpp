@@ -1,0 +1,146 @@
+#include "preprocessing/bias_correction.h"
+
+#include <itkBSplineControlPointImageFilter.h>
+#include <itkImageRegionConstIterator.h>
+#include <itkImageRegionIterator.h>
+#include <itkLinearInterpolateImageFunction.h>
+#include <itkN4BiasFieldCorrectionImageFilter.h>
+#include <itkResampleImageFilter.h>
+#include <itkShrinkImageFilter.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/errors.h"
+
+namespace brainage::preprocessing {
+
+BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* mask,
+                                        const BiasCorrectionOptions& options) {
+  if (options.iterations.empty()) throw ProcessingError("bias correction: at least one fitting level is required");
+  // Mask: given, or every voxel > 0.
+  MaskType::Pointer fit_mask = MaskType::New();
+  fit_mask->CopyInformation(image);
+  fit_mask->SetRegions(image->GetLargestPossibleRegion());
+  fit_mask->Allocate();
+  std::size_t count = 0;
+  {
+    itk::ImageRegionConstIterator<ImageType> it(image, image->GetLargestPossibleRegion());
+    itk::ImageRegionIterator<MaskType> out(fit_mask, fit_mask->GetLargestPossibleRegion());
+    if (mask != nullptr) {
+      itk::ImageRegionConstIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
+      for (; !it.IsAtEnd(); ++it, ++m, ++out) {
+        const bool on = m.Get() > 0 && it.Get() > 0;  // N4 works on log intensities
+        out.Set(on ? 1 : 0);
+        count += on;
+      }
+    } else {
+      for (; !it.IsAtEnd(); ++it, ++out) {
+        const bool on = it.Get() > 0;
+        out.Set(on ? 1 : 0);
+        count += on;
+      }
+    }
+  }
+  if (count < 64) throw ProcessingError("bias correction: the mask holds " + std::to_string(count) + " positive voxels (need >= 64)");
+
+  // Shrunk copies.
+  using Shrink = itk::ShrinkImageFilter<ImageType, ImageType>;
+  using ShrinkMask = itk::ShrinkImageFilter<MaskType, MaskType>;
+  auto shrink = Shrink::New();
+  auto shrink_mask = ShrinkMask::New();
+  for (unsigned d = 0; d < 3; ++d) {
+    const auto f = static_cast<unsigned>(std::max(1.0, std::round(options.shrink_to_mm / image->GetSpacing()[d])));
+    const auto f_clamped = std::min<unsigned>(f, std::max<unsigned>(1, image->GetLargestPossibleRegion().GetSize()[d] / 8));
+    shrink->SetShrinkFactor(d, f_clamped);
+    shrink_mask->SetShrinkFactor(d, f_clamped);
+  }
+  shrink->SetInput(image);
+  shrink_mask->SetInput(fit_mask);
+  shrink->Update();
+  shrink_mask->Update();
+
+  using N4 = itk::N4BiasFieldCorrectionImageFilter<ImageType, MaskType, ImageType>;
+  auto n4 = N4::New();
+  n4->SetInput(shrink->GetOutput());
+  n4->SetMaskImage(shrink_mask->GetOutput());
+  n4->SetUseMaskLabel(false);  // any non-zero mask voxel
+  N4::VariableSizeArrayType iterations(static_cast<unsigned>(options.iterations.size()));
+  for (std::size_t i = 0; i < options.iterations.size(); ++i) iterations[i] = options.iterations[i];
+  n4->SetMaximumNumberOfIterations(iterations);
+  n4->SetNumberOfFittingLevels(static_cast<unsigned>(options.iterations.size()));
+  n4->SetConvergenceThreshold(options.convergence_threshold);
+  N4::ArrayType control_points;
+  control_points.Fill(std::max(options.control_points, options.spline_order + 1));
+  n4->SetNumberOfControlPoints(control_points);
+  n4->SetSplineOrder(options.spline_order);
+  n4->SetBiasFieldFullWidthAtHalfMaximum(options.bias_field_fwhm);
+  try {
+    n4->Update();
+  } catch (const itk::ExceptionObject& e) {
+    throw ProcessingError(std::string("bias correction: N4 failed (") + e.GetDescription() + ")");
+  }
+
+  // Log field on the shrunk grid from the fitted control-point lattice...
+  const ImageType* small = shrink->GetOutput();
+  using BSpliner = itk::BSplineControlPointImageFilter<N4::BiasFieldControlPointLatticeType, N4::ScalarImageType>;
+  auto bspliner = BSpliner::New();
+  bspliner->SetInput(n4->GetLogBiasFieldControlPointLattice());
+  bspliner->SetSplineOrder(n4->GetSplineOrder());
+  bspliner->SetSize(small->GetLargestPossibleRegion().GetSize());
+  bspliner->SetOrigin(small->GetOrigin());
+  bspliner->SetSpacing(small->GetSpacing());
+  bspliner->SetDirection(small->GetDirection());
+  bspliner->Update();
+  auto log_field_small = ImageType::New();
+  log_field_small->CopyInformation(small);
+  log_field_small->SetRegions(small->GetLargestPossibleRegion());
+  log_field_small->Allocate();
+  {
+    itk::ImageRegionConstIterator<BSpliner::OutputImageType> in(bspliner->GetOutput(),
+                                                               bspliner->GetOutput()->GetLargestPossibleRegion());
+    itk::ImageRegionIterator<ImageType> out(log_field_small, log_field_small->GetLargestPossibleRegion());
+    for (; !in.IsAtEnd(); ++in, ++out) out.Set(in.Get()[0]);
+  }
+  // ...brought to full resolution (the log field is smooth: linear interpolation is exact
+  // to well below a percent) and divided out.
+  auto upsample = itk::ResampleImageFilter<ImageType, ImageType>::New();
+  upsample->SetInput(log_field_small);
+  upsample->SetInterpolator(itk::LinearInterpolateImageFunction<ImageType, double>::New());
+  upsample->SetUseReferenceImage(true);
+  upsample->SetReferenceImage(image);
+  upsample->SetDefaultPixelValue(0);
+  upsample->Update();
+
+  BiasCorrectionResult result;
+  result.field = upsample->GetOutput();
+  result.field->DisconnectPipeline();
+  result.corrected = ImageType::New();
+  result.corrected->CopyInformation(image);
+  result.corrected->SetRegions(image->GetLargestPossibleRegion());
+  result.corrected->Allocate();
+  {
+    // Normalise the field to mean 1 over the mask so corrected intensities keep their scale.
+    double sum = 0;
+    std::size_t n = 0;
+    itk::ImageRegionIterator<ImageType> f(result.field, result.field->GetLargestPossibleRegion());
+    itk::ImageRegionConstIterator<MaskType> m(fit_mask, fit_mask->GetLargestPossibleRegion());
+    for (; !f.IsAtEnd(); ++f, ++m)
+      if (m.Get()) {
+        sum += f.Get();
+        ++n;
+      }
+    const double mean_log = n ? sum / static_cast<double>(n) : 0.0;
+    itk::ImageRegionConstIterator<ImageType> in(image, image->GetLargestPossibleRegion());
+    itk::ImageRegionIterator<ImageType> out(result.corrected, result.corrected->GetLargestPossibleRegion());
+    for (f.GoToBegin(); !in.IsAtEnd(); ++in, ++out, ++f) {
+      const float field = static_cast<float>(std::exp(f.Get() - mean_log));
+      f.Set(field);
+      out.Set(in.Get() / field);
+    }
+  }
+  result.levels_run = static_cast<unsigned>(options.iterations.size());
+  return result;
+}
+
+}  // namespace brainage::preprocessing

@@ -1,0 +1,37 @@
+#pragma once
+// N4 bias-field correction, fitted on a shrunk copy for speed and applied at full
+// resolution: the B-spline control-point lattice N4 fits on the small image is evaluated
+// on the full-resolution grid (BSplineControlPointImageFilter) and divided out.
+#include <vector>
+
+#include "preprocessing/image_types.h"
+
+namespace brainage::preprocessing {
+
+struct BiasCorrectionOptions {
+  /** Voxel size (mm) of the shrunk copy N4 fits on; integer shrink factor per axis = round(this / spacing), ≥ 1. Default = 6.0. */
+  double shrink_to_mm{6.0};
+  /** Maximum iterations at each fitting level (one level per entry). Default = {50, 50, 30}. */
+  std::vector<unsigned> iterations{50, 50, 30};
+  /** Convergence threshold (coefficient of variation of the field update). Default = 0.001. */
+  double convergence_threshold{0.001};
+  /** Control points per axis at the first level (≥ spline order + 1). Default = 4. */
+  unsigned control_points{4};
+  /** B-spline order. Default = 3. */
+  unsigned spline_order{3};
+  /** Histogram sharpening FWHM. Default = 0.15. */
+  double bias_field_fwhm{0.15};
+};
+
+struct BiasCorrectionResult {
+  ImageType::Pointer corrected;  // input / field, same grid as the input
+  ImageType::Pointer field;      // multiplicative field, same grid as the input, mean ≈ 1 inside the mask
+  unsigned levels_run{0};
+};
+
+/// Corrects `image` (intensities must be ≥ 0) using voxels where `mask` > 0 (all voxels
+/// with intensity > 0 when mask is null). Throws ProcessingError when the mask is empty.
+BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* mask,
+                                        const BiasCorrectionOptions& options = {});
+
+}  // namespace brainage::preprocessing

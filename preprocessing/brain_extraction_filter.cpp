@@ -1,0 +1,233 @@
+#include "preprocessing/brain_extraction_filter.h"
+
+#include <itkBinaryFillholeImageFilter.h>
+#include <itkBinaryThresholdImageFilter.h>
+#include <itkCastImageFilter.h>
+#include <itkConnectedComponentImageFilter.h>
+#include <itkImageRegionConstIterator.h>
+#include <itkImageRegionIterator.h>
+#include <itkLinearInterpolateImageFunction.h>
+#include <itkRelabelComponentImageFilter.h>
+#include <itkResampleImageFilter.h>
+#include <itkSignedMaurerDistanceMapImageFilter.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "common/errors.h"
+
+namespace brainage::preprocessing {
+namespace {
+
+using DistanceType = itk::Image<float, 3>;
+
+/// Signed distance (mm) to the boundary of `mask` > 0: negative inside.
+DistanceType::Pointer signed_distance(const MaskType* mask) {
+  auto distance = itk::SignedMaurerDistanceMapImageFilter<MaskType, DistanceType>::New();
+  distance->SetInput(mask);
+  distance->SetInsideIsPositive(false);
+  distance->SetSquaredDistance(false);
+  distance->SetUseImageSpacing(true);
+  distance->SetBackgroundValue(0);
+  distance->Update();
+  DistanceType::Pointer out = distance->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
+MaskType::Pointer new_mask_like(const itk::ImageBase<3>* reference) {
+  auto mask = MaskType::New();
+  mask->CopyInformation(reference);
+  mask->SetRegions(reference->GetLargestPossibleRegion());
+  mask->Allocate();
+  mask->FillBuffer(0);
+  return mask;
+}
+
+/// mask where distance <= threshold (threshold < 0: erosion, > 0: dilation).
+MaskType::Pointer threshold_distance(const DistanceType* distance, double threshold) {
+  auto mask = new_mask_like(distance);
+  itk::ImageRegionConstIterator<DistanceType> d(distance, distance->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
+  for (; !d.IsAtEnd(); ++d, ++m) m.Set(d.Get() <= threshold ? 1 : 0);
+  return mask;
+}
+
+bool any(const MaskType* mask) {
+  itk::ImageRegionConstIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
+  for (; !m.IsAtEnd(); ++m)
+    if (m.Get()) return true;
+  return false;
+}
+
+MaskType::Pointer erode(const MaskType* mask, double mm) {
+  if (mm <= 0 || !any(mask)) return const_cast<MaskType*>(mask);
+  return threshold_distance(signed_distance(mask), -mm);
+}
+
+MaskType::Pointer dilate(const MaskType* mask, double mm) {
+  if (mm <= 0 || !any(mask)) return const_cast<MaskType*>(mask);
+  return threshold_distance(signed_distance(mask), mm);
+}
+
+MaskType::Pointer largest_component(const MaskType* mask) {
+  using LabelImage = itk::Image<unsigned int, 3>;
+  auto cc = itk::ConnectedComponentImageFilter<MaskType, LabelImage>::New();
+  cc->SetInput(mask);
+  cc->FullyConnectedOff();
+  auto relabel = itk::RelabelComponentImageFilter<LabelImage, LabelImage>::New();
+  relabel->SetInput(cc->GetOutput());
+  relabel->Update();
+  auto out = new_mask_like(mask);
+  itk::ImageRegionConstIterator<LabelImage> l(relabel->GetOutput(), relabel->GetOutput()->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<MaskType> m(out, out->GetLargestPossibleRegion());
+  for (; !l.IsAtEnd(); ++l, ++m) m.Set(l.Get() == 1 ? 1 : 0);
+  return out;
+}
+
+MaskType::Pointer fill_holes(const MaskType* mask) {
+  auto fill = itk::BinaryFillholeImageFilter<MaskType>::New();
+  fill->SetInput(mask);
+  fill->SetForegroundValue(1);
+  fill->FullyConnectedOff();
+  fill->Update();
+  MaskType::Pointer out = fill->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
+double median_where(const ImageType* image, const MaskType* mask) {
+  std::vector<float> values;
+  itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
+  itk::ImageRegionConstIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
+  for (; !i.IsAtEnd(); ++i, ++m)
+    if (m.Get()) values.push_back(i.Get());
+  if (values.empty()) return 0;
+  const auto mid = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), mid, values.end());
+  return *mid;
+}
+
+}  // namespace
+
+BrainExtractionImageFilter::BrainExtractionImageFilter() { this->SetNumberOfRequiredInputs(1); }
+
+void BrainExtractionImageFilter::SetTemplateMask(const MaskType* mask) {
+  m_TemplateMask = mask;
+  this->Modified();
+}
+
+void BrainExtractionImageFilter::SetTemplateToNativeTransform(const AffineTransformType* transform) {
+  m_Transform = transform;
+  this->Modified();
+}
+
+void BrainExtractionImageFilter::GenerateInputRequestedRegion() {
+  Superclass::GenerateInputRequestedRegion();
+  if (auto* input = const_cast<ImageType*>(this->GetInput())) input->SetRequestedRegionToLargestPossibleRegion();
+}
+
+void BrainExtractionImageFilter::GenerateData() {
+  const ImageType* input = this->GetInput();
+  MaskType* output = this->GetOutput();
+  output->SetBufferedRegion(output->GetRequestedRegion());
+  output->Allocate();
+  output->FillBuffer(0);
+  if (m_TemplateMask.IsNull() || m_Transform.IsNull())
+    throw ProcessingError("brain extraction: the template mask and the template->native transform are required");
+
+  // 1. Prior: the template mask carried into native space (native points -> template points
+  //    through the inverse transform), linear interpolation, > 0.5.
+  using FloatMask = itk::Image<float, 3>;
+  auto cast = itk::CastImageFilter<MaskType, FloatMask>::New();
+  cast->SetInput(m_TemplateMask);
+  auto inverse = AffineTransformType::New();
+  if (!m_Transform->GetInverse(inverse))
+    throw ProcessingError("brain extraction: the template->native transform is not invertible");
+  auto resample = itk::ResampleImageFilter<FloatMask, FloatMask>::New();
+  resample->SetInput(cast->GetOutput());
+  resample->SetTransform(inverse);
+  resample->SetInterpolator(itk::LinearInterpolateImageFunction<FloatMask, double>::New());
+  resample->SetUseReferenceImage(true);
+  resample->SetReferenceImage(input);
+  resample->SetDefaultPixelValue(0);
+  resample->Update();
+  auto prior = new_mask_like(input);
+  {
+    itk::ImageRegionConstIterator<FloatMask> p(resample->GetOutput(), resample->GetOutput()->GetLargestPossibleRegion());
+    itk::ImageRegionIterator<MaskType> m(prior, prior->GetLargestPossibleRegion());
+    for (; !p.IsAtEnd(); ++p, ++m) m.Set(p.Get() > 0.5f ? 1 : 0);
+  }
+  if (!any(prior)) throw ProcessingError("brain extraction: the template brain falls outside the scan's field of view");
+
+  MaskType::Pointer brain;
+  if (m_SkullStripped) {
+    // Already stripped: the foreground is the brain; only clean it.
+    auto positive = new_mask_like(input);
+    {
+      itk::ImageRegionConstIterator<ImageType> i(input, input->GetLargestPossibleRegion());
+      itk::ImageRegionIterator<MaskType> m(positive, positive->GetLargestPossibleRegion());
+      for (; !i.IsAtEnd(); ++i, ++m) m.Set(i.Get() > 0 ? 1 : 0);
+    }
+    m_BrainMedian = median_where(input, positive);
+    auto fg = new_mask_like(input);
+    {
+      const double t = m_ForegroundFraction * m_BrainMedian;
+      itk::ImageRegionConstIterator<ImageType> i(input, input->GetLargestPossibleRegion());
+      itk::ImageRegionIterator<MaskType> m(fg, fg->GetLargestPossibleRegion());
+      for (; !i.IsAtEnd(); ++i, ++m) m.Set(i.Get() > t ? 1 : 0);
+    }
+    brain = fill_holes(largest_component(fg));
+  } else {
+    // 2. Brain-tissue statistics in the eroded prior.
+    const auto prior_distance = signed_distance(prior);
+    auto core = threshold_distance(prior_distance, -m_CoreErosionMM);
+    if (!any(core)) core = prior;
+    const auto search = threshold_distance(prior_distance, m_SearchDilationMM);
+    m_BrainMedian = median_where(input, core);
+    const double lo = m_LowerThresholdFraction * m_BrainMedian;
+    const double hi = m_UpperThresholdFraction * m_BrainMedian;
+    // 3. Candidates: plausible brain intensities inside the search region.
+    auto candidates = new_mask_like(input);
+    {
+      itk::ImageRegionConstIterator<ImageType> i(input, input->GetLargestPossibleRegion());
+      itk::ImageRegionConstIterator<MaskType> s(search, search->GetLargestPossibleRegion());
+      itk::ImageRegionIterator<MaskType> m(candidates, candidates->GetLargestPossibleRegion());
+      for (; !i.IsAtEnd(); ++i, ++s, ++m) m.Set(s.Get() && i.Get() >= lo && i.Get() <= hi ? 1 : 0);
+    }
+    // 4. Opening, largest component, union with the core, closing, hole filling.
+    auto opened = dilate(erode(candidates, m_OpeningRadiusMM), m_OpeningRadiusMM);
+    auto component = largest_component(opened);
+    {
+      itk::ImageRegionIterator<MaskType> m(component, component->GetLargestPossibleRegion());
+      itk::ImageRegionConstIterator<MaskType> c(core, core->GetLargestPossibleRegion());
+      for (; !m.IsAtEnd(); ++m, ++c)
+        if (c.Get()) m.Set(1);
+    }
+    auto closed = erode(dilate(component, m_ClosingRadiusMM), m_ClosingRadiusMM);
+    brain = fill_holes(closed);
+    // 5. Never outside the search region.
+    itk::ImageRegionIterator<MaskType> m(brain, brain->GetLargestPossibleRegion());
+    itk::ImageRegionConstIterator<MaskType> s(search, search->GetLargestPossibleRegion());
+    for (; !m.IsAtEnd(); ++m, ++s)
+      if (!s.Get()) m.Set(0);
+  }
+
+  itk::ImageRegionConstIterator<MaskType> b(brain, brain->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<MaskType> o(output, output->GetRequestedRegion());
+  for (; !o.IsAtEnd(); ++o, ++b) o.Set(b.Get() ? 1 : 0);
+}
+
+void BrainExtractionImageFilter::PrintSelf(std::ostream& os, itk::Indent indent) const {
+  Superclass::PrintSelf(os, indent);
+  os << indent << "CoreErosionMM: " << m_CoreErosionMM << "\n"
+     << indent << "SearchDilationMM: " << m_SearchDilationMM << "\n"
+     << indent << "LowerThresholdFraction: " << m_LowerThresholdFraction << "\n"
+     << indent << "UpperThresholdFraction: " << m_UpperThresholdFraction << "\n"
+     << indent << "OpeningRadiusMM: " << m_OpeningRadiusMM << "\n"
+     << indent << "ClosingRadiusMM: " << m_ClosingRadiusMM << "\n"
+     << indent << "SkullStripped: " << m_SkullStripped << "\n"
+     << indent << "ForegroundFraction: " << m_ForegroundFraction << "\n";
+}
+
+}  // namespace brainage::preprocessing

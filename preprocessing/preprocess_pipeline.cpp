@@ -1,0 +1,327 @@
+#include "preprocessing/preprocess_pipeline.h"
+
+#include <itkCastImageFilter.h>
+#include <itkImageRegionConstIterator.h>
+#include <itkImageRegionIterator.h>
+#include <itkLinearInterpolateImageFunction.h>
+#include <itkMultiThreaderBase.h>
+#include <itkResampleImageFilter.h>
+#include <itkSignedMaurerDistanceMapImageFilter.h>
+#include <vnl/algo/vnl_svd.h>
+
+#include <chrono>
+#include <map>
+#include <mutex>
+
+#include "common/build_info.h"
+#include "common/errors.h"
+#include "preprocessing/canonical_orientation.h"
+#include "preprocessing/itk_version.h"
+#include "preprocessing/mask_metrics.h"
+#include "preprocessing/scan_reader.h"
+
+namespace brainage::preprocessing {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Template {
+  ImageType::Pointer head;   // ch2
+  ImageType::Pointer brain;  // ch2bet
+  MaskType::Pointer mask;    // ch2bet > 0
+  std::map<double, MaskType::Pointer> dilated;  // ch2bet > 0 dilated by N mm (registration metric mask)
+};
+
+MaskType::Pointer dilate_mask(const MaskType* mask, double mm) {
+  auto distance = itk::SignedMaurerDistanceMapImageFilter<MaskType, ImageType>::New();
+  distance->SetInput(mask);
+  distance->SetInsideIsPositive(false);
+  distance->SetSquaredDistance(false);
+  distance->SetUseImageSpacing(true);
+  distance->Update();
+  auto out = MaskType::New();
+  out->CopyInformation(mask);
+  out->SetRegions(mask->GetLargestPossibleRegion());
+  out->Allocate();
+  itk::ImageRegionConstIterator<ImageType> d(distance->GetOutput(), distance->GetOutput()->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<MaskType> m(out, out->GetLargestPossibleRegion());
+  for (; !d.IsAtEnd(); ++d, ++m) m.Set(d.Get() <= mm ? 1 : 0);
+  return out;
+}
+
+/// The template brain dilated by `mm`, computed once per process.
+const MaskType* registration_mask(Template& t, double mm) {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = t.dilated[mm];
+  if (!slot) slot = dilate_mask(t.mask, mm);
+  return slot;
+}
+
+/// The templates are read once per process (a cohort run reuses them).
+Template& load_template(const fs::path& dir) {
+  static std::mutex mutex;
+  static std::map<fs::path, Template> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = cache.find(dir);
+  if (found != cache.end()) return found->second;
+  for (const char* name : {"ch2.nii.gz", "ch2bet.nii.gz"})
+    if (!fs::exists(dir / name))
+      throw InvalidInputError((dir / name).string() +
+                              ": template missing (install the Debian package mricron-data or pass the template folder)");
+  Template t;
+  t.head = read_image(dir / "ch2.nii.gz");
+  t.brain = read_image(dir / "ch2bet.nii.gz");
+  t.mask = MaskType::New();
+  t.mask->CopyInformation(t.brain);
+  t.mask->SetRegions(t.brain->GetLargestPossibleRegion());
+  t.mask->Allocate();
+  itk::ImageRegionConstIterator<ImageType> b(t.brain, t.brain->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<MaskType> m(t.mask, t.mask->GetLargestPossibleRegion());
+  for (; !b.IsAtEnd(); ++b, ++m) m.Set(b.Get() > 0 ? 1 : 0);
+  return cache.emplace(dir, std::move(t)).first->second;
+}
+
+/// Voxels above 10% of the 99th percentile: the head (or brain) for N4.
+MaskType::Pointer foreground_mask(const ImageType* image) {
+  std::vector<float> values(image->GetBufferPointer(),
+                            image->GetBufferPointer() + image->GetLargestPossibleRegion().GetNumberOfPixels());
+  const auto k = static_cast<std::size_t>(0.99 * static_cast<double>(values.size() - 1));
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+  const float t = 0.1f * values[k];
+  auto mask = MaskType::New();
+  mask->CopyInformation(image);
+  mask->SetRegions(image->GetLargestPossibleRegion());
+  mask->Allocate();
+  itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
+  for (; !i.IsAtEnd(); ++i, ++m) m.Set(i.Get() > t ? 1 : 0);
+  return mask;
+}
+
+/// `image` (native/moving space) sampled on the model grid through `mni_to_native`.
+ImageType::Pointer to_model_grid(const ImageType* image, const AffineTransformType* mni_to_native) {
+  auto grid = make_model_grid_image();
+  auto resample = itk::ResampleImageFilter<ImageType, ImageType>::New();
+  resample->SetInput(image);
+  resample->SetTransform(mni_to_native);
+  resample->SetInterpolator(itk::LinearInterpolateImageFunction<ImageType, double>::New());
+  resample->SetUseReferenceImage(true);
+  resample->SetReferenceImage(grid);
+  resample->SetDefaultPixelValue(0);
+  resample->Update();
+  ImageType::Pointer out = resample->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
+MaskType::Pointer mask_to_model_grid(const MaskType* mask, const AffineTransformType* mni_to_native) {
+  auto cast = itk::CastImageFilter<MaskType, ImageType>::New();
+  cast->SetInput(mask);
+  cast->Update();
+  const auto soft = to_model_grid(cast->GetOutput(), mni_to_native);
+  auto out = make_model_grid_mask();
+  itk::ImageRegionConstIterator<ImageType> s(soft, soft->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<MaskType> m(out, out->GetLargestPossibleRegion());
+  for (; !s.IsAtEnd(); ++s, ++m) m.Set(s.Get() >= 0.5f ? 1 : 0);
+  return out;
+}
+
+nlohmann::json geometry_json(const itk::ImageBase<3>* image) {
+  nlohmann::json j;
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  j["size"] = {size[0], size[1], size[2]};
+  j["spacing_mm"] = {image->GetSpacing()[0], image->GetSpacing()[1], image->GetSpacing()[2]};
+  j["origin_lps_mm"] = {image->GetOrigin()[0], image->GetOrigin()[1], image->GetOrigin()[2]};
+  return j;
+}
+
+}  // namespace
+
+PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& options) {
+  const auto start = Clock::now();
+  auto last = start;
+  nlohmann::json seconds = nlohmann::json::object();
+  auto lap = [&](const char* step) {
+    const auto now = Clock::now();
+    seconds[step] = std::round(std::chrono::duration<double>(now - last).count() * 1000.0) / 1000.0;
+    last = now;
+  };
+  if (options.threads > 0) itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(options.threads);
+
+  PreprocessResult result;
+  // 1. Load + validate, refuse what cannot be a head scan, canonical orientation.
+  auto loaded = load_scan(scan);
+  result.native_image = loaded.image;
+  check_scan_plausible(loaded.image, scan, options.plausibility);
+  const auto canonical = to_canonical_orientation(loaded.image);
+  Template& tmpl = load_template(options.template_dir);
+  lap("load");
+
+  SkullStripEvidence stripped;
+  if (options.assume_skull_stripped) {
+    stripped.skull_stripped = true;
+    stripped.reason = "declared by the user (--skull-stripped)";
+  } else if (options.detect_skull_stripped) {
+    stripped = detect_skull_stripped(canonical, options.skull_strip_detection);
+  } else {
+    stripped.reason = "detection off";
+  }
+
+  // 2. N4.
+  if (options.skip_bias_correction) {
+    result.corrected_native = canonical;
+  } else {
+    const auto fg = foreground_mask(canonical);
+    result.corrected_native = correct_bias_field(canonical, fg, options.bias).corrected;
+  }
+  lap("bias_correction");
+
+  // 3. Registration to Colin27 (ch2; ch2bet for stripped inputs).
+  RegistrationOptions reg_options = options.registration;
+  if (reg_options.threads == 0) reg_options.threads = options.threads;
+  const ImageType* fixed = stripped.skull_stripped ? tmpl.brain.GetPointer() : tmpl.head.GetPointer();
+  const MaskType* metric_mask =
+      options.registration_mask_dilation_mm >= 0 ? registration_mask(tmpl, options.registration_mask_dilation_mm) : nullptr;
+  auto registration = register_to_template(fixed, result.corrected_native, reg_options, metric_mask);
+  // A metric above the divergence bound: retry from other starts (a shallower head centroid,
+  // then the field-of-view centres) and keep the best; QC still flags it if none converges.
+  int registration_attempts = 1;
+  for (int attempt = 0; attempt < 2 && !(registration.final_metric <= options.max_final_metric); ++attempt) {
+    RegistrationOptions retry = reg_options;
+    if (attempt == 0) retry.head_centroid_depth_mm = 0.6 * reg_options.head_centroid_depth_mm;
+    else retry.moments_initialisation = false;
+    auto candidate = register_to_template(fixed, result.corrected_native, retry, metric_mask);
+    ++registration_attempts;
+    if (candidate.final_metric < registration.final_metric) registration = candidate;
+  }
+  result.mni_to_native = registration.mni_to_native;
+  lap("registration");
+
+  // 4. Brain extraction in native space (canonical grid), then back onto the input's grid.
+  auto extract = BrainExtractionImageFilter::New();
+  extract->SetInput(result.corrected_native);
+  extract->SetTemplateMask(tmpl.mask);
+  extract->SetTemplateToNativeTransform(result.mni_to_native);
+  extract->SetSkullStripped(stripped.skull_stripped);
+  extract->SetCoreErosionMM(options.brain.core_erosion_mm);
+  extract->SetSearchDilationMM(options.brain.search_dilation_mm);
+  extract->SetLowerThresholdFraction(options.brain.lower_threshold_fraction);
+  extract->SetUpperThresholdFraction(options.brain.upper_threshold_fraction);
+  extract->SetOpeningRadiusMM(options.brain.opening_radius_mm);
+  extract->SetClosingRadiusMM(options.brain.closing_radius_mm);
+  extract->Update();
+  MaskType::Pointer mask_canonical = extract->GetOutput();
+  mask_canonical->DisconnectPipeline();
+  result.brain_mask_native = resample_mask_to_grid(mask_canonical, loaded.image);
+  lap("brain_extraction");
+
+  // 5. Model grid + normalisation.
+  const auto t1_model_raw = to_model_grid(result.corrected_native, result.mni_to_native);
+  result.brain_mask_model = mask_to_model_grid(mask_canonical, result.mni_to_native);
+  const auto normalized = normalize_intensity(t1_model_raw, result.brain_mask_model, options.normalization);
+  result.t1_model = normalized.image;
+  lap("resample_normalize");
+
+  // 6. Tissue classes.
+  const auto tissue = classify_tissue(result.t1_model, result.brain_mask_model, options.tissue);
+  result.tissue_model = tissue.labels;
+  lap("tissue_classification");
+
+  // 7. QC.
+  const double brain_ml = mask_volume_ml(result.brain_mask_native);
+  if (brain_ml < options.min_brain_volume_ml || brain_ml > options.max_brain_volume_ml) {
+    char line[160];
+    std::snprintf(line, sizeof line, "brain volume %.0f mL outside the plausible adult range %.0f-%.0f mL", brain_ml,
+                  options.min_brain_volume_ml, options.max_brain_volume_ml);
+    result.qc_flags.emplace_back(line);
+  }
+  if (!(registration.final_metric <= options.max_final_metric)) {
+    char line[160];
+    std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f", registration.final_metric,
+                  options.max_final_metric);
+    result.qc_flags.emplace_back(line);
+  }
+  vnl_svd<double> svd(result.mni_to_native->GetMatrix().GetVnlMatrix().as_ref());
+  std::vector<double> scales;
+  for (unsigned i = 0; i < 3; ++i) scales.push_back(svd.W(i));
+  for (double s : scales)
+    if (!(s <= options.max_affine_scale && s >= 1.0 / options.max_affine_scale)) {
+      char line[160];
+      std::snprintf(line, sizeof line, "registration diverged: affine scale %.2f outside [%.2f, %.2f]", s,
+                    1.0 / options.max_affine_scale, options.max_affine_scale);
+      result.qc_flags.emplace_back(line);
+      break;
+    }
+  result.qc_passed = result.qc_flags.empty();
+  if (options.render_qc) {
+    auto template_model = to_model_grid(tmpl.head, AffineTransformType::New());
+    result.qc_image = render_qc_image(result.corrected_native, mask_canonical, result.t1_model, template_model);
+  }
+  lap("qc");
+
+  // Report.
+  nlohmann::json& r = result.report;
+  r["scan"] = fs::absolute(scan).lexically_normal().string();
+  r["format"] = loaded.format;
+  r["datatype"] = loaded.datatype;
+  r["input_geometry"] = geometry_json(loaded.image);
+  r["versions"] = {{"brainage", build_info::kVersion}, {"git_sha", build_info::kGitSha}, {"itk", itk_version()},
+                   {"compiler", build_info::kCompiler}};
+  r["template"] = {{"dir", options.template_dir.string()},
+                   {"registration_target", stripped.skull_stripped ? "ch2bet.nii.gz" : "ch2.nii.gz"},
+                   {"brain_mask", "ch2bet.nii.gz > 0"}};
+  r["skull_stripped_input"] = {{"value", stripped.skull_stripped}, {"reason", stripped.reason}};
+  r["parameters"] = {
+      {"threads", options.threads},
+      {"bias_correction",
+       {{"skipped", options.skip_bias_correction}, {"shrink_to_mm", options.bias.shrink_to_mm},
+        {"iterations", options.bias.iterations}, {"convergence_threshold", options.bias.convergence_threshold},
+        {"control_points", options.bias.control_points}, {"spline_order", options.bias.spline_order},
+        {"bias_field_fwhm", options.bias.bias_field_fwhm}}},
+      {"registration",
+       {{"working_spacing_mm", reg_options.working_spacing_mm},
+        {"rigid", {{"shrink", reg_options.rigid.shrink_factors}, {"sigmas_mm", reg_options.rigid.smoothing_sigmas_mm},
+                   {"iterations", reg_options.rigid.iterations}, {"learning_rate", reg_options.rigid.learning_rate}}},
+        {"affine", {{"shrink", reg_options.affine.shrink_factors}, {"sigmas_mm", reg_options.affine.smoothing_sigmas_mm},
+                    {"iterations", reg_options.affine.iterations}, {"learning_rate", reg_options.affine.learning_rate}}},
+        {"metric", "Mattes MI"}, {"histogram_bins", reg_options.histogram_bins},
+        {"max_samples", reg_options.max_samples}, {"minimum_step", reg_options.minimum_step}, {"seed", reg_options.seed},
+        {"head_centroid_depth_mm", reg_options.head_centroid_depth_mm},
+        {"metric_mask", "ch2bet > 0 dilated by " + std::to_string(options.registration_mask_dilation_mm) + " mm"}}},
+      {"brain_extraction",
+       {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_mm", options.brain.search_dilation_mm},
+        {"lower_threshold_fraction", options.brain.lower_threshold_fraction},
+        {"upper_threshold_fraction", options.brain.upper_threshold_fraction},
+        {"opening_radius_mm", options.brain.opening_radius_mm}, {"closing_radius_mm", options.brain.closing_radius_mm}}},
+      {"normalization",
+       {{"method", "divide by the brain's reference percentile, clip"},
+        {"reference_percentile", options.normalization.reference_percentile},
+        {"clip_max", options.normalization.clip_max}}},
+      {"tissue", {{"method", "ITK ScalarImageKmeans, 4 classes (background, CSF, GM, WM)"},
+                  {"seed_quantiles", options.tissue.seed_quantiles},
+                  {"smoothing_radius", options.tissue.smoothing_radius}}},
+      {"qc", {{"min_brain_volume_ml", options.min_brain_volume_ml}, {"max_brain_volume_ml", options.max_brain_volume_ml},
+              {"max_final_metric", options.max_final_metric}, {"max_affine_scale", options.max_affine_scale}}}};
+  r["registration"] = {{"attempts", registration_attempts},
+                       {"rigid_metric", registration.rigid_metric},
+                       {"final_metric", registration.final_metric},
+                       {"rigid_iterations", registration.rigid_iterations},
+                       {"affine_iterations", registration.affine_iterations},
+                       {"stop_condition", registration.stop_condition},
+                       {"affine_scales", scales}};
+  r["brain_volume_ml"] = brain_ml;
+  r["brain_median_intensity"] = extract->GetBrainMedian();
+  r["normalization_reference_intensity"] = normalized.reference_value;
+  r["tissue_volumes_ml"] = {{"csf", tissue.volumes_ml[0]}, {"gm", tissue.volumes_ml[1]}, {"wm", tissue.volumes_ml[2]}};
+  r["tissue_means"] = {{"csf", tissue.class_means[0]}, {"gm", tissue.class_means[1]}, {"wm", tissue.class_means[2]}};
+  r["model_grid"] = geometry_json(result.t1_model);
+  seconds["total"] = std::round(std::chrono::duration<double>(Clock::now() - start).count() * 1000.0) / 1000.0;
+  r["seconds"] = seconds;
+  r["qc"] = {{"passed", result.qc_passed}, {"flags", result.qc_flags}};
+  if (!loaded.warnings.empty()) r["warnings"] = loaded.warnings;
+  return result;
+}
+
+}  // namespace brainage::preprocessing

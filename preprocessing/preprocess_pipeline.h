@@ -1,0 +1,105 @@
+#pragma once
+// The whole preprocessing of one scan, as a library call:
+//   load + validate -> canonical orientation (RAS voxel axes, geometry kept)
+//   -> N4 bias correction (fitted shrunk, applied at full resolution)
+//   -> moments-initialised rigid then affine Mattes-MI registration to Colin27 (ch2)
+//   -> brain extraction (ch2bet prior carried to native space, refined on the scan)
+//   -> resampling into the model grid + robust intensity normalisation inside the brain
+//   -> GM/WM/CSF classification in the model grid -> QC.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "preprocessing/bias_correction.h"
+#include "preprocessing/brain_extraction_filter.h"
+#include "preprocessing/image_types.h"
+#include "preprocessing/intensity_normalization.h"
+#include "preprocessing/model_grid.h"
+#include "preprocessing/qc_image.h"
+#include "preprocessing/scan_plausibility.h"
+#include "preprocessing/skull_strip_detection.h"
+#include "preprocessing/template_registration.h"
+#include "preprocessing/tissue_classification.h"
+
+namespace brainage::preprocessing {
+
+struct BrainExtractionOptions {
+  /** See BrainExtractionImageFilter. Default = 6.0. */
+  double core_erosion_mm{6.0};
+  /** Default = 3.0. */
+  double search_dilation_mm{3.0};
+  /** Default = 0.30 (about the CSF level: partial-volume CSF stays in, skull and background go). */
+  double lower_threshold_fraction{0.30};
+  /** Default = 1.8. */
+  double upper_threshold_fraction{1.8};
+  /** Default = 0 (off: at 2 mm an opening erases the cortical ribbon). */
+  double opening_radius_mm{0.0};
+  /** Default = 2.0. */
+  double closing_radius_mm{2.0};
+};
+
+struct PreprocessOptions {
+  /** Folder holding ch2.nii.gz and ch2bet.nii.gz (Debian mricron-data). Default = /usr/share/mricron/templates. */
+  std::filesystem::path template_dir = "/usr/share/mricron/templates";
+  /** Treat the input as already skull-stripped (no stripping). Default = false. */
+  bool assume_skull_stripped = false;
+  /** Detect skull-stripped inputs automatically (see skull_strip_detection.h). Default = true. */
+  bool detect_skull_stripped = true;
+  /** ITK threads for every step (0 = ITK's default, all cores). Default = 0. */
+  int threads = 0;
+  /** Skip N4 (inputs already bias-corrected). Default = false. */
+  bool skip_bias_correction = false;
+  /** The registration metric samples the template brain dilated by this (mm), so the face,
+      neck and field-of-view edges do not drive it; < 0 = the whole template. Default = 15. */
+  double registration_mask_dilation_mm = 15.0;
+  BiasCorrectionOptions bias{};
+  RegistrationOptions registration{};
+  BrainExtractionOptions brain{};
+  IntensityNormalizationOptions normalization{};
+  TissueClassificationOptions tissue{};
+  SkullStripDetectionOptions skull_strip_detection{};
+  PlausibilityOptions plausibility{};
+  /** Render qc.png (about 0.1 s). Default = true. */
+  bool render_qc = true;
+  /** Plausible adult brain volume (mL); outside it the result fails QC. Default = 800. */
+  double min_brain_volume_ml = 800.0;
+  /** Default = 2200. */
+  double max_brain_volume_ml = 2200.0;
+  /** A final Mattes MI above this (less negative) means the registration diverged. Default = -0.25. */
+  double max_final_metric = -0.25;
+  /** Affine scale factors outside [1/x, x] mean the registration diverged. Default = 1.5. */
+  double max_affine_scale = 1.5;
+};
+
+struct PreprocessResult {
+  ImageType::Pointer t1_model;                 // model grid, brain only, normalised (see intensity_normalization.h)
+  MaskType::Pointer brain_mask_model;          // model grid, 1 = brain
+  MaskType::Pointer tissue_model;              // model grid: 0 bg, 1 CSF, 2 GM, 3 WM
+  MaskType::Pointer brain_mask_native;         // exactly the input's grid (size, spacing, origin, direction)
+  ImageType::Pointer native_image;             // the validated input as loaded (its geometry is "native space")
+  AffineTransformType::Pointer mni_to_native;  // maps MNI (fixed) points to native (moving) points, ITK convention
+  nlohmann::json report;                       // the content of preprocess.json
+  bool qc_passed = true;                       // false when registration diverged or brain volume implausible
+  std::vector<std::string> qc_flags;           // one short line per failed check
+  // Not part of the written NIfTI set: the bias-corrected scan (canonical orientation,
+  // same physical space as native_image) and the rendered qc.png.
+  ImageType::Pointer corrected_native;
+  RGBImageType::Pointer qc_image;
+};
+
+/// Runs the pipeline on `scan`. Throws InvalidInputError for broken/unsuitable inputs (a
+/// noise image, an empty image, 2D) and never returns a mask for them; QC failures do not
+/// throw: they set qc_passed = false and qc_flags.
+PreprocessResult preprocess_scan(const std::filesystem::path& scan, const PreprocessOptions& options = {});
+
+/// Writes the files named in docs/ARCHITECTURE.md into `dir` (created if needed):
+/// brain_mask_native.nii.gz, t1_mni2mm.nii.gz, brain_mask_mni2mm.nii.gz,
+/// tissue_mni2mm.nii.gz, native_to_mni.tfm, qc.png, preprocess.json. Every file atomically.
+void write_preprocess_outputs(const PreprocessResult& result, const std::filesystem::path& dir);
+
+/// Reads native_to_mni.tfm back (MNI points -> native points). Throws InvalidInputError.
+AffineTransformType::Pointer read_mni_to_native_transform(const std::filesystem::path& tfm);
+
+}  // namespace brainage::preprocessing

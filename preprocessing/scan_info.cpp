@@ -1,0 +1,101 @@
+#include "preprocessing/scan_info.h"
+
+#include <itkMinimumMaximumImageCalculator.h>
+
+#include <algorithm>
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+namespace brainage::preprocessing {
+
+std::string orientation_code(const ImageType::DirectionType& direction) {
+  // LPS world: +x = Left, +y = Posterior, +z = Superior.
+  static const char kPositive[3] = {'L', 'P', 'S'};
+  static const char kNegative[3] = {'R', 'A', 'I'};
+  std::string code(3, '?');
+  for (unsigned axis = 0; axis < 3; ++axis) {
+    unsigned best = 0;
+    for (unsigned w = 1; w < 3; ++w)
+      if (std::abs(direction[w][axis]) > std::abs(direction[best][axis])) best = w;
+    code[axis] = direction[best][axis] >= 0 ? kPositive[best] : kNegative[best];
+  }
+  return code;
+}
+
+ScanInfo describe_scan(const LoadedScan& scan, double anisotropy_warning_ratio) {
+  ScanInfo info;
+  const auto& image = *scan.image;
+  info.path = scan.source.string();
+  info.format = scan.format;
+  info.datatype = scan.datatype;
+  info.spatial_dims = scan.spatial_dims;
+  info.volumes = scan.volumes;
+  info.warnings = scan.warnings;
+  const auto size = image.GetLargestPossibleRegion().GetSize();
+  for (unsigned i = 0; i < 3; ++i) {
+    info.size[i] = size[i];
+    info.spacing[i] = image.GetSpacing()[i];
+    info.origin[i] = image.GetOrigin()[i];
+    info.extent_mm[i] = size[i] * info.spacing[i];
+    for (unsigned j = 0; j < 3; ++j) info.direction[i][j] = image.GetDirection()[i][j];
+  }
+  info.orientation = orientation_code(image.GetDirection());
+  auto calc = itk::MinimumMaximumImageCalculator<ImageType>::New();
+  calc->SetImage(scan.image);
+  calc->Compute();
+  info.min_intensity = calc->GetMinimum();
+  info.max_intensity = calc->GetMaximum();
+
+  const double smin = *std::min_element(info.spacing.begin(), info.spacing.end());
+  const double smax = *std::max_element(info.spacing.begin(), info.spacing.end());
+  if (smax / smin > anisotropy_warning_ratio) {
+    std::ostringstream w;
+    w << "anisotropic voxels (" << smin << " to " << smax << " mm, ratio " << std::setprecision(3) << smax / smin
+      << "): resampling to 2 mm blurs the thin axis less than the thick one";
+    info.warnings.push_back(w.str());
+  }
+  if (info.max_intensity <= info.min_intensity) info.warnings.push_back("image is constant (no contrast)");
+  return info;
+}
+
+nlohmann::json to_json(const ScanInfo& info) {
+  nlohmann::json j;
+  j["path"] = info.path;
+  j["format"] = info.format;
+  j["datatype"] = info.datatype;
+  j["size"] = info.size;
+  j["spacing_mm"] = info.spacing;
+  j["origin_mm_lps"] = info.origin;
+  j["direction_lps"] = info.direction;
+  j["orientation"] = info.orientation;
+  j["extent_mm"] = info.extent_mm;
+  j["intensity_range"] = {info.min_intensity, info.max_intensity};
+  j["spatial_dims"] = info.spatial_dims;
+  j["volumes"] = info.volumes;
+  j["warnings"] = info.warnings;
+  return j;
+}
+
+std::string to_text(const ScanInfo& info) {
+  std::ostringstream o;
+  auto triple = [&](const auto& a, const char* sep, const char* unit) {
+    std::ostringstream t;
+    t << a[0] << sep << a[1] << sep << a[2] << unit;
+    return t.str();
+  };
+  o << "file         " << info.path << "\n"
+    << "format       " << info.format << "\n"
+    << "datatype     " << info.datatype << "\n"
+    << "size         " << triple(info.size, "x", " voxels") << "\n"
+    << "spacing      " << triple(info.spacing, " x ", " mm") << "\n"
+    << "origin       " << triple(info.origin, ", ", " mm (LPS)") << "\n"
+    << "orientation  " << info.orientation << "\n"
+    << "extent       " << triple(info.extent_mm, " x ", " mm") << "\n"
+    << "intensities  " << info.min_intensity << " .. " << info.max_intensity << "\n";
+  if (info.volumes > 1) o << "volumes      " << info.volumes << "\n";
+  for (const auto& w : info.warnings) o << "warning      " << w << "\n";
+  return o.str();
+}
+
+}  // namespace brainage::preprocessing

@@ -1,0 +1,64 @@
+#include "preprocessing/scan_plausibility.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include "common/errors.h"
+
+namespace brainage::preprocessing {
+
+double neighbour_correlation(const ImageType* image) {
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  const float* v = image->GetBufferPointer();
+  const std::size_t stride[3] = {1, size[0], size[0] * size[1]};
+  double total = 0;
+  for (unsigned axis = 0; axis < 3; ++axis) {
+    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+    std::size_t n = 0;
+    for (std::size_t z = 0; z < size[2]; ++z)
+      for (std::size_t y = 0; y < size[1]; ++y)
+        for (std::size_t x = 0; x < size[0]; ++x) {
+          const std::size_t pos[3] = {x, y, z};
+          if (pos[axis] + 1 >= size[axis]) continue;
+          const std::size_t i = x + y * stride[1] + z * stride[2];
+          const double a = v[i], b = v[i + stride[axis]];
+          sa += a;
+          sb += b;
+          saa += a * a;
+          sbb += b * b;
+          sab += a * b;
+          ++n;
+        }
+    if (n == 0) continue;
+    const double dn = static_cast<double>(n);
+    const double cov = sab / dn - (sa / dn) * (sb / dn);
+    const double va = saa / dn - (sa / dn) * (sa / dn), vb = sbb / dn - (sb / dn) * (sb / dn);
+    total += (va > 0 && vb > 0) ? cov / std::sqrt(va * vb) : 0.0;
+  }
+  return total / 3.0;
+}
+
+void check_scan_plausible(const ImageType* image, const std::filesystem::path& path, const PlausibilityOptions& options) {
+  const float* v = image->GetBufferPointer();
+  const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
+  float lo = v[0], hi = v[0];
+  for (std::size_t i = 1; i < n; ++i) {
+    lo = std::min(lo, v[i]);
+    hi = std::max(hi, v[i]);
+  }
+  char msg[256];
+  if (hi == lo) {
+    std::snprintf(msg, sizeof msg, ": image is constant (every voxel = %g); a T1-weighted head scan is required",
+                  static_cast<double>(lo));
+    throw InvalidInputError(path.string() + msg);
+  }
+  const double r = neighbour_correlation(image);
+  if (!(r >= options.min_neighbour_correlation)) {
+    std::snprintf(msg, sizeof msg,
+                  ": image looks like noise (neighbouring-voxel correlation %.2f < %.2f); a T1-weighted head scan is required",
+                  r, options.min_neighbour_correlation);
+    throw InvalidInputError(path.string() + msg);
+  }
+}
+
+}  // namespace brainage::preprocessing

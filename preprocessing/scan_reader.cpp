@@ -1,0 +1,154 @@
+#include "preprocessing/scan_reader.h"
+
+#include <itkGDCMImageIO.h>
+#include <itkGDCMSeriesFileNames.h>
+#include <itkImageFileReader.h>
+#include <itkImageRegionConstIterator.h>
+#include <itkImageSeriesReader.h>
+
+#include <cmath>
+#include <sstream>
+
+#include "common/errors.h"
+#include "preprocessing/itk_error_text.h"
+
+namespace brainage::preprocessing {
+namespace {
+
+constexpr std::int64_t kBytesPerVoxelEstimate = 32;
+
+[[noreturn]] void fail(const std::filesystem::path& path, const std::string& rule) {
+  throw InvalidInputError(path.string() + ": " + rule);
+}
+
+LoadedScan read_dicom_folder(const std::filesystem::path& dir) {
+  LoadedScan scan;
+  auto names = itk::GDCMSeriesFileNames::New();
+  names->SetUseSeriesDetails(true);
+  names->SetDirectory(dir.string());
+  const auto& series = names->GetSeriesUIDs();
+  if (series.empty()) fail(dir, "folder holds no DICOM series (a scan is a .nii/.nii.gz file or a DICOM folder)");
+  if (series.size() > 1)
+    fail(dir, "folder holds " + std::to_string(series.size()) + " DICOM series; point to a folder with exactly one");
+  const auto files = names->GetFileNames(series.front());
+  auto reader = itk::ImageSeriesReader<ImageType>::New();
+  auto io = itk::GDCMImageIO::New();
+  reader->SetImageIO(io);
+  reader->SetFileNames(files);
+  try {
+    reader->Update();
+  } catch (const itk::ExceptionObject& e) {
+    fail(dir, "DICOM series cannot be read (" + itk_error_text(e.GetDescription()) + ")");
+  }
+  scan.image = reader->GetOutput();
+  scan.format = "DICOM series (" + std::to_string(files.size()) + " files)";
+  scan.datatype = io->GetComponentTypeAsString(io->GetComponentType());
+  scan.spatial_dims = files.size() > 1 ? 3 : 2;
+  return scan;
+}
+
+LoadedScan read_nifti(const std::filesystem::path& path, const ScanValidationOptions& options) {
+  const NiftiHeader header = read_nifti_header(path, options.header);
+  LoadedScan scan;
+  scan.format = header.version == 1 ? "NIfTI-1" : "NIfTI-2";
+  scan.datatype = header.datatype_name();
+  if (header.scl_slope != 0 && std::isfinite(header.scl_slope) &&
+      (header.scl_slope != 1 || header.scl_inter != 0)) {
+    std::ostringstream s;
+    s << " (scl_slope " << header.scl_slope << ", scl_inter " << header.scl_inter << ")";
+    scan.datatype += s.str();
+  }
+  scan.spatial_dims = header.spatial_dims();
+  const std::int64_t volume_voxels = header.dim[0] * header.dim[1] * header.dim[2];
+  const std::int64_t needed_mib = volume_voxels * kBytesPerVoxelEstimate / (1 << 20);
+  if (options.memory_budget_mib > 0 && needed_mib > options.memory_budget_mib)
+    fail(path, "processing this " + std::to_string(header.dim[0]) + "x" + std::to_string(header.dim[1]) + "x" +
+                   std::to_string(header.dim[2]) + " volume needs about " + std::to_string(needed_mib) +
+                   " MiB, over the memory budget of " + std::to_string(options.memory_budget_mib) +
+                   " MiB (raise --memory-budget or downsample the scan)");
+  if (options.reject_non_finite && header.non_finite_voxels > 0)
+    fail(path, std::to_string(header.non_finite_voxels) +
+                   " voxels are NaN or Inf; the image must hold finite intensities");
+  scan.volumes = header.volumes();
+
+  if (scan.spatial_dims == 2)
+    fail(path, "image is 2D (" + std::to_string(header.dim[0]) + "x" + std::to_string(header.dim[1]) +
+                   "); a 3D T1-weighted volume is required");
+  if (scan.volumes > 1) {
+    if (!options.allow_multivolume)
+      fail(path, "image is " + std::to_string(header.ndim) + "D with " + std::to_string(scan.volumes) +
+                     " volumes; a single 3D T1-weighted volume is required (extract one volume first)");
+    scan.warnings.push_back(std::to_string(header.ndim) + "D image with " + std::to_string(scan.volumes) +
+                            " volumes: only the first volume is used");
+  }
+  for (int i = 0; i < 3; ++i) {
+    const double s = header.pixdim[i];
+    if (!std::isfinite(s) || s <= 0) {
+      std::ostringstream msg;
+      msg << "voxel spacing along axis " << i << " is " << s << " (must be a positive finite number of mm)";
+      fail(path, msg.str());
+    }
+  }
+
+  auto reader = itk::ImageFileReader<ImageType>::New();
+  reader->SetFileName(path.string());
+  try {
+    reader->Update();
+  } catch (const itk::ExceptionObject& e) {
+    fail(path, "ITK cannot read the image (" + itk_error_text(e.GetDescription()) + ")");
+  }
+  scan.image = reader->GetOutput();
+  return scan;
+}
+
+void check_geometry(const std::filesystem::path& path, const LoadedScan& scan, const ScanValidationOptions& options) {
+  const auto& image = *scan.image;
+  const auto size = image.GetLargestPossibleRegion().GetSize();
+  for (unsigned i = 0; i < kDim; ++i) {
+    if (static_cast<std::int64_t>(size[i]) < options.min_axis_voxels) {
+      std::ostringstream msg;
+      msg << "axis " << i << " has only " << size[i] << " voxels (" << size[0] << "x" << size[1] << "x" << size[2]
+          << "); a 3D brain volume needs at least " << options.min_axis_voxels;
+      fail(path, msg.str());
+    }
+    const double s = image.GetSpacing()[i];
+    if (!std::isfinite(s) || s <= 0) {
+      std::ostringstream msg;
+      msg << "voxel spacing along axis " << i << " is " << s << " (must be a positive finite number of mm)";
+      fail(path, msg.str());
+    }
+    if (!std::isfinite(image.GetOrigin()[i])) fail(path, "origin is not finite");
+  }
+  const auto& d = image.GetDirection().GetVnlMatrix();
+  for (unsigned i = 0; i < kDim; ++i)
+    for (unsigned j = 0; j < kDim; ++j) {
+      double dot = 0;
+      for (unsigned k = 0; k < kDim; ++k) dot += d(k, i) * d(k, j);
+      if (!std::isfinite(dot) || std::abs(dot - (i == j ? 1.0 : 0.0)) > options.direction_tolerance)
+        fail(path, "direction matrix is not orthonormal (sform/qform shears or scales the axes)");
+    }
+}
+
+void check_voxels(const std::filesystem::path& path, const LoadedScan& scan, const ScanValidationOptions& options) {
+  if (!options.reject_non_finite) return;
+  std::int64_t bad = 0;
+  itk::ImageRegionConstIterator<ImageType> it(scan.image, scan.image->GetLargestPossibleRegion());
+  for (; !it.IsAtEnd(); ++it)
+    if (!std::isfinite(it.Get())) ++bad;
+  if (bad > 0) fail(path, std::to_string(bad) + " voxels are NaN or Inf; the image must hold finite intensities");
+}
+
+}  // namespace
+
+LoadedScan load_scan(const std::filesystem::path& path, const ScanValidationOptions& options) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) fail(path, "file does not exist");
+  LoadedScan scan = std::filesystem::is_directory(path, ec) ? read_dicom_folder(path) : read_nifti(path, options);
+  scan.source = path;
+  scan.image->DisconnectPipeline();
+  check_geometry(path, scan, options);
+  check_voxels(path, scan, options);
+  return scan;
+}
+
+}  // namespace brainage::preprocessing

@@ -1,0 +1,300 @@
+#include "preprocessing/template_registration.h"
+
+#include <itkImageMaskSpatialObject.h>
+#include <itkImageRegionConstIteratorWithIndex.h>
+#include <itkImageRegistrationMethodv4.h>
+#include <itkLinearInterpolateImageFunction.h>
+#include <itkMattesMutualInformationImageToImageMetricv4.h>
+#include <itkRegistrationParameterScalesFromPhysicalShift.h>
+#include <itkRegularStepGradientDescentOptimizerv4.h>
+#include <itkResampleImageFilter.h>
+#include <itkSmoothingRecursiveGaussianImageFilter.h>
+#include <itkVersorRigid3DTransform.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "common/errors.h"
+
+namespace brainage::preprocessing {
+namespace {
+
+using RigidTransformType = itk::VersorRigid3DTransform<double>;
+using Optimizer = itk::RegularStepGradientDescentOptimizerv4<double>;
+using Metric = itk::MattesMutualInformationImageToImageMetricv4<ImageType, ImageType>;
+
+/// Smooths (sigma = half the new spacing, where it is coarser) and resamples `image` to an
+/// isotropic grid of `spacing` mm covering the same extent with the same direction.
+ImageType::Pointer to_working_grid(const ImageType* image, double spacing) {
+  ImageType::ConstPointer source = image;
+  double max_in = 0;
+  for (unsigned d = 0; d < 3; ++d) max_in = std::max(max_in, image->GetSpacing()[d]);
+  ImageType::Pointer smoothed;
+  bool needs_smoothing = false;
+  for (unsigned d = 0; d < 3; ++d) needs_smoothing |= image->GetSpacing()[d] < 0.75 * spacing;
+  if (needs_smoothing) {
+    auto smooth = itk::SmoothingRecursiveGaussianImageFilter<ImageType, ImageType>::New();
+    smooth->SetInput(image);
+    itk::FixedArray<double, 3> sigmas;
+    for (unsigned d = 0; d < 3; ++d)
+      sigmas[d] = std::max(0.0, 0.5 * std::sqrt(std::max(0.0, spacing * spacing - image->GetSpacing()[d] * image->GetSpacing()[d])));
+    smooth->SetSigmaArray(sigmas);
+    smooth->Update();
+    smoothed = smooth->GetOutput();
+    source = smoothed;
+  }
+  const auto in_size = image->GetLargestPossibleRegion().GetSize();
+  ImageType::SizeType size;
+  ImageType::SpacingType out_spacing;
+  ImageType::PointType origin;
+  itk::ContinuousIndex<double, 3> start;
+  for (unsigned d = 0; d < 3; ++d) {
+    const double extent = in_size[d] * image->GetSpacing()[d];
+    size[d] = std::max<itk::SizeValueType>(1, static_cast<itk::SizeValueType>(std::floor(extent / spacing)));
+    out_spacing[d] = spacing;
+    // first output voxel centre: half a new voxel inside the old image's outer edge
+    start[d] = -0.5 + 0.5 * spacing / image->GetSpacing()[d];
+  }
+  image->TransformContinuousIndexToPhysicalPoint(start, origin);
+  auto resample = itk::ResampleImageFilter<ImageType, ImageType>::New();
+  resample->SetInput(source);
+  resample->SetSize(size);
+  resample->SetOutputSpacing(out_spacing);
+  resample->SetOutputOrigin(origin);
+  resample->SetOutputDirection(image->GetDirection());
+  resample->SetDefaultPixelValue(0);
+  resample->Update();
+  ImageType::Pointer out = resample->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
+/// Centroid of the head: voxels above 10% of the 99th percentile, restricted to the
+/// `depth_mm` below the most superior such voxel (so a neck in the field of view does not
+/// drag the centroid down).
+ImageType::PointType head_centroid(const ImageType* image, double depth_mm) {
+  std::vector<float> values;
+  values.reserve(image->GetLargestPossibleRegion().GetNumberOfPixels());
+  itk::ImageRegionConstIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion());
+  for (; !it.IsAtEnd(); ++it) values.push_back(it.Get());
+  const std::size_t k = static_cast<std::size_t>(0.99 * static_cast<double>(values.size() - 1));
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+  const double threshold = 0.1 * values[k];
+  double top = -1e30;
+  ImageType::PointType p;
+  for (it.GoToBegin(); !it.IsAtEnd(); ++it)
+    if (it.Get() > threshold) {
+      image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+      top = std::max(top, p[2]);  // LPS: +z is superior
+    }
+  double sum[3] = {0, 0, 0};
+  double weight = 0;
+  for (it.GoToBegin(); !it.IsAtEnd(); ++it)
+    if (it.Get() > threshold) {
+      image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+      if (p[2] < top - depth_mm) continue;
+      for (unsigned d = 0; d < 3; ++d) sum[d] += p[d];
+      weight += 1;
+    }
+  ImageType::PointType c;
+  if (weight == 0) {
+    // no foreground: the geometric centre
+    itk::ContinuousIndex<double, 3> mid;
+    for (unsigned d = 0; d < 3; ++d) mid[d] = 0.5 * (image->GetLargestPossibleRegion().GetSize()[d] - 1);
+    image->TransformContinuousIndexToPhysicalPoint(mid, c);
+    return c;
+  }
+  for (unsigned d = 0; d < 3; ++d) c[d] = sum[d] / weight;
+  return c;
+}
+
+/// Sets each pyramid level's iteration budget and counts the iterations run.
+template <typename TRegistration>
+class LevelObserver : public itk::Command {
+ public:
+  using Self = LevelObserver;
+  using Pointer = itk::SmartPointer<Self>;
+  itkNewMacro(Self);
+  TRegistration* reg{nullptr};
+  Optimizer* opt{nullptr};
+  std::vector<unsigned> iterations;
+  unsigned total{0};
+  void Execute(itk::Object* caller, const itk::EventObject& event) override {
+    Execute(static_cast<const itk::Object*>(caller), event);
+  }
+  void Execute(const itk::Object*, const itk::EventObject& event) override {
+    if (!itk::MultiResolutionIterationEvent().CheckEvent(&event)) return;
+    const auto level = reg->GetCurrentLevel();
+    if (level > 0) total += static_cast<unsigned>(opt->GetCurrentIteration());
+    if (level < iterations.size()) opt->SetNumberOfIterations(iterations[level]);
+  }
+};
+
+template <typename TTransform>
+struct StageOutcome {
+  double metric{0};
+  unsigned iterations{0};
+  std::string stop;
+};
+
+template <typename TTransform>
+StageOutcome<TTransform> run_stage(const ImageType* fixed, const ImageType* moving, TTransform* transform,
+                                   const RegistrationStageOptions& stage, const RegistrationOptions& options,
+                                   const MaskType* fixed_mask) {
+  using Registration = itk::ImageRegistrationMethodv4<ImageType, ImageType, TTransform>;
+  auto metric = Metric::New();
+  metric->SetNumberOfHistogramBins(options.histogram_bins);
+  metric->SetUseMovingImageGradientFilter(false);
+  metric->SetUseFixedImageGradientFilter(false);
+  if (fixed_mask != nullptr) {
+    auto spatial = itk::ImageMaskSpatialObject<3>::New();
+    spatial->SetImage(fixed_mask);
+    spatial->Update();
+    metric->SetFixedImageMask(spatial);
+  }
+  if (options.threads > 0)
+    metric->SetMaximumNumberOfWorkUnits(static_cast<itk::ThreadIdType>(options.threads));
+
+  auto scales = itk::RegistrationParameterScalesFromPhysicalShift<Metric>::New();
+  scales->SetMetric(metric);
+
+  auto optimizer = Optimizer::New();
+  optimizer->SetLearningRate(stage.learning_rate);
+  optimizer->SetMinimumStepLength(options.minimum_step);
+  optimizer->SetRelaxationFactor(0.6);
+  optimizer->SetGradientMagnitudeTolerance(1e-6);
+  optimizer->SetScalesEstimator(scales);
+  optimizer->SetDoEstimateLearningRateOnce(false);
+  optimizer->SetDoEstimateLearningRateAtEachIteration(false);
+  optimizer->SetNumberOfIterations(stage.iterations.empty() ? 100 : stage.iterations.front());
+  optimizer->SetReturnBestParametersAndValue(true);
+  // The optimiser hands its work-unit count on to the metric when it starts.
+  if (options.threads > 0) optimizer->SetNumberOfWorkUnits(static_cast<itk::ThreadIdType>(options.threads));
+
+  auto registration = Registration::New();
+  registration->SetFixedImage(fixed);
+  registration->SetMovingImage(moving);
+  registration->SetMetric(metric);
+  registration->SetOptimizer(optimizer);
+  registration->SetInitialTransform(transform);
+  registration->InPlaceOn();
+  const auto levels = static_cast<unsigned>(stage.shrink_factors.size());
+  registration->SetNumberOfLevels(levels);
+  typename Registration::ShrinkFactorsArrayType shrink(levels);
+  typename Registration::SmoothingSigmasArrayType sigmas(levels);
+  for (unsigned l = 0; l < levels; ++l) {
+    shrink[l] = stage.shrink_factors[l];
+    sigmas[l] = l < stage.smoothing_sigmas_mm.size() ? stage.smoothing_sigmas_mm[l] : 0.0;
+  }
+  registration->SetShrinkFactorsPerLevel(shrink);
+  registration->SetSmoothingSigmasPerLevel(sigmas);
+  registration->SetSmoothingSigmasAreSpecifiedInPhysicalUnits(true);
+  registration->SetMetricSamplingStrategy(Registration::MetricSamplingStrategyEnum::RANDOM);
+  // Per level: enough random samples for a stable MI (max_samples), never more than all voxels.
+  typename Registration::MetricSamplingPercentageArrayType percentages(levels);
+  for (unsigned l = 0; l < levels; ++l) {
+    double voxels = 1;
+    for (unsigned d = 0; d < 3; ++d)
+      voxels *= std::max(1.0, std::floor(fixed->GetLargestPossibleRegion().GetSize()[d] / double(shrink[l])));
+    percentages[l] = std::clamp(options.max_samples / voxels, 0.001, 1.0);
+  }
+  registration->SetMetricSamplingPercentagePerLevel(percentages);
+  registration->MetricSamplingReinitializeSeed(options.seed);
+  if (options.threads > 0)
+    registration->SetNumberOfWorkUnits(static_cast<itk::ThreadIdType>(options.threads));
+
+  // Per-level iteration counts.
+  auto observer = LevelObserver<Registration>::New();
+  observer->reg = registration;
+  observer->opt = optimizer;
+  observer->iterations = stage.iterations;
+  registration->AddObserver(itk::MultiResolutionIterationEvent(), observer);
+
+  try {
+    registration->Update();
+  } catch (const itk::ExceptionObject& e) {
+    std::string what = e.GetDescription();
+    const auto nl = what.find('\n');
+    if (nl != std::string::npos) what = what.substr(0, nl);
+    throw ProcessingError("registration to the template failed (" + what + ")");
+  }
+  StageOutcome<TTransform> outcome;
+  outcome.metric = optimizer->GetValue();
+  outcome.iterations = observer->total + optimizer->GetCurrentIteration();
+  outcome.stop = optimizer->GetStopConditionDescription();
+  transform->SetParameters(registration->GetModifiableTransform()->GetParameters());
+  return outcome;
+}
+
+}  // namespace
+
+RegistrationResult register_to_template(const ImageType* fixed, const ImageType* moving,
+                                        const RegistrationOptions& options, const MaskType* fixed_mask) {
+  const auto fixed_work = to_working_grid(fixed, options.working_spacing_mm);
+  const auto moving_work = to_working_grid(moving, options.working_spacing_mm);
+  MaskType::Pointer mask_work;
+  if (fixed_mask != nullptr) {
+    auto resample = itk::ResampleImageFilter<MaskType, MaskType>::New();
+    resample->SetInput(fixed_mask);
+    resample->SetUseReferenceImage(true);
+    resample->SetReferenceImage(fixed_work);
+    resample->Update();
+    mask_work = resample->GetOutput();
+  }
+
+  // Rigid, initialised by the head centroids (translation only: principal axes of a head
+  // with or without neck are not reliable rotations).
+  auto rigid = RigidTransformType::New();
+  ImageType::PointType fixed_center, moving_center;
+  if (options.moments_initialisation) {
+    fixed_center = head_centroid(fixed_work, options.head_centroid_depth_mm);
+    moving_center = head_centroid(moving_work, options.head_centroid_depth_mm);
+  } else {
+    for (const auto& [img, c] : {std::pair{fixed_work.GetPointer(), &fixed_center}, std::pair{moving_work.GetPointer(), &moving_center}}) {
+      itk::ContinuousIndex<double, 3> mid;
+      for (unsigned d = 0; d < 3; ++d) mid[d] = 0.5 * (img->GetLargestPossibleRegion().GetSize()[d] - 1);
+      img->TransformContinuousIndexToPhysicalPoint(mid, *c);
+    }
+  }
+  rigid->SetCenter(fixed_center);
+  RigidTransformType::OutputVectorType translation;
+  for (unsigned d = 0; d < 3; ++d) translation[d] = moving_center[d] - fixed_center[d];
+  rigid->SetTranslation(translation);
+
+  const auto rigid_outcome = run_stage(fixed_work.GetPointer(), moving_work.GetPointer(), rigid.GetPointer(),
+                                       options.rigid, options, mask_work.GetPointer());
+
+  auto affine = AffineTransformType::New();
+  affine->SetCenter(rigid->GetCenter());
+  affine->SetMatrix(rigid->GetMatrix());
+  affine->SetTranslation(rigid->GetTranslation());
+  const auto affine_outcome = run_stage(fixed_work.GetPointer(), moving_work.GetPointer(), affine.GetPointer(),
+                                        options.affine, options, mask_work.GetPointer());
+
+  RegistrationResult result;
+  result.mni_to_native = affine;
+  result.rigid_metric = rigid_outcome.metric;
+  result.final_metric = affine_outcome.metric;
+  result.rigid_iterations = rigid_outcome.iterations;
+  result.affine_iterations = affine_outcome.iterations;
+  result.stop_condition = affine_outcome.stop;
+  return result;
+}
+
+double mean_displacement_mm(const AffineTransformType* a, const AffineTransformType* b, const MaskType* mask) {
+  double sum = 0;
+  std::size_t n = 0;
+  itk::ImageRegionConstIteratorWithIndex<MaskType> it(mask, mask->GetLargestPossibleRegion());
+  MaskType::PointType p;
+  for (; !it.IsAtEnd(); ++it) {
+    if (!it.Get()) continue;
+    mask->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+    sum += (a->TransformPoint(p) - b->TransformPoint(p)).GetNorm();
+    ++n;
+  }
+  if (n == 0) throw ProcessingError("mean_displacement_mm: the mask is empty");
+  return sum / static_cast<double>(n);
+}
+
+}  // namespace brainage::preprocessing

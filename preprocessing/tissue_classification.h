@@ -1,0 +1,31 @@
+#pragma once
+// GM / WM / CSF inside the brain: ITK's ScalarImageKmeansImageFilter with four classes
+// (background, CSF, GM, WM) initialised at fixed quantiles of the brain intensities
+// (deterministic), run on the brain voxels only, followed by one pass of neighbourhood
+// majority smoothing. Labels: 0 background, 1 CSF, 2 GM, 3 WM.
+#include <array>
+
+#include "preprocessing/image_types.h"
+
+namespace brainage::preprocessing {
+
+enum TissueLabel : unsigned char { kBackground = 0, kCSF = 1, kGM = 2, kWM = 3 };
+
+struct TissueClassificationOptions {
+  /** Brain-intensity quantiles that seed the CSF, GM, WM means. Default = {0.05, 0.45, 0.85}. */
+  std::array<double, 3> seed_quantiles{0.05, 0.45, 0.85};
+  /** Radius (voxels) of the majority-vote smoothing; 0 = none. Default = 1. */
+  unsigned smoothing_radius{1};
+};
+
+struct TissueClassificationResult {
+  MaskType::Pointer labels;            // same grid as the input
+  std::array<double, 3> class_means{}; // CSF, GM, WM intensity means
+  std::array<double, 3> volumes_ml{};  // CSF, GM, WM
+};
+
+/// Throws ProcessingError when the mask holds fewer than 100 voxels.
+TissueClassificationResult classify_tissue(const ImageType* image, const MaskType* brain_mask,
+                                           const TissueClassificationOptions& options = {});
+
+}  // namespace brainage::preprocessing

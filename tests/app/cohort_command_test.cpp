@@ -1,0 +1,174 @@
+// `brainage evaluate` and `brainage merge` as a user runs them: exit codes, shard merge
+// through the CLI, and the real path (preprocessing + LibTorch model) on IXI scans.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "app/cohort/cohort_evaluation.h"
+#include "app/cohort/csv.h"
+#include "app/evaluate_command.h"
+#include "model/checkpoint.h"
+#include "tests/app/cohort/cohort_fixture.h"
+#include "tests/cli_runner.h"
+#include "tests/test_data.h"
+
+namespace fs = std::filesystem;
+using namespace brainage::testing;
+using namespace brainage::cohort;
+
+namespace {
+
+/// A real (untrained, seeded) ERMoE-ba checkpoint on the model grid, with bias-correction
+/// parameters as training stores them.
+fs::path make_checkpoint(const fs::path& dir) {
+  torch::manual_seed(7);
+  brainage::model::ModelOptions o;
+  o.dim = 32;
+  o.depth = 1;
+  o.heads = 2;
+  o.num_experts = 4;
+  o.expert_rank = 4;
+  o.expert_hidden = 16;
+  o.ffn_hidden = 32;
+  brainage::model::BrainAgeModel model(o);
+  brainage::model::CheckpointInfo info;
+  info.model = o;
+  info.bias_correction.slope = 0.8;
+  info.bias_correction.intercept = 9.0;
+  info.bias_correction.n = 30;
+  brainage::model::save_checkpoint(dir / "ckpt", model, info);
+  return dir / "ckpt.json";
+}
+}  // namespace
+
+TEST(EvaluateCommand, UsageAndFatalErrorsHaveTheirExitCodes) {
+  const auto dir = scratch_dir("cohort-cmd-usage");
+  write_scan_with_mean(dir / "a.nii", 30);
+  write_text(dir / "c.csv", "subject_id,path,age\nA,a.nii,30\n");
+  const std::string base = "evaluate --cohort " + (dir / "c.csv").string() + " -o " + (dir / "out").string();
+  EXPECT_EQ(run_brainage(base + " --shard 3/3").code, 2);
+  EXPECT_EQ(run_brainage(base + " --jobs 0").code, 2);
+  EXPECT_EQ(run_brainage(base + " --calibration x.csv --fit-calibration-on-cohort").code, 2);
+  const auto missing = run_brainage("evaluate --cohort " + (dir / "nope.csv").string() + " -o " + (dir / "out").string());
+  EXPECT_EQ(missing.code, 3) << missing.out;
+  EXPECT_NE(missing.out.find("nope.csv"), std::string::npos);
+  const auto no_model = run_brainage(base + " --model " + (dir / "absent.pt").string());
+  EXPECT_EQ(no_model.code, 6) << no_model.out;
+  EXPECT_EQ(run_brainage("merge --help").code, 0);
+}
+
+TEST(MergeCommand, ShardFoldersMergeToTheSingleRun) {
+  const auto dir = scratch_dir("cohort-cmd-merge");
+  std::string csv = "subject_id,path,age\n";
+  for (int i = 0; i < 8; ++i) {
+    write_scan_with_mean(dir / ("s" + std::to_string(i) + ".nii"), static_cast<float>(30 + 3 * i + (i % 3)));
+    csv += "id" + std::to_string(i) + ",s" + std::to_string(i) + ".nii," + std::to_string(28 + 3 * i) + "\n";
+  }
+  csv += "broken,missing.nii,50\n";
+  write_text(dir / "c.csv", csv);
+  std::ostringstream sink;
+  auto settings = [&](const fs::path& out, ShardSpec shard) {
+    EvaluateSettings s;
+    s.cohort = dir / "c.csv";
+    s.out_dir = out;
+    s.shard = shard;
+    s.show_progress = false;
+    s.log = &sink;
+    s.outputs.plots = false;
+    return s;
+  };
+  evaluate_cohort(settings(dir / "single", {}), mean_processor());
+  evaluate_cohort(settings(dir / "a", {0, 2}), mean_processor());
+  evaluate_cohort(settings(dir / "b", {1, 2}), mean_processor());
+  const auto r = run_brainage("merge " + (dir / "a").string() + " " + (dir / "b").string() + " -o " +
+                     (dir / "merged").string() + " --no-plots");
+  EXPECT_EQ(r.code, 7) << r.out;  // the missing scan is a failure
+  EXPECT_EQ(read_text(dir / "merged/predictions.csv"), read_text(dir / "single/predictions.csv"));
+  EXPECT_EQ(read_text(dir / "merged/metrics.json"), read_text(dir / "single/metrics.json"));
+  const auto partial = run_brainage("merge " + (dir / "a").string() + " -o " + (dir / "partial").string());
+  EXPECT_EQ(partial.code, 3) << partial.out;
+  EXPECT_NE(partial.out.find("1/2"), std::string::npos) << partial.out;
+}
+
+// The real path: preprocessing (N4, registration, brain extraction) + the LibTorch model,
+// on three IXI-HH scans plus a broken row, two jobs; then a rerun is served from the journal.
+TEST(EvaluateCommand, RealPipelineOnIxiScans) {
+  const fs::path ixi = shared_data_dir() / "ixi-hh-2mm";
+  BRAINAGE_REQUIRE_PATH(ixi / "participants.csv");
+  const auto dir = scratch_dir("cohort-cmd-real");
+  const CsvTable all = read_delimited_file(ixi / "participants.csv");
+  std::string csv = "subject_id,path,age,sex,site\n";
+  for (int i = 0; i < 3; ++i) {
+    const auto& row = all.rows[static_cast<std::size_t>(i) * 37];
+    csv += row[0] + "," + (ixi / row[4]).string() + "," + row[1] + "," + row[2] + "," + row[3] + "\n";
+  }
+  csv += "not-a-scan," + (dir / "c.csv").string() + ",40,F,HH\n";
+  write_text(dir / "c.csv", csv);
+  const fs::path model = make_checkpoint(dir);
+
+  const std::string cmd = "evaluate --cohort " + (dir / "c.csv").string() + " -o " + (dir / "out").string() +
+                          " --model " + model.string() + " --jobs 2 --no-progress";
+  const auto first = run_brainage(cmd);
+  ASSERT_EQ(first.code, 7) << first.out;
+  const CsvTable t = read_delimited_file(dir / "out/predictions.csv");
+  ASSERT_EQ(t.rows.size(), 4u);
+  const int pred = column_index(t.header, "predicted_age"), corr = column_index(t.header, "corrected_predicted_age");
+  const int err = column_index(t.header, "error");
+  for (int i = 0; i < 3; ++i) {
+    const auto& row = t.rows[static_cast<std::size_t>(i)];
+    ASSERT_TRUE(row[static_cast<std::size_t>(err)].empty()) << row[0] << ": " << row[static_cast<std::size_t>(err)];
+    const double p = std::stod(row[static_cast<std::size_t>(pred)]);
+    EXPECT_TRUE(std::isfinite(p));
+    // corrected = (p - 9) / 0.8 from the checkpoint, to the 3 printed decimals
+    EXPECT_NEAR(std::stod(row[static_cast<std::size_t>(corr)]), (p - 9.0) / 0.8, 2e-3);
+  }
+  EXPECT_NE(t.rows[3][static_cast<std::size_t>(err)].find("InvalidInputError"), std::string::npos);
+  const auto metrics = nlohmann::json::parse(read_text(dir / "out/metrics.json"));
+  EXPECT_EQ(metrics["uncorrected"]["n"], 3);
+  EXPECT_NE(metrics["bias_correction"]["source"].get<std::string>().find("model checkpoint"), std::string::npos);
+  EXPECT_FALSE(metrics["bias_correction"]["fitted_on_evaluated_cohort"].get<bool>());
+  const auto run_info = nlohmann::json::parse(read_text(dir / "out/run.json"));
+  EXPECT_EQ(run_info["threads_per_subject"].get<int>(),
+            std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2))
+      << "threads per job = cores / jobs";
+
+  // A rerun is served from the journal and rewrites the same outputs.
+  const std::string before = read_text(dir / "out/predictions.csv");
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto again = run_brainage(cmd);
+  EXPECT_EQ(again.code, 7);
+  const double rerun_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(again.out.find("0 processed, 4 from the journal"), std::string::npos) << again.out;
+  EXPECT_LT(rerun_s, 30.0);
+  EXPECT_EQ(read_text(dir / "out/predictions.csv"), before);
+  // The preprocessing cache: a fresh output folder sharing it runs no pipeline again.
+  const auto cached = run_brainage("evaluate --cohort " + (dir / "c.csv").string() + " -o " + (dir / "out2").string() +
+                          " --model " + model.string() + " --no-progress --cache-dir " + (dir / "out/cache").string());
+  EXPECT_EQ(cached.code, 7);
+  EXPECT_EQ(read_text(dir / "out2/predictions.csv"), before);
+  const auto cached_run = nlohmann::json::parse(read_text(dir / "out2/run.json"));
+  EXPECT_LT(cached_run["subject_seconds_total"].get<double>(), 10.0) << "cached preprocessing is not rerun";
+
+  // --maps: each subject's prediction folder (with routing) and its expert maps.
+  write_text(dir / "one.csv", "subject_id,path,age\n" + all.rows[0][0] + "," + (ixi / all.rows[0][4]).string() + "," +
+                                  all.rows[0][1] + "\n");
+  const auto maps = run_brainage("evaluate --cohort " + (dir / "one.csv").string() + " -o " + (dir / "out3").string() +
+                        " --model " + model.string() + " --no-progress --maps --cache-dir " +
+                        (dir / "out/cache").string());
+  ASSERT_EQ(maps.code, 0) << maps.out;
+  std::vector<fs::path> subject_dirs;
+  for (const auto& e : fs::directory_iterator(dir / "out3/subjects")) subject_dirs.push_back(e.path());
+  ASSERT_EQ(subject_dirs.size(), 1u);
+  const auto pj = nlohmann::json::parse(read_text(subject_dirs[0] / "prediction.json"));
+  EXPECT_TRUE(pj.contains("routing") && pj["routing"].contains("layers")) << pj.dump().substr(0, 300);
+  EXPECT_TRUE(fs::exists(subject_dirs[0] / "t1_mni2mm.nii.gz"));
+  ASSERT_TRUE(fs::is_directory(subject_dirs[0] / "maps"));
+  EXPECT_GE(std::distance(fs::directory_iterator(subject_dirs[0] / "maps"), fs::directory_iterator{}), 3);
+}

@@ -1,0 +1,94 @@
+// `brainage train` and `brainage predict` through the executable: a tiny model trained for
+// 2 epochs on model-grid volumes written with ITK (a manifest of preprocessed inputs), then
+// predict on the real Colin27 scan with -o (prediction.json in the documented format), and
+// the exit code 6 (ModelError) for a missing or corrupt checkpoint.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "preprocessing/model_grid.h"
+#include "tests/cli_runner.h"
+#include "tests/test_data.h"
+
+namespace fs = std::filesystem;
+using namespace brainage::testing;
+
+namespace {
+
+/// Writes `n` model-grid volumes (a head-like ellipsoid whose inner "ventricle" grows with
+/// age) and a manifest with relative paths; returns the manifest path.
+fs::path write_manifest(const fs::path& dir, int n) {
+  std::ofstream manifest(dir / "manifest.csv");
+  manifest << "subject_id,age,path\n";
+  for (int i = 0; i < n; ++i) {
+    const double age = 20 + 60.0 * i / (n - 1);
+    auto image = brainage::preprocessing::make_model_grid_image(0.f);
+    const auto size = image->GetLargestPossibleRegion().GetSize();
+    float* p = image->GetBufferPointer();
+    const double inner = 0.15 + 0.25 * (age - 20) / 60;
+    for (unsigned z = 0; z < size[2]; ++z)
+      for (unsigned y = 0; y < size[1]; ++y)
+        for (unsigned x = 0; x < size[0]; ++x) {
+          const double dx = (x - 40.0) / 32, dy = (y - 48.0) / 40, dz = (z - 40.0) / 32;
+          const double r = std::sqrt(dx * dx + dy * dy + dz * dz);
+          p[(z * size[1] + y) * size[0] + x] = r < inner ? 0.25f : (r < 1 ? 0.9f : 0.f);
+        }
+    const std::string name = "sub" + std::to_string(i) + "_t1_mni2mm.nii.gz";
+    brainage::preprocessing::write_image(image, dir / name);
+    manifest << "sub" << i << "," << age << "," << name << "\n";
+  }
+  return dir / "manifest.csv";
+}
+}  // namespace
+
+TEST(TrainPredict, TrainTwoEpochsThenPredictOnColin27) {
+  const fs::path ch2 = mricron_templates_dir() / "ch2.nii.gz";
+  const fs::path dir = scratch_dir("train-predict");
+  const fs::path manifest = write_manifest(dir, 10);
+  const auto train = run_brainage("train --manifest \"" + manifest.string() + "\" -o \"" + (dir / "run").string() +
+                         "\" --epochs 2 --batch-size 4 --dim 32 --depth 1 --heads 2 --experts 4 --expert-rank 8"
+                         " --warmup-epochs 0 --threads 2 --quiet");
+  ASSERT_EQ(train.code, 0) << train.out;
+  EXPECT_TRUE(fs::exists(dir / "run" / "model.json"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "metrics.csv"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "checkpoints" / "epoch_002.json"));
+
+  BRAINAGE_REQUIRE_PATH(ch2);
+  const auto predict = run_brainage("predict \"" + ch2.string() + "\" --model \"" + (dir / "run" / "model.json").string() +
+                           "\" -o \"" + (dir / "pred").string() + "\" --json --threads 2");
+  ASSERT_EQ(predict.code, 0) << predict.out;
+  std::ifstream in(dir / "pred" / "prediction.json");
+  const auto j = nlohmann::json::parse(in);
+  EXPECT_TRUE(std::isfinite(j.at("predicted_age").get<double>()));
+  EXPECT_EQ(j.at("routing").at("token_grid"), nlohmann::json({5, 6, 5}));
+  EXPECT_EQ(j.at("routing").at("num_experts").get<int>(), 4);
+  ASSERT_EQ(j.at("routing").at("layers").size(), 1u);
+  EXPECT_EQ(j["routing"]["layers"][0].at("expert").size(), 150u);
+  EXPECT_EQ(j["routing"]["layers"][0].at("score").size(), 150u);
+  EXPECT_TRUE(fs::exists(dir / "pred" / "t1_mni2mm.nii.gz"));
+  EXPECT_EQ(j.at("model_id").get<std::string>().rfind("ermoe-ba-", 0), 0u);
+}
+
+TEST(TrainPredict, MissingOrCorruptCheckpointExitsWithModelError) {
+  const fs::path dir = scratch_dir("predict-bad-model");
+  const fs::path ch2 = mricron_templates_dir() / "ch2.nii.gz";
+  const auto missing = run_brainage("predict \"" + ch2.string() + "\" --model \"" + (dir / "absent.json").string() + "\"");
+  EXPECT_EQ(missing.code, 6) << missing.out;
+  EXPECT_NE(missing.out.find("ModelError"), std::string::npos) << missing.out;
+  std::ofstream(dir / "bad.json") << "{\"format\": \"brainage-checkpoint\", \"format_version\": 1, \"model\": ";
+  const auto corrupt = run_brainage("predict \"" + ch2.string() + "\" --model \"" + (dir / "bad.json").string() + "\"");
+  EXPECT_EQ(corrupt.code, 6) << corrupt.out;
+}
+
+TEST(TrainPredict, BadManifestIsAnInputError) {
+  const fs::path dir = scratch_dir("train-bad-manifest");
+  std::ofstream(dir / "m.csv") << "subject_id,age,path\nsubA,abc,x.nii.gz\nsubB,40,y.nii.gz\n";
+  const auto r = run_brainage("train --manifest \"" + (dir / "m.csv").string() + "\" -o \"" + (dir / "out").string() + "\"");
+  EXPECT_EQ(r.code, 3) << r.out;
+  EXPECT_NE(r.out.find("age 'abc'"), std::string::npos) << r.out;
+}

@@ -1,0 +1,69 @@
+#include "common/atomic_file.h"
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "common/errors.h"
+#include "tests/test_data.h"
+
+namespace fs = std::filesystem;
+using brainage::testing::scratch_dir;
+
+namespace {
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+size_t count_entries(const fs::path& dir) {
+  return static_cast<size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator{}));
+}
+}  // namespace
+
+TEST(AtomicFile, WritesContentAndLeavesNoTemporary) {
+  const auto dir = scratch_dir("atomic-write");
+  brainage::write_file_atomic(dir / "a.json", "{\"x\": 1}");
+  EXPECT_EQ(slurp(dir / "a.json"), "{\"x\": 1}");
+  EXPECT_EQ(count_entries(dir), 1u);
+}
+
+TEST(AtomicFile, FailingWriterKeepsOldFileAndRemovesTemporary) {
+  const auto dir = scratch_dir("atomic-fail");
+  brainage::write_file_atomic(dir / "out.csv", "old");
+  EXPECT_THROW(brainage::write_via_temp(dir / "out.csv",
+                                        [](const fs::path& tmp) {
+                                          std::ofstream(tmp) << "half";
+                                          throw std::runtime_error("killed mid-write");
+                                        }),
+               std::runtime_error);
+  EXPECT_EQ(slurp(dir / "out.csv"), "old");
+  EXPECT_EQ(count_entries(dir), 1u);
+}
+
+TEST(AtomicFile, TemporaryKeepsDoubleExtension) {
+  const auto dir = scratch_dir("atomic-ext");
+  std::string seen;
+  brainage::write_via_temp(dir / "t1.nii.gz", [&](const fs::path& tmp) {
+    seen = tmp.filename().string();
+    std::ofstream(tmp) << "x";
+  });
+  EXPECT_NE(seen.find(".nii.gz"), std::string::npos);
+  EXPECT_EQ(seen.substr(seen.size() - 7), ".nii.gz");
+}
+
+TEST(AtomicFile, UnwritableDirectoryIsAnOutputError) {
+  if (::geteuid() == 0) {
+    // root ignores permissions; use a path below a regular file instead.
+    const auto dir = scratch_dir("atomic-unwritable");
+    std::ofstream(dir / "file") << "x";
+    EXPECT_THROW(brainage::ensure_writable_directory(dir / "file" / "sub"), brainage::OutputError);
+    EXPECT_THROW(brainage::write_file_atomic(dir / "file" / "x.txt", "y"), brainage::OutputError);
+  } else {
+    EXPECT_THROW(brainage::ensure_writable_directory("/proc/brainage-cannot-exist"), brainage::OutputError);
+  }
+}

@@ -1,0 +1,155 @@
+// Checkpoints: save -> load gives identical outputs; corrupt, truncated, wrong-version
+// or mismatched checkpoints throw ModelError (never crash).
+#include "model/checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "common/errors.h"
+#include "model/sha256.h"
+#include "tests/test_data.h"
+
+namespace bm = brainage::model;
+namespace fs = std::filesystem;
+
+namespace {
+bm::ModelOptions tiny() {
+  bm::ModelOptions o;
+  o.grid = {8, 12, 16};
+  o.patch_size = 4;
+  o.dim = 16;
+  o.depth = 2;
+  o.heads = 2;
+  o.num_experts = 3;
+  o.expert_rank = 4;
+  o.expert_hidden = 8;
+  o.ffn_hidden = 16;
+  return o;
+}
+
+std::string read_all(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void write_all(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+}  // namespace
+
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(bm::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(bm::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(bm::sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+}
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    torch::manual_seed(17);
+    dir = brainage::testing::scratch_dir("checkpoint");
+    model = bm::BrainAgeModel(tiny());
+    model->eval();
+    bm::CheckpointInfo info;
+    info.preprocessing_version = "test";
+    info.bias_correction = bm::BiasCorrection::fit({20, 40, 60, 80}, {30, 42, 54, 66});
+    id = bm::save_checkpoint(dir / "ckpt", model, info);
+  }
+  fs::path dir;
+  bm::BrainAgeModel model{nullptr};
+  std::string id;
+};
+
+TEST_F(CheckpointTest, SaveLoadGivesIdenticalOutputs) {
+  auto loaded = bm::load_checkpoint(dir / "ckpt.json");
+  const auto x = torch::randn({2, 1, 8, 12, 16});
+  torch::NoGradGuard no_grad;
+  const auto a = model->forward(x, true);
+  const auto b = loaded.model->forward(x, true);
+  EXPECT_TRUE(torch::equal(a.age, b.age));
+  EXPECT_TRUE(torch::equal(a.layers[0].expert_ids, b.layers[0].expert_ids));
+  EXPECT_EQ(loaded.info.model_id, id);
+  EXPECT_EQ(id.rfind("ermoe-ba-", 0), 0u);
+  EXPECT_EQ(loaded.info.preprocessing_version, "test");
+  EXPECT_NEAR(loaded.info.bias_correction.slope, 0.6, 1e-12);
+  EXPECT_NEAR(loaded.info.bias_correction.intercept, 18.0, 1e-12);
+  EXPECT_NEAR(loaded.info.bias_correction.apply(54.0), 60.0, 1e-9);
+  // .pt and the stem name the same checkpoint.
+  EXPECT_EQ(bm::load_checkpoint(dir / "ckpt.pt").info.model_id, id);
+}
+
+TEST_F(CheckpointTest, APairRenamedTogetherStillLoads) {
+  fs::rename(dir / "ckpt.pt", dir / "brainage-default.pt");
+  fs::rename(dir / "ckpt.json", dir / "brainage-default.json");
+  EXPECT_EQ(bm::load_checkpoint(dir / "brainage-default.json").info.model_id, id);
+}
+
+TEST_F(CheckpointTest, CorruptWeightsThrowModelError) {
+  auto bytes = read_all(dir / "ckpt.pt");
+  bytes[bytes.size() / 2] ^= 0x5a;
+  write_all(dir / "ckpt.pt", bytes);
+  EXPECT_THROW(bm::load_checkpoint(dir / "ckpt"), brainage::ModelError);
+}
+
+TEST_F(CheckpointTest, TruncatedWeightsThrowModelError) {
+  const auto bytes = read_all(dir / "ckpt.pt");
+  write_all(dir / "ckpt.pt", bytes.substr(0, bytes.size() / 3));
+  try {
+    bm::load_checkpoint(dir / "ckpt");
+    FAIL() << "no error";
+  } catch (const brainage::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CheckpointTest, TruncatedOrWrongVersionJsonThrowsModelError) {
+  const auto text = read_all(dir / "ckpt.json");
+  write_all(dir / "ckpt.json", text.substr(0, text.size() / 2));
+  EXPECT_THROW(bm::load_checkpoint(dir / "ckpt"), brainage::ModelError);
+  auto j = nlohmann::json::parse(text);
+  j["format_version"] = 99;
+  write_all(dir / "ckpt.json", j.dump());
+  try {
+    bm::load_checkpoint(dir / "ckpt");
+    FAIL() << "no error";
+  } catch (const brainage::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("format_version 99"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(CheckpointTest, IllTypedMetadataFieldsThrowModelErrorNotACrash) {
+  // Fuzzer finds: a duplicate "format" key whose last value is a number, a non-object
+  // document, and model fields of the wrong JSON type. Each must be a ModelError.
+  const auto text = read_all(dir / "ckpt.json");
+  for (const std::string bad : {std::string(R"({"format":"brainage-checkpoint","format":1})"), std::string("[1,2]"),
+                                std::string(R"({"format":null,"format_version":1})"), std::string("\"x\"")}) {
+    write_all(dir / "ckpt.json", bad);
+    EXPECT_THROW(bm::read_checkpoint_info(dir / "ckpt.json"), brainage::ModelError) << bad;
+  }
+  auto j = nlohmann::json::parse(text);
+  j["model"]["dim"] = "wide";
+  j["grid"] = {1, 2};
+  write_all(dir / "ckpt.json", j.dump());
+  EXPECT_THROW(bm::load_checkpoint(dir / "ckpt"), brainage::ModelError);
+}
+
+TEST_F(CheckpointTest, WeightsThatDoNotFitTheOptionsThrowModelError) {
+  // Same file, checksum fixed up, but the JSON claims a wider model: shapes mismatch.
+  auto j = nlohmann::json::parse(read_all(dir / "ckpt.json"));
+  j["model"]["dim"] = 32;
+  j["model"]["heads"] = 2;
+  write_all(dir / "ckpt.json", j.dump());
+  EXPECT_THROW(bm::load_checkpoint(dir / "ckpt"), brainage::ModelError);
+  // Missing checkpoint, and a file that is not a checkpoint at all.
+  EXPECT_THROW(bm::load_checkpoint(dir / "absent.json"), brainage::ModelError);
+  write_all(dir / "junk.json", "{\"hello\": 1}");
+  EXPECT_THROW(bm::load_checkpoint(dir / "junk.json"), brainage::ModelError);
+}
+
+TEST_F(CheckpointTest, GarbageWeightsWithMatchingChecksumThrowModelError) {
+  write_all(dir / "ckpt.pt", "this is not a torch archive at all");
+  auto j = nlohmann::json::parse(read_all(dir / "ckpt.json"));
+  j["weights_bytes"] = static_cast<int64_t>(fs::file_size(dir / "ckpt.pt"));
+  j["weights_sha256"] = bm::sha256_file_hex(dir / "ckpt.pt");
+  write_all(dir / "ckpt.json", j.dump());
+  EXPECT_THROW(bm::load_checkpoint(dir / "ckpt"), brainage::ModelError);
+}

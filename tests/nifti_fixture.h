@@ -1,0 +1,83 @@
+#pragma once
+// Builds NIfTI-1 files byte by byte so tests can produce every kind of broken input at
+// test time (no committed binaries): wrong dims, bad spacing, truncation, NaN voxels, ...
+#include <zlib.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace brainage::testing {
+
+struct NiftiSpec {
+  std::vector<std::int16_t> dims{16, 16, 16};  // dim[1..]
+  std::vector<float> pixdim{1.f, 1.f, 1.f};    // pixdim[1..]
+  std::int16_t datatype = 16;                  // float32
+  std::int16_t bitpix = 32;
+  float scl_slope = 1.f;
+  // sform (rows of the 3x4 affine in RAS); identity by default
+  float srow[3][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 1, 0}};
+};
+
+/// 348-byte header + 4-byte extension flag + voxels (float32 or as given in `voxels`).
+inline std::string nifti_bytes(const NiftiSpec& spec, const std::string& voxels) {
+  std::string h(352, '\0');
+  auto put = [&](std::size_t off, const void* p, std::size_t n) { std::memcpy(&h[off], p, n); };
+  const std::int32_t sizeof_hdr = 348;
+  put(0, &sizeof_hdr, 4);
+  std::int16_t dim[8] = {static_cast<std::int16_t>(spec.dims.size()), 1, 1, 1, 1, 1, 1, 1};
+  for (std::size_t i = 0; i < spec.dims.size(); ++i) dim[i + 1] = spec.dims[i];
+  put(40, dim, 16);
+  put(70, &spec.datatype, 2);
+  put(72, &spec.bitpix, 2);
+  float pixdim[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  for (std::size_t i = 0; i < spec.pixdim.size(); ++i) pixdim[i + 1] = spec.pixdim[i];
+  put(76, pixdim, 32);
+  const float vox_offset = 352;
+  put(108, &vox_offset, 4);
+  put(112, &spec.scl_slope, 4);
+  const std::int16_t sform_code = 1;
+  put(254, &sform_code, 2);
+  put(280, spec.srow[0], 16);
+  put(296, spec.srow[1], 16);
+  put(312, spec.srow[2], 16);
+  put(344, "n+1\0", 4);
+  return h + voxels;
+}
+
+/// Float voxels for `spec` (all its dims), filled with a smooth blob so the image is not constant.
+inline std::string float_voxels(const NiftiSpec& spec, float fill_nan_at = -1) {
+  std::size_t n = 1;
+  for (auto d : spec.dims) n *= static_cast<std::size_t>(d > 0 ? d : 0);
+  std::vector<float> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<float>(i % 97);
+  if (fill_nan_at >= 0 && n > 0) v[static_cast<std::size_t>(fill_nan_at) % n] = std::nanf("");
+  return std::string(reinterpret_cast<const char*>(v.data()), n * sizeof(float));
+}
+
+inline void write_bytes(const std::filesystem::path& path, const std::string& bytes, bool gzip) {
+  if (gzip) {
+    gzFile f = gzopen(path.c_str(), "wb");
+    gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size()));
+    gzclose(f);
+  } else {
+    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+}
+
+/// Writes a valid float32 NIfTI described by `spec`.
+inline std::filesystem::path write_nifti(const std::filesystem::path& path, const NiftiSpec& spec = {}) {
+  write_bytes(path, nifti_bytes(spec, float_voxels(spec)), path.extension() == ".gz");
+  return path;
+}
+
+inline std::string read_file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace brainage::testing

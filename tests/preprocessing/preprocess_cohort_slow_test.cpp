@@ -1,0 +1,102 @@
+// Slow benchmark-tests (label `slow`): skull-strip Dice of the whole pipeline over the 149
+// IXI-HH scans (reference: DLMUSE labels > 0) and the MRISnapshot scan (reference:
+// BRAINMASK), with per-step seconds. Run once for docs/BENCHMARKS.md:
+//   build/tests/preprocessing/preprocessing_slow_tests
+// BRAINAGE_IXI_LIMIT=N uses the first N subjects; BRAINAGE_BENCH_OUT=DIR keeps each
+// subject's outputs in DIR/<id>; BRAINAGE_IXI_IDS=a,b,c picks subjects; the table goes to stdout.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "preprocessing/mask_metrics.h"
+#include "preprocessing/preprocess_pipeline.h"
+#include "tests/test_data.h"
+
+namespace fs = std::filesystem;
+using namespace brainage::preprocessing;
+using brainage::testing::shared_data_dir;
+
+namespace {
+
+MaskType::Pointer positive_mask(const fs::path& path) {
+  const auto image = read_image(path);
+  auto mask = MaskType::New();
+  mask->CopyInformation(image);
+  mask->SetRegions(image->GetLargestPossibleRegion());
+  mask->Allocate();
+  const float* v = image->GetBufferPointer();
+  unsigned char* m = mask->GetBufferPointer();
+  for (std::size_t i = 0; i < image->GetLargestPossibleRegion().GetNumberOfPixels(); ++i) m[i] = v[i] > 0.5f ? 1 : 0;
+  return mask;
+}
+
+std::vector<std::string> ixi_subjects() {
+  std::vector<std::string> ids;
+  std::ifstream csv(shared_data_dir() / "ixi-hh-2mm" / "participants.csv");
+  std::string line;
+  std::getline(csv, line);
+  while (std::getline(csv, line)) ids.push_back(line.substr(0, line.find(',')));
+  return ids;
+}
+
+#define BRAINAGE_REQUIRE_COHORT_RUN()                                                          \
+  do {                                                                                       \
+    if (!std::getenv("BRAINAGE_RUN_COHORT"))                                                 \
+      GTEST_SKIP() << "cohort benchmark: set BRAINAGE_RUN_COHORT=1 to run (about 50 min on 2 cores)"; \
+  } while (0)
+
+}  // namespace
+
+TEST(PreprocessCohort, IxiSkullStripDice) {
+  BRAINAGE_REQUIRE_COHORT_RUN();
+  const fs::path dir = shared_data_dir() / "ixi-hh-2mm";
+  BRAINAGE_REQUIRE_PATH(dir / "participants.csv");
+  auto ids = ixi_subjects();
+  if (const char* only = std::getenv("BRAINAGE_IXI_IDS")) {  // comma-separated subset
+    ids.clear();
+    std::stringstream list(only);
+    for (std::string id; std::getline(list, id, ',');) ids.push_back(id);
+  }
+  if (const char* limit = std::getenv("BRAINAGE_IXI_LIMIT")) ids.resize(std::min<std::size_t>(ids.size(), std::stoul(limit)));
+  ASSERT_FALSE(ids.empty());
+  std::vector<double> dices, totals;
+  int qc_failed = 0;
+  for (const auto& id : ids) {
+    const fs::path t1 = dir / "t1" / (id + "_T1.nii.gz");
+    const fs::path labels = dir / "labels" / (id + "_labels.nii.gz");
+    const auto result = preprocess_scan(t1);
+    if (const char* out = std::getenv("BRAINAGE_BENCH_OUT")) write_preprocess_outputs(result, fs::path(out) / id);
+    const double d = dice(result.brain_mask_native, positive_mask(labels));
+    dices.push_back(d);
+    totals.push_back(result.report["seconds"]["total"].get<double>());
+    qc_failed += result.qc_passed ? 0 : 1;
+    std::printf("%s dice %.4f vol %.0f mL metric %.3f %s seconds %s\n", id.c_str(), d,
+                result.report["brain_volume_ml"].get<double>(), result.report["registration"]["final_metric"].get<double>(),
+                result.qc_passed ? "qc-ok" : "QC-FAILED", result.report["seconds"].dump().c_str());
+    std::fflush(stdout);
+  }
+  const double mean = std::accumulate(dices.begin(), dices.end(), 0.0) / static_cast<double>(dices.size());
+  const double min = *std::min_element(dices.begin(), dices.end());
+  const double mean_s = std::accumulate(totals.begin(), totals.end(), 0.0) / static_cast<double>(totals.size());
+  std::printf("IXI n=%zu dice mean %.4f min %.4f; mean seconds %.2f; QC failed %d\n", dices.size(), mean, min, mean_s,
+              qc_failed);
+  EXPECT_GE(mean, 0.93);
+  EXPECT_GE(min, 0.88);
+}
+
+TEST(PreprocessCohort, MriSnapshotSkullStripDice) {
+  BRAINAGE_REQUIRE_COHORT_RUN();
+  const fs::path dir = shared_data_dir() / "skullstrip" / "mrisnapshot-scan1";
+  BRAINAGE_REQUIRE_PATH(dir / "Scan1_T1.nii.gz");
+  const auto result = preprocess_scan(dir / "Scan1_T1.nii.gz");
+  const double d = dice(result.brain_mask_native, positive_mask(dir / "Scan1_T1_BRAINMASK.nii.gz"));
+  const double d_icv = dice(result.brain_mask_native, positive_mask(dir / "Scan1_T1_ICVMASK.nii.gz"));
+  std::printf("MRISnapshot scan1 dice vs BRAINMASK %.4f, vs ICVMASK %.4f, vol %.0f mL, seconds %s\n", d, d_icv,
+              result.report["brain_volume_ml"].get<double>(), result.report["seconds"].dump().c_str());
+  EXPECT_GE(d, 0.93);
+}

@@ -1,0 +1,223 @@
+// The whole pipeline on real images: Colin27 moved by a known random rigid transform (Dice
+// vs the moved ch2bet, output geometry, transform file), a skull-stripped input (detected,
+// not stripped twice), IXI scans (Dice vs labels > 0; determinism; QC flags), and inputs
+// that must fail with a clear message instead of producing a mask.
+#include "preprocessing/preprocess_pipeline.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <random>
+
+#include "common/errors.h"
+#include "preprocessing/mask_metrics.h"
+#include "preprocessing/scan_reader.h"
+#include "tests/nifti_fixture.h"
+#include "tests/preprocessing/synthetic_images.h"
+#include "tests/test_data.h"
+
+using namespace brainage::preprocessing;
+using namespace brainage::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+MaskType::Pointer positive(const ImageType* image, float threshold = 0.5f) {
+  auto mask = MaskType::New();
+  mask->CopyInformation(image);
+  mask->SetRegions(image->GetLargestPossibleRegion());
+  mask->Allocate();
+  for (std::size_t i = 0; i < image->GetLargestPossibleRegion().GetNumberOfPixels(); ++i)
+    mask->GetBufferPointer()[i] = image->GetBufferPointer()[i] > threshold;
+  return mask;
+}
+
+/// Colin27 (or its brain) moved by a seeded random rigid transform (≤ 15°, ≤ 20 mm) into a
+/// PSR sagittal 1.5 mm grid: the scan, the reference mask on its grid, the truth.
+struct MovedColin {
+  fs::path scan;
+  MaskType::Pointer reference;
+  AffineTransformType::Pointer truth;
+};
+
+MovedColin make_moved_colin(const fs::path& dir, const std::string& source, unsigned seed) {
+  const auto templates = mricron_templates_dir();
+  const auto image = read_image(templates / source);
+  const auto brain = positive(read_image(templates / "ch2bet.nii.gz"));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> angle(-15, 15), shift(-20, 20);
+  ImageType::PointType centre;
+  centre.Fill(0);
+  MovedColin moved;
+  moved.truth = make_affine(itk::Vector<double, 3>(std::array<double, 3>{angle(rng), angle(rng), angle(rng)}.data()),
+                            itk::Vector<double, 3>(std::array<double, 3>{shift(rng), shift(rng), shift(rng)}.data()),
+                            1.0, centre);
+  ImageType::SizeType size{{150, 140, 120}};
+  ImageType::DirectionType psr;
+  psr.Fill(0);
+  psr(1, 0) = 1;
+  psr(2, 1) = 1;
+  psr(0, 2) = -1;
+  const auto scan = move_image<ImageType>(image, moved.truth, size, 1.5, psr);
+  moved.reference = move_image<MaskType>(brain, moved.truth, size, 1.5, psr, true);
+  moved.scan = dir / ("moved_" + source);
+  write_image(scan, moved.scan);
+  return moved;
+}
+
+void expect_rejected(const fs::path& scan, const std::string& rule) {
+  try {
+    preprocess_scan(scan);
+    ADD_FAILURE() << scan << " produced a result; expected InvalidInputError containing '" << rule << "'";
+  } catch (const brainage::InvalidInputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(scan.string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find(rule), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+
+class ColinPipeline : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fs::exists(mricron_templates_dir() / "ch2.nii.gz")) return;
+    dir_ = new fs::path(scratch_dir("pipeline-colin"));
+    moved_ = new MovedColin(make_moved_colin(*dir_, "ch2.nii.gz", 7));
+    result_ = new PreprocessResult(preprocess_scan(moved_->scan));
+    write_preprocess_outputs(*result_, *dir_ / "out");
+  }
+  static void TearDownTestSuite() {
+    delete result_;
+    delete moved_;
+    delete dir_;
+  }
+  void SetUp() override { BRAINAGE_REQUIRE_PATH(mricron_templates_dir() / "ch2.nii.gz"); }
+  static inline fs::path* dir_ = nullptr;
+  static inline MovedColin* moved_ = nullptr;
+  static inline PreprocessResult* result_ = nullptr;
+};
+
+TEST_F(ColinPipeline, SkullStripDiceAgainstMovedCh2bet) {
+  const double d = dice(result_->brain_mask_native, moved_->reference);
+  std::printf("Colin27 moved by a random rigid transform: Dice vs ch2bet %.4f, seconds %s\n", d,
+              result_->report["seconds"].dump().c_str());
+  EXPECT_GE(d, 0.95);
+  EXPECT_TRUE(result_->qc_passed) << result_->report["qc"].dump();
+  EXPECT_FALSE(result_->report["skull_stripped_input"]["value"].get<bool>());
+}
+
+TEST_F(ColinPipeline, RegistrationRecoversTheKnownTransform) {
+  const auto brain = positive(read_image(mricron_templates_dir() / "ch2bet.nii.gz"));
+  EXPECT_LE(mean_displacement_mm(result_->mni_to_native, moved_->truth, brain), 1.0);
+}
+
+TEST_F(ColinPipeline, OutputsReopenWithExpectedGeometry) {
+  const fs::path out = *dir_ / "out";
+  for (const char* name : {"brain_mask_native.nii.gz", "t1_mni2mm.nii.gz", "brain_mask_mni2mm.nii.gz",
+                           "tissue_mni2mm.nii.gz", "native_to_mni.tfm", "qc.png", "preprocess.json"})
+    EXPECT_TRUE(fs::exists(out / name)) << name;
+  // the native mask has exactly the input's grid
+  const auto input = load_scan(moved_->scan).image;
+  const auto mask = read_mask(out / "brain_mask_native.nii.gz");
+  EXPECT_EQ(mask->GetLargestPossibleRegion(), input->GetLargestPossibleRegion());
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_NEAR(mask->GetSpacing()[i], input->GetSpacing()[i], 1e-5);
+    EXPECT_NEAR(mask->GetOrigin()[i], input->GetOrigin()[i], 1e-3);
+    for (unsigned j = 0; j < 3; ++j) EXPECT_NEAR(mask->GetDirection()(i, j), input->GetDirection()(i, j), 1e-5);
+  }
+  EXPECT_DOUBLE_EQ(dice(mask, result_->brain_mask_native), 1.0);
+  // model-grid files are on the model grid
+  for (const char* name : {"t1_mni2mm.nii.gz", "brain_mask_mni2mm.nii.gz", "tissue_mni2mm.nii.gz"})
+    EXPECT_TRUE(is_model_grid(read_image(out / name))) << name;
+  // tissue labels are 0..3 and only inside the brain; t1 is 0 outside the brain
+  const auto tissue = read_mask(out / "tissue_mni2mm.nii.gz");
+  const auto brain = read_mask(out / "brain_mask_mni2mm.nii.gz");
+  const auto t1 = read_image(out / "t1_mni2mm.nii.gz");
+  std::array<std::size_t, 4> counts{};
+  for (std::size_t i = 0; i < tissue->GetLargestPossibleRegion().GetNumberOfPixels(); ++i) {
+    const auto label = tissue->GetBufferPointer()[i];
+    ASSERT_LE(label, 3);
+    ASSERT_EQ(label > 0, brain->GetBufferPointer()[i] > 0) << i;
+    if (!brain->GetBufferPointer()[i]) ASSERT_EQ(t1->GetBufferPointer()[i], 0.f);
+    ++counts[label];
+  }
+  EXPECT_GT(counts[1], 0u);
+  EXPECT_GT(counts[2], counts[1]);  // an adult brain: more GM and WM than CSF
+  EXPECT_GT(counts[3], counts[1]);
+  // the transform file reads back as the same affine
+  const auto tfm = read_mni_to_native_transform(out / "native_to_mni.tfm");
+  EXPECT_LE(mean_displacement_mm(tfm, result_->mni_to_native, brain), 1e-6);
+  // the report
+  std::ifstream json_file(out / "preprocess.json");
+  const auto report = nlohmann::json::parse(json_file);
+  for (const char* key : {"parameters", "seconds", "versions", "brain_volume_ml", "registration", "qc"})
+    EXPECT_TRUE(report.contains(key)) << key;
+  EXPECT_TRUE(report["registration"].contains("final_metric"));
+}
+
+TEST(PreprocessPipeline, SkullStrippedInputIsDetectedAndNotStrippedAgain) {
+  BRAINAGE_REQUIRE_PATH(mricron_templates_dir() / "ch2bet.nii.gz");
+  const auto dir = scratch_dir("pipeline-stripped");
+  const auto moved = make_moved_colin(dir, "ch2bet.nii.gz", 11);
+  const auto result = preprocess_scan(moved.scan);
+  EXPECT_TRUE(result.report["skull_stripped_input"]["value"].get<bool>()) << result.report["skull_stripped_input"].dump();
+  const double d = dice(result.brain_mask_native, moved.reference);
+  std::printf("skull-stripped Colin27: Dice vs its own foreground %.4f\n", d);
+  EXPECT_GE(d, 0.97);
+}
+
+TEST(PreprocessPipeline, IxiScansDiceDeterminismAndQcFlags) {
+  const fs::path dir = shared_data_dir() / "ixi-hh-2mm";
+  BRAINAGE_REQUIRE_PATH(dir / "t1" / "IXI012-HH-1211_T1.nii.gz");
+  for (const std::string id : {"IXI012-HH-1211", "IXI014-HH-1236"}) {
+    const auto result = preprocess_scan(dir / "t1" / (id + "_T1.nii.gz"));
+    const auto reference = positive(read_image(dir / "labels" / (id + "_labels.nii.gz")));
+    const double d = dice(result.brain_mask_native, reference);
+    std::printf("%s: Dice vs labels > 0 %.4f, seconds %s\n", id.c_str(), d, result.report["seconds"].dump().c_str());
+    EXPECT_GE(d, 0.90) << id;
+    EXPECT_TRUE(result.qc_passed) << result.report["qc"].dump();
+    if (id == "IXI012-HH-1211") {
+      // same input, same output (to the last digits with several threads, see
+      // RegistrationOptions::threads); an impossible volume range is flagged, not thrown
+      PreprocessOptions strict;
+      strict.max_brain_volume_ml = 500;
+      const auto again = preprocess_scan(dir / "t1" / (id + "_T1.nii.gz"), strict);
+      const auto a = image_to_buffer(again.t1_model), b = image_to_buffer(result.t1_model);
+      double max_diff = 0;
+      for (std::size_t i = 0; i < a.size(); ++i) max_diff = std::max(max_diff, double(std::abs(a[i] - b[i])));
+      EXPECT_LE(max_diff, 0.02);  // normalised intensities (WM ~ 1)
+      EXPECT_GE(dice(again.brain_mask_native, result.brain_mask_native), 0.999);
+      EXPECT_FALSE(again.qc_passed);
+      ASSERT_FALSE(again.qc_flags.empty());
+      EXPECT_NE(again.qc_flags.front().find("brain volume"), std::string::npos) << again.qc_flags.front();
+    }
+  }
+}
+
+TEST(PreprocessPipeline, BadInputsFailWithAClearMessage) {
+  const auto dir = scratch_dir("pipeline-bad");
+  NiftiSpec spec;
+  spec.dims = {48, 48, 40};
+  spec.pixdim = {2.f, 2.f, 2.f};
+  for (int i = 0; i < 3; ++i) spec.srow[i][i] = 2.f;
+  const std::size_t n = 48 * 48 * 40;
+  std::vector<float> zeros(n, 0.f), noise(n);
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> uniform(0.f, 1000.f);
+  for (auto& v : noise) v = uniform(rng);
+  auto bytes = [](const std::vector<float>& v) {
+    return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+  };
+  write_bytes(dir / "zeros.nii.gz", nifti_bytes(spec, bytes(zeros)), true);
+  write_bytes(dir / "noise.nii.gz", nifti_bytes(spec, bytes(noise)), true);
+  NiftiSpec flat;
+  flat.dims = {64, 64};
+  write_nifti(dir / "slice2d.nii.gz", flat);
+  expect_rejected(dir / "zeros.nii.gz", "constant");
+  expect_rejected(dir / "noise.nii.gz", "noise");
+  expect_rejected(dir / "slice2d.nii.gz", "2D");
+  expect_rejected(dir / "missing.nii.gz", "does not exist");
+}

@@ -1,0 +1,100 @@
+#pragma once
+// Tiny synthetic volumes with exact answers for the preprocessing tests, and Colin27 moved by
+// a known transform (a scan whose true template->native transform is known).
+#include <itkImageRegionIteratorWithIndex.h>
+#include <itkLinearInterpolateImageFunction.h>
+#include <itkNearestNeighborInterpolateImageFunction.h>
+#include <itkResampleImageFilter.h>
+
+#include <cmath>
+
+#include "preprocessing/image_types.h"
+#include "preprocessing/template_registration.h"
+
+namespace brainage::testing {
+
+using preprocessing::AffineTransformType;
+using preprocessing::ImageType;
+using preprocessing::MaskType;
+
+/// An `n`³ image with `spacing` mm voxels, identity direction, centred on the origin, holding
+/// an ellipsoidal blob (semi-axes 12, 9, 7 voxels·spacing) with a smaller bright core placed
+/// off-centre, so that every rotation and translation changes the image.
+inline ImageType::Pointer make_blob_image(unsigned n, double spacing, const itk::Vector<double, 3>& shift_mm = {}) {
+  auto image = ImageType::New();
+  ImageType::SizeType size;
+  size.Fill(n);
+  image->SetRegions(ImageType::RegionType(size));
+  ImageType::SpacingType sp;
+  sp.Fill(spacing);
+  image->SetSpacing(sp);
+  ImageType::PointType origin;
+  origin.Fill(-0.5 * (n - 1) * spacing);
+  image->SetOrigin(origin);
+  image->Allocate();
+  itk::ImageRegionIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion());
+  for (; !it.IsAtEnd(); ++it) {
+    ImageType::PointType p;
+    image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+    const double x = p[0] - shift_mm[0], y = p[1] - shift_mm[1], z = p[2] - shift_mm[2];
+    const double r1 = std::pow(x / (12 * spacing), 2) + std::pow(y / (9 * spacing), 2) + std::pow(z / (7 * spacing), 2);
+    const double r2 = std::pow((x - 4 * spacing) / (4 * spacing), 2) + std::pow((y + 2 * spacing) / (3 * spacing), 2) +
+                      std::pow(z / (3 * spacing), 2);
+    it.Set(static_cast<float>(100.0 / (1.0 + std::exp(8 * (r1 - 1))) + 80.0 / (1.0 + std::exp(8 * (r2 - 1)))));
+  }
+  return image;
+}
+
+/// A rigid-plus-scale affine (template/fixed points -> native/moving points) about `center`.
+inline AffineTransformType::Pointer make_affine(const itk::Vector<double, 3>& degrees, const itk::Vector<double, 3>& translation,
+                                                double scale, const itk::Point<double, 3>& center) {
+  auto t = AffineTransformType::New();
+  t->SetCenter(center);
+  t->Rotate3D(itk::Vector<double, 3>(std::array<double, 3>{1, 0, 0}.data()), degrees[0] * M_PI / 180.0);
+  t->Rotate3D(itk::Vector<double, 3>(std::array<double, 3>{0, 1, 0}.data()), degrees[1] * M_PI / 180.0);
+  t->Rotate3D(itk::Vector<double, 3>(std::array<double, 3>{0, 0, 1}.data()), degrees[2] * M_PI / 180.0);
+  t->Scale(scale);
+  t->SetTranslation(translation);
+  return t;
+}
+
+/// `image` as a scan whose template->native transform is `mni_to_native`: sampled on a grid
+/// of `size` voxels of `spacing` mm with direction `direction`, centred on the transformed
+/// template centre. Masks use nearest neighbour.
+template <typename TImage>
+typename TImage::Pointer move_image(const TImage* image, const AffineTransformType* mni_to_native,
+                                    const typename TImage::SizeType& size, double spacing,
+                                    const typename TImage::DirectionType& direction, bool nearest = false) {
+  auto inverse = AffineTransformType::New();
+  mni_to_native->GetInverse(inverse);
+  itk::ContinuousIndex<double, 3> mid;
+  for (unsigned d = 0; d < 3; ++d) mid[d] = 0.5 * (image->GetLargestPossibleRegion().GetSize()[d] - 1);
+  typename TImage::PointType centre;
+  image->TransformContinuousIndexToPhysicalPoint(mid, centre);
+  const auto native_centre = mni_to_native->TransformPoint(centre);
+  typename TImage::SpacingType sp;
+  sp.Fill(spacing);
+  typename TImage::PointType origin;
+  for (unsigned r = 0; r < 3; ++r) {
+    origin[r] = native_centre[r];
+    for (unsigned c = 0; c < 3; ++c) origin[r] -= direction(r, c) * 0.5 * (size[c] - 1) * spacing;
+  }
+  auto resample = itk::ResampleImageFilter<TImage, TImage>::New();
+  resample->SetInput(image);
+  resample->SetTransform(inverse);
+  if (nearest)
+    resample->SetInterpolator(itk::NearestNeighborInterpolateImageFunction<TImage, double>::New());
+  else
+    resample->SetInterpolator(itk::LinearInterpolateImageFunction<TImage, double>::New());
+  resample->SetSize(size);
+  resample->SetOutputSpacing(sp);
+  resample->SetOutputOrigin(origin);
+  resample->SetOutputDirection(direction);
+  resample->SetDefaultPixelValue(0);
+  resample->Update();
+  typename TImage::Pointer out = resample->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
+}  // namespace brainage::testing
