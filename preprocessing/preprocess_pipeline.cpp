@@ -185,13 +185,14 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   const MaskType* metric_mask =
       options.registration_mask_dilation_mm >= 0 ? registration_mask(tmpl, options.registration_mask_dilation_mm) : nullptr;
   auto registration = register_to_template(fixed, result.corrected_native, reg_options, metric_mask);
-  // A metric above the divergence bound: retry from other starts (a shallower head centroid,
-  // then the field-of-view centres) and keep the best; QC still flags it if none converges.
+  // A metric above the divergence bound: retry with a search over start rotations (head
+  // pitch, roll, yaw), then the same from a shallower head centroid, and keep the best; QC
+  // still flags it if none converges. Scans that register at once pay nothing for this.
   int registration_attempts = 1;
   for (int attempt = 0; attempt < 2 && !(registration.final_metric <= options.max_final_metric); ++attempt) {
     RegistrationOptions retry = reg_options;
-    if (attempt == 0) retry.head_centroid_depth_mm = 0.6 * reg_options.head_centroid_depth_mm;
-    else retry.moments_initialisation = false;
+    retry.rotation_starts_deg = retry_rotation_starts_deg();
+    if (attempt == 1) retry.head_centroid_depth_mm = 0.6 * reg_options.head_centroid_depth_mm;
     auto candidate = register_to_template(fixed, result.corrected_native, retry, metric_mask);
     ++registration_attempts;
     if (candidate.final_metric < registration.final_metric) registration = candidate;
@@ -305,6 +306,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
       {"qc", {{"min_brain_volume_ml", options.min_brain_volume_ml}, {"max_brain_volume_ml", options.max_brain_volume_ml},
               {"max_final_metric", options.max_final_metric}, {"max_affine_scale", options.max_affine_scale}}}};
   r["registration"] = {{"attempts", registration_attempts},
+                       {"start_rotation_deg", registration.start_rotation_deg},
                        {"rigid_metric", registration.rigid_metric},
                        {"final_metric", registration.final_metric},
                        {"rigid_iterations", registration.rigid_iterations},

@@ -9,10 +9,12 @@
 #include <itkRegularStepGradientDescentOptimizerv4.h>
 #include <itkResampleImageFilter.h>
 #include <itkSmoothingRecursiveGaussianImageFilter.h>
+#include <itkVersor.h>
 #include <itkVersorRigid3DTransform.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "common/errors.h"
@@ -243,9 +245,8 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
     mask_work = resample->GetOutput();
   }
 
-  // Rigid, initialised by the head centroids (translation only: principal axes of a head
-  // with or without neck are not reliable rotations).
-  auto rigid = RigidTransformType::New();
+  // Rigid, initialised by the head centroids (translation: principal axes of a head with or
+  // without neck are not reliable rotations) and the best of the given start rotations.
   ImageType::PointType fixed_center, moving_center;
   if (options.moments_initialisation) {
     fixed_center = head_centroid(fixed_work, options.head_centroid_depth_mm);
@@ -257,10 +258,36 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
       img->TransformContinuousIndexToPhysicalPoint(mid, *c);
     }
   }
-  rigid->SetCenter(fixed_center);
   RigidTransformType::OutputVectorType translation;
   for (unsigned d = 0; d < 3; ++d) translation[d] = moving_center[d] - fixed_center[d];
-  rigid->SetTranslation(translation);
+  // Every start maps the fixed head centroid onto the moving one; they differ in rotation.
+  auto rigid_from = [&](const std::array<double, 3>& degrees) {
+    constexpr double kRadians = 3.14159265358979323846 / 180.0;
+    itk::Versor<double> about_x, about_y, about_z;
+    about_x.SetRotationAroundX(degrees[0] * kRadians);
+    about_y.SetRotationAroundY(degrees[1] * kRadians);
+    about_z.SetRotationAroundZ(degrees[2] * kRadians);
+    auto t = RigidTransformType::New();
+    t->SetCenter(fixed_center);
+    t->SetRotation(about_z * about_y * about_x);
+    t->SetTranslation(translation);
+    return t;
+  };
+  if (options.rotation_starts_deg.empty()) throw ProcessingError("registration: no rigid start rotation given");
+  std::array<double, 3> start = options.rotation_starts_deg.front();
+  if (options.rotation_starts_deg.size() > 1) {
+    double best = std::numeric_limits<double>::infinity();
+    for (const auto& degrees : options.rotation_starts_deg) {
+      auto candidate = rigid_from(degrees);
+      const auto outcome = run_stage(fixed_work.GetPointer(), moving_work.GetPointer(), candidate.GetPointer(),
+                                     options.start_search, options, mask_work.GetPointer());
+      if (outcome.metric < best) {
+        best = outcome.metric;
+        start = degrees;
+      }
+    }
+  }
+  auto rigid = rigid_from(start);
 
   const auto rigid_outcome = run_stage(fixed_work.GetPointer(), moving_work.GetPointer(), rigid.GetPointer(),
                                        options.rigid, options, mask_work.GetPointer());
@@ -275,11 +302,22 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
   RegistrationResult result;
   result.mni_to_native = affine;
   result.rigid_metric = rigid_outcome.metric;
+  result.start_rotation_deg = start;
   result.final_metric = affine_outcome.metric;
   result.rigid_iterations = rigid_outcome.iterations;
   result.affine_iterations = affine_outcome.iterations;
   result.stop_condition = affine_outcome.stop;
   return result;
+}
+
+std::vector<std::array<double, 3>> retry_rotation_starts_deg() {
+  std::vector<std::array<double, 3>> starts{{0, 0, 0}};
+  for (double pitch : {-40.0, -30.0, -20.0, -10.0, 10.0, 20.0, 30.0, 40.0}) starts.push_back({pitch, 0, 0});
+  for (double other : {-12.0, 12.0}) {
+    starts.push_back({0, other, 0});
+    starts.push_back({0, 0, other});
+  }
+  return starts;
 }
 
 double mean_displacement_mm(const AffineTransformType* a, const AffineTransformType* b, const MaskType* mask) {

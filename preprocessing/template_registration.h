@@ -4,6 +4,7 @@
 // the metric's random sampling so that the same input gives the same transform.
 // Convention (ITK's): the result maps points of the fixed (template/MNI) space to points
 // of the moving (native scan) space.
+#include <array>
 #include <string>
 #include <vector>
 
@@ -50,11 +51,24 @@ struct RegistrationOptions {
   bool moments_initialisation{true};
   /** Height (mm) below the top of the head used for the centroid, so a neck in the field of view does not pull it down. Default = 180. */
   double head_centroid_depth_mm{180.0};
+  /** Starting rotations (degrees about the L-R, A-P and S-I axes, applied in that order)
+      of the rigid stage. With more than one, each start runs the short `start_search`
+      stage and only the best-scoring one (lowest Mattes MI) is refined: a head tilted
+      far from the template's pose otherwise lands in a wrong local optimum.
+      Default = {{0, 0, 0}} (one start, no search). */
+  std::vector<std::array<double, 3>> rotation_starts_deg{{0.0, 0.0, 0.0}};
+  /** The stage that ranks several starts. Default = shrink {4}, sigma {4} mm, 40 iterations, learning rate 2. */
+  RegistrationStageOptions start_search{{4}, {4.0}, {40}, 2.0};
 };
+
+/// The starts a failed registration is retried from: head pitch (nodding) of ±10…±40°,
+/// and roll and yaw of ±12°, besides the identity.
+std::vector<std::array<double, 3>> retry_rotation_starts_deg();
 
 struct RegistrationResult {
   AffineTransformType::Pointer mni_to_native;  // fixed (MNI) points -> moving (native) points
   double rigid_metric{0};                      // final Mattes MI of the rigid stage (more negative = better)
+  std::array<double, 3> start_rotation_deg{0, 0, 0};  // the rigid start that was refined
   double final_metric{0};                      // final Mattes MI of the affine stage
   unsigned rigid_iterations{0}, affine_iterations{0};
   std::string stop_condition;
