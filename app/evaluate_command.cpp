@@ -9,6 +9,7 @@
 #include "app/cohort/cohort_evaluation.h"
 #include "app/cohort/subject_predictor.h"
 #include "app/predict_command.h"
+#include "common/atomic_file.h"
 #include "common/build_info.h"
 #include "common/errors.h"
 #include "model/checkpoint.h"
@@ -63,6 +64,7 @@ int run_evaluate(const EvaluateOptions& o) {
   s.progress_interactive = ::isatty(STDERR_FILENO) != 0;
 
   cohort::load_cohort(o.cohort);  // a broken cohort table is reported before the model loads
+  check_writable_directory(o.out);  // and an output folder that cannot be made
   const fs::path model = o.model.empty() ? default_model_path() : o.model;
   s.calibration = choose_calibration(o, model);
 

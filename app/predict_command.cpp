@@ -63,6 +63,7 @@ int run_predict(const PredictOptions& options) {
     throw ModelError(model_path.string() + ": the model expects a " + std::to_string(grid[2]) + "x" +
                      std::to_string(grid[1]) + "x" + std::to_string(grid[0]) + " grid, preprocessing produces " +
                      std::to_string(g[0]) + "x" + std::to_string(g[1]) + "x" + std::to_string(g[2]));
+  if (!options.output_dir.empty()) check_writable_directory(options.output_dir);  // before the slow part too
   const std::string expected_version = std::string("brainage-preprocess ") + build_info::kVersion;
   if (loaded.info.preprocessing_version != expected_version)
     std::cerr << "warning: " << model_path.string() << " was trained on inputs of '" << loaded.info.preprocessing_version

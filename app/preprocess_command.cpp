@@ -4,11 +4,13 @@
 #include <iostream>
 
 #include "app/cli.h"
+#include "common/atomic_file.h"
 #include "common/errors.h"
 
 namespace brainage::app {
 
 int run_preprocess(const PreprocessCommandOptions& options) {
+  check_writable_directory(options.output);  // before minutes of work, not after
   const auto result = preprocessing::preprocess_scan(options.scan, options.pipeline);
   preprocessing::write_preprocess_outputs(result, options.output);
   if (options.json) {

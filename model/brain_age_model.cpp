@@ -35,7 +35,7 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, LayerRouting
 
 BrainAgeModelImpl::BrainAgeModelImpl(const ModelOptions& options) : options_(options) {
   options_.validate();
-  embed_ = register_module("embed", PatchEmbedding(options_.patch_size, options_.dim));
+  embed_ = register_module("embed", PatchEmbedding(options_.patch_size, options_.dim, options_.patch_pool));
   position_ = register_parameter("position", torch::randn({1, options_.num_tokens(), options_.dim}) * 0.02);
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options_.depth; ++i) {

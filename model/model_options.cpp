@@ -33,6 +33,8 @@ void ModelOptions::validate() const {
   if (grid[0] % patch_size || grid[1] % patch_size || grid[2] % patch_size)
     fail("patch_size " + std::to_string(patch_size) + " does not divide the grid " + std::to_string(grid[0]) + "x" +
          std::to_string(grid[1]) + "x" + std::to_string(grid[2]));
+  if (patch_pool < 1 || patch_size % patch_pool)
+    fail("patch_pool " + std::to_string(patch_pool) + " must be >= 1 and divide patch_size " + std::to_string(patch_size));
   if (dim < 1 || depth < 1 || heads < 1 || dim % heads) fail("heads must divide dim, depth >= 1");
   if (moe_every < 1) fail("moe_every must be >= 1");
   if (ffn != FfnKind::kDense) {
@@ -49,6 +51,7 @@ void ModelOptions::validate() const {
 nlohmann::json to_json(const ModelOptions& o) {
   return {{"grid", o.grid},
           {"patch_size", o.patch_size},
+          {"patch_pool", o.patch_pool},
           {"dim", o.dim},
           {"depth", o.depth},
           {"heads", o.heads},
@@ -71,6 +74,7 @@ ModelOptions model_options_from_json(const nlohmann::json& j) {
   try {
     o.grid = j.at("grid").get<std::array<int64_t, 3>>();
     o.patch_size = j.at("patch_size").get<int64_t>();
+    o.patch_pool = j.value("patch_pool", int64_t{1});  // absent in checkpoints before it existed
     o.dim = j.at("dim").get<int64_t>();
     o.depth = j.at("depth").get<int64_t>();
     o.heads = j.at("heads").get<int64_t>();

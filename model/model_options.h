@@ -24,6 +24,11 @@ struct ModelOptions {
   std::array<int64_t, 3> grid{80, 96, 80};
   /** Default = 16. Cubic patch edge in voxels; must divide every grid dimension. */
   int64_t patch_size = 16;
+  /** Default = 1 (off). Voxels are averaged in pool³ blocks inside each patch before the
+      linear projection (the Conv3d then sees (p/pool)³ values per token): far fewer
+      embedding weights, so a model trained on ~100 scans learns coarse anatomy (ventricles,
+      sulci, atrophy) instead of memorising voxel texture. Must divide patch_size. */
+  int64_t patch_pool = 1;
   /** Default = 128. Token width d. */
   int64_t dim = 128;
   /** Default = 4. Transformer blocks. */

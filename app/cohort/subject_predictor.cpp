@@ -62,7 +62,12 @@ Preprocessed preprocess_cached(const fs::path& scan, const SubjectPredictorOptio
                          ("." + key + ".tmp-" + std::to_string(::getpid()) + "-" +
                           std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())));
     fs::remove_all(tmp, ec);
-    preprocessing::write_preprocess_outputs(result, tmp);
+    try {
+      preprocessing::write_preprocess_outputs(result, tmp);
+    } catch (...) {  // e.g. disk full: no half-written entry left behind
+      fs::remove_all(tmp, ec);
+      throw;
+    }
     fs::rename(tmp, out.entry, ec);  // fails when another job finished the same scan first: keep theirs
     if (ec) fs::remove_all(tmp, ec);
     out.t1_model = result.t1_model;

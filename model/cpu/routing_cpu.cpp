@@ -83,13 +83,15 @@ RoutingResult route_cpu(const torch::Tensor& tokens, const torch::Tensor& bases,
               tokens.size(1));
   TORCH_CHECK(tokens.device().is_cpu() && bases.device().is_cpu(), "route_cpu: tensors must be on the CPU");
   const int64_t num_experts = bases.size(0);
-  const int64_t rank = bases.size(2);
-  // proj[t, e*r + i] = (U_eᵀ x_t)_i as one matrix product: [T,d] x [d, E*r].
-  const auto flat_bases = bases.permute({1, 0, 2}).reshape({bases.size(1), num_experts * rank});
-  const auto proj = tokens.matmul(flat_bases).view({tokens.size(0), num_experts, rank});
-  const auto proj_norm = proj.pow(2).sum(-1).clamp_min(1e-30).sqrt();            // [T, E]
-  const auto token_norm = tokens.pow(2).sum(-1, true).clamp_min(1e-30).sqrt();   // [T, 1]
-  const auto scores = proj_norm / token_norm;
+  // proj[e, t, i] = (U_eᵀ x_t)_i as one batched product [E,T,d] x [E,d,r]: every expert
+  // goes through the same GEMM, so equal bases give bit-equal scores and exact ties (one
+  // [T,d] x [d,E*r] product splits the experts over different BLAS tiles, which may not).
+  const auto proj = tokens.unsqueeze(0).expand({num_experts, tokens.size(0), tokens.size(1)}).bmm(bases);
+  const auto proj_norm = proj.pow(2).sum(-1).clamp_min(1e-30).sqrt().t();  // [T, E]
+  const auto token_sq = tokens.pow(2).sum(-1, true);                     // [T, 1]
+  // A zero token scores 0 against every expert (as the CUDA kernels do), not 1e-15/1e-15.
+  const auto scores =
+      torch::where(token_sq > 0, proj_norm / token_sq.clamp_min(1e-30).sqrt(), torch::zeros_like(proj_norm));
   return route_from_scores(scores, options);
 }
 

@@ -23,6 +23,7 @@ struct ParityCase {
   int64_t T, d, E, r, k;
   double top_d;
   bool duplicate_last_expert;
+  bool zero_token = false;  // token 0 all zeros: scores 0, equal weights (as on CUDA)
 };
 
 torch::Tensor as_tensor(const std::vector<float>& v, std::vector<int64_t> shape) {
@@ -39,8 +40,9 @@ class RoutingCpuParity : public testing::TestWithParam<ParityCase> {};
 
 TEST_P(RoutingCpuParity, RouteCpuMatchesThePlainReference) {
   const ParityCase c = GetParam();
-  const auto problem = test::make_problem(c.T, c.d, c.E, c.r, c.k, c.top_d, 4321u + static_cast<uint32_t>(c.T),
-                                          c.duplicate_last_expert);
+  auto problem = test::make_problem(c.T, c.d, c.E, c.r, c.k, c.top_d, 4321u + static_cast<uint32_t>(c.T),
+                                    c.duplicate_last_expert);
+  if (c.zero_token) std::fill(problem.tokens.begin(), problem.tokens.begin() + c.d, 0.f);
   const auto ref = test::reference_route(problem);
   auto tokens = as_tensor(problem.tokens, {c.T, c.d}).requires_grad_(true);
   auto bases = as_tensor(problem.bases, {c.E, c.d, c.r}).requires_grad_(true);
@@ -103,7 +105,7 @@ TEST_P(RoutingCpuParity, RouteCpuMatchesThePlainReference) {
 std::string describe(const ParityCase& c) {
   return "T" + std::to_string(c.T) + "_d" + std::to_string(c.d) + "_E" + std::to_string(c.E) + "_r" +
          std::to_string(c.r) + "_k" + std::to_string(c.k) + (c.top_d > 0 ? "_topD" : "") +
-         (c.duplicate_last_expert ? "_ties" : "");
+         (c.duplicate_last_expert ? "_ties" : "") + (c.zero_token ? "_zero" : "");
 }
 
 std::string parity_name(const testing::TestParamInfo<ParityCase>& info) { return describe(info.param); }
@@ -115,7 +117,8 @@ INSTANTIATE_TEST_SUITE_P(CudaIssueSizes, RoutingCpuParity,
                                          ParityCase{33, 192, 7, 32, 3, 0.45, false},
                                          ParityCase{33, 256, 16, 64, 3, 0.0, false},
                                          ParityCase{2016, 192, 8, 32, 2, 0.0, false},
-                                         ParityCase{2016, 96, 3, 5, 1, 0.0, true}),
+                                         ParityCase{2016, 96, 3, 5, 1, 0.0, true},
+                                         ParityCase{33, 96, 7, 5, 2, 0.0, false, true}),
                          parity_name);
 
 }  // namespace
