@@ -75,4 +75,18 @@ void ensure_writable_directory(const fs::path& dir) {
     throw OutputError(dir.string() + ": output directory is not writable");
 }
 
+void check_writable_directory(const fs::path& dir) {
+  std::error_code ec;
+  fs::path existing = fs::absolute(dir, ec);
+  if (ec) throw OutputError(dir.string() + ": cannot resolve the output directory (" + ec.message() + ")");
+  // exists() is false (without an error) for a path below a regular file (ENOTDIR).
+  while (!fs::exists(existing, ec) && existing.has_relative_path()) existing = existing.parent_path();
+  if (!fs::is_directory(existing, ec))
+    throw OutputError(dir.string() + ": cannot create the output directory (" + existing.string() +
+                      " is not a directory)");
+  if (::access(existing.c_str(), W_OK | X_OK) != 0)
+    throw OutputError(dir.string() + ": output directory is not writable (" + existing.string() + ": " +
+                      std::strerror(errno) + ")");
+}
+
 }  // namespace brainage

@@ -22,4 +22,9 @@ void write_via_temp(const std::filesystem::path& path,
 /// Creates `dir` (and parents) or throws OutputError if it cannot be created or written.
 void ensure_writable_directory(const std::filesystem::path& dir);
 
+/// Throws OutputError naming `dir` when it could not be created or written, creating
+/// nothing: its nearest existing ancestor (or itself) must be a writable directory. For
+/// commands to check up front, before minutes of work whose outputs have nowhere to go.
+void check_writable_directory(const std::filesystem::path& dir);
+
 }  // namespace brainage

@@ -67,3 +67,27 @@ TEST(AtomicFile, UnwritableDirectoryIsAnOutputError) {
     EXPECT_THROW(brainage::ensure_writable_directory("/proc/brainage-cannot-exist"), brainage::OutputError);
   }
 }
+
+// The up-front check of `brainage preprocess/predict -o`: refuses without creating anything.
+TEST(AtomicFile, CheckWritableDirectoryCreatesNothing) {
+  const auto dir = scratch_dir("atomic-check");
+  std::ofstream(dir / "file") << "x";
+  EXPECT_NO_THROW(brainage::check_writable_directory(dir / "new" / "deeper"));
+  EXPECT_FALSE(fs::exists(dir / "new")) << "a check, not a mkdir";
+  EXPECT_NO_THROW(brainage::check_writable_directory(dir));
+  try {
+    brainage::check_writable_directory(dir / "file" / "out");
+    ADD_FAILURE() << "a path below a regular file was accepted";
+  } catch (const brainage::OutputError& e) {
+    const std::string msg = e.what();
+    EXPECT_EQ(msg.rfind((dir / "file" / "out").string() + ": ", 0), 0u) << msg;
+    EXPECT_NE(msg.find("is not a directory"), std::string::npos) << msg;
+  }
+  EXPECT_THROW(brainage::check_writable_directory(dir / "file"), brainage::OutputError);
+  if (::geteuid() != 0) {  // root writes into a read-only folder anyway
+    fs::create_directories(dir / "ro");
+    fs::permissions(dir / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+    EXPECT_THROW(brainage::check_writable_directory(dir / "ro" / "out"), brainage::OutputError);
+    fs::permissions(dir / "ro", fs::perms::owner_all);
+  }
+}
