@@ -39,6 +39,11 @@ int run_preprocess(const PreprocessCommandOptions& options) {
 int preprocess_main(const std::vector<std::string>& args) {
   PreprocessCommandOptions options;
   const preprocessing::PreprocessOptions defaults;
+  auto iterations_text = [](const std::vector<unsigned>& levels) {
+    std::string text;
+    for (unsigned n : levels) text += (text.empty() ? "" : " ") + std::to_string(n);
+    return text;
+  };
   std::string scan, output, template_dir = defaults.template_dir.string();
   bool no_detect = false, no_qc_png = false;
   po::options_description desc("preprocess options");
@@ -50,6 +55,11 @@ int preprocess_main(const std::vector<std::string>& args) {
     ("no-skull-strip-detection", po::bool_switch(&no_detect), "never auto-detect skull-stripped inputs")
     ("skip-bias-correction", po::bool_switch(&options.pipeline.skip_bias_correction),
      "skip N4 (input already bias-corrected)")
+    ("bias-shrink-mm", po::value(&options.pipeline.bias.shrink_to_mm)->default_value(defaults.bias.shrink_to_mm),
+     "N4 fits the bias field on a copy of about this voxel size (mm)")
+    ("bias-iterations", po::value(&options.pipeline.bias.iterations)->multitoken()->default_value(
+                            defaults.bias.iterations, iterations_text(defaults.bias.iterations)),
+     "N4 iterations per fitting level, e.g. --bias-iterations 50 50 30 (one level per value)")
     ("threads", po::value(&options.pipeline.threads)->default_value(defaults.threads),
      "threads (0 = all cores)")
     ("template-dir", po::value(&template_dir)->default_value(template_dir),

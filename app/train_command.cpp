@@ -211,6 +211,8 @@ int train_main(const std::vector<std::string>& args) {
     ("seed", po::value(&t.seed)->default_value(t.seed), "seed of split, order, augmentation, init, dropout")
     ("no-augment", po::bool_switch(&no_augment), "disable augmentation (affine jitter, LR flip, intensity jitter)")
     ("patch-size", po::value(&t.model.patch_size)->default_value(t.model.patch_size), "patch edge in voxels (8 or 16)")
+    ("norm-after-pool", po::bool_switch(&t.model.norm_after_pool),
+     "average the tokens before the final LayerNorm (keeps each patch's tissue magnitude)")
     ("patch-pool", po::value(&t.model.patch_pool)->default_value(t.model.patch_pool),
      "average voxels in pool^3 blocks inside each patch before the projection (1 = off)")
     ("dim", po::value(&t.model.dim)->default_value(t.model.dim), "token width")

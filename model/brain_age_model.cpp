@@ -66,7 +66,7 @@ ModelOutput BrainAgeModelImpl::forward(const torch::Tensor& volumes, bool with_r
     if (with_routing) out.layers.push_back(record);
   }
   if (options_.ffn == FfnKind::kSoftmaxMoe) out.aux_loss = out.aux_loss * options_.aux_loss_weight;
-  const auto pooled = dropout_(norm_(x).mean(1));
+  const auto pooled = dropout_(options_.norm_after_pool ? norm_(x.mean(1)) : norm_(x).mean(1));
   out.age = head_(pooled).squeeze(-1) * options_.age_std + options_.age_mean;
   return out;
 }

@@ -52,6 +52,7 @@ nlohmann::json to_json(const ModelOptions& o) {
   return {{"grid", o.grid},
           {"patch_size", o.patch_size},
           {"patch_pool", o.patch_pool},
+          {"norm_after_pool", o.norm_after_pool},
           {"dim", o.dim},
           {"depth", o.depth},
           {"heads", o.heads},
@@ -74,7 +75,8 @@ ModelOptions model_options_from_json(const nlohmann::json& j) {
   try {
     o.grid = j.at("grid").get<std::array<int64_t, 3>>();
     o.patch_size = j.at("patch_size").get<int64_t>();
-    o.patch_pool = j.value("patch_pool", int64_t{1});  // absent in checkpoints before it existed
+    o.patch_pool = j.value("patch_pool", int64_t{1});  // absent in checkpoints before they existed
+    o.norm_after_pool = j.value("norm_after_pool", false);
     o.dim = j.at("dim").get<int64_t>();
     o.depth = j.at("depth").get<int64_t>();
     o.heads = j.at("heads").get<int64_t>();

@@ -29,6 +29,11 @@ struct ModelOptions {
       embedding weights, so a model trained on ~100 scans learns coarse anatomy (ventricles,
       sulci, atrophy) instead of memorising voxel texture. Must divide patch_size. */
   int64_t patch_pool = 1;
+  /** Default = false (ViT style: LayerNorm each token, then average). true = average the
+      tokens, then LayerNorm the pooled vector (ConvNeXt style): a per-token LayerNorm
+      divides out each token's magnitude, i.e. how much bright or dark tissue its patch
+      holds, which is much of what brain age is read from. */
+  bool norm_after_pool = false;
   /** Default = 128. Token width d. */
   int64_t dim = 128;
   /** Default = 4. Transformer blocks. */

@@ -185,13 +185,13 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   const MaskType* metric_mask =
       options.registration_mask_dilation_mm >= 0 ? registration_mask(tmpl, options.registration_mask_dilation_mm) : nullptr;
   auto registration = register_to_template(fixed, result.corrected_native, reg_options, metric_mask);
-  // A metric above the divergence bound: retry with a search over start rotations (head
-  // pitch, roll, yaw), then the same from a shallower head centroid, and keep the best; QC
+  // A metric above the divergence bound: retry with a search over start poses (head pitch,
+  // roll, yaw; centroid shifts), then the same from a shallower head centroid, and keep the best; QC
   // still flags it if none converges. Scans that register at once pay nothing for this.
   int registration_attempts = 1;
   for (int attempt = 0; attempt < 2 && !(registration.final_metric <= options.max_final_metric); ++attempt) {
     RegistrationOptions retry = reg_options;
-    retry.rotation_starts_deg = retry_rotation_starts_deg();
+    retry.rigid_starts = retry_rigid_starts();
     if (attempt == 1) retry.head_centroid_depth_mm = 0.6 * reg_options.head_centroid_depth_mm;
     auto candidate = register_to_template(fixed, result.corrected_native, retry, metric_mask);
     ++registration_attempts;
@@ -300,13 +300,14 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
        {{"method", "divide by the brain's reference percentile, clip"},
         {"reference_percentile", options.normalization.reference_percentile},
         {"clip_max", options.normalization.clip_max}}},
-      {"tissue", {{"method", "ITK ScalarImageKmeans, 4 classes (background, CSF, GM, WM)"},
+      {"tissue", {{"method", "1-D K-means of brain intensities, 3 classes (CSF, GM, WM), median-smoothed labels"},
                   {"seed_quantiles", options.tissue.seed_quantiles},
                   {"smoothing_radius", options.tissue.smoothing_radius}}},
       {"qc", {{"min_brain_volume_ml", options.min_brain_volume_ml}, {"max_brain_volume_ml", options.max_brain_volume_ml},
               {"max_final_metric", options.max_final_metric}, {"max_affine_scale", options.max_affine_scale}}}};
   r["registration"] = {{"attempts", registration_attempts},
-                       {"start_rotation_deg", registration.start_rotation_deg},
+                       {"start_rotation_deg", registration.start.rotation_deg},
+                       {"start_shift_mm", registration.start.shift_mm},
                        {"rigid_metric", registration.rigid_metric},
                        {"final_metric", registration.final_metric},
                        {"rigid_iterations", registration.rigid_iterations},

@@ -1,7 +1,9 @@
 #include "preprocessing/scan_plausibility.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "common/errors.h"
 
@@ -51,6 +53,30 @@ void check_scan_plausible(const ImageType* image, const std::filesystem::path& p
     std::snprintf(msg, sizeof msg, ": image is constant (every voxel = %g); a T1-weighted head scan is required",
                   static_cast<double>(lo));
     throw InvalidInputError(path.string() + msg);
+  }
+  // Absurd outliers, judged against a robust reference before the correlation (which one
+  // such voxel dominates). A reference of 0 (almost all voxels 0) leaves this rule out.
+  std::vector<float> magnitude(n);
+  for (std::size_t i = 0; i < n; ++i) magnitude[i] = std::abs(v[i]);
+  const auto k = static_cast<std::size_t>(0.999 * static_cast<double>(n - 1));
+  std::nth_element(magnitude.begin(), magnitude.begin() + static_cast<std::ptrdiff_t>(k), magnitude.end());
+  const double reference = magnitude[k];
+  const double limit = options.max_outlier_ratio * reference;
+  if (reference > 0 && std::isfinite(limit)) {
+    std::size_t outliers = 0;
+    double peak = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double a = std::abs(static_cast<double>(v[i]));
+      peak = std::max(peak, a);
+      if (a > limit) ++outliers;
+    }
+    if (outliers > 0) {
+      std::snprintf(msg, sizeof msg,
+                    ": intensity range is implausible: %zu voxel(s) exceed %g x the 99.9th percentile of |intensity| "
+                    "(max %g, percentile %g); corrupt voxels: fix or clip them",
+                    outliers, options.max_outlier_ratio, peak, reference);
+      throw InvalidInputError(path.string() + msg);
+    }
   }
   const double r = neighbour_correlation(image);
   if (!(r >= options.min_neighbour_correlation)) {

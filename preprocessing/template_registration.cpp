@@ -261,7 +261,8 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
   RigidTransformType::OutputVectorType translation;
   for (unsigned d = 0; d < 3; ++d) translation[d] = moving_center[d] - fixed_center[d];
   // Every start maps the fixed head centroid onto the moving one; they differ in rotation.
-  auto rigid_from = [&](const std::array<double, 3>& degrees) {
+  auto rigid_from = [&](const RigidStart& pose) {
+    const auto& degrees = pose.rotation_deg;
     constexpr double kRadians = 3.14159265358979323846 / 180.0;
     itk::Versor<double> about_x, about_y, about_z;
     about_x.SetRotationAroundX(degrees[0] * kRadians);
@@ -270,20 +271,22 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
     auto t = RigidTransformType::New();
     t->SetCenter(fixed_center);
     t->SetRotation(about_z * about_y * about_x);
-    t->SetTranslation(translation);
+    auto shifted = translation;
+    for (unsigned d = 0; d < 3; ++d) shifted[d] += pose.shift_mm[d];
+    t->SetTranslation(shifted);
     return t;
   };
-  if (options.rotation_starts_deg.empty()) throw ProcessingError("registration: no rigid start rotation given");
-  std::array<double, 3> start = options.rotation_starts_deg.front();
-  if (options.rotation_starts_deg.size() > 1) {
+  if (options.rigid_starts.empty()) throw ProcessingError("registration: no rigid start pose given");
+  RigidStart start = options.rigid_starts.front();
+  if (options.rigid_starts.size() > 1) {
     double best = std::numeric_limits<double>::infinity();
-    for (const auto& degrees : options.rotation_starts_deg) {
-      auto candidate = rigid_from(degrees);
+    for (const auto& pose : options.rigid_starts) {
+      auto candidate = rigid_from(pose);
       const auto outcome = run_stage(fixed_work.GetPointer(), moving_work.GetPointer(), candidate.GetPointer(),
                                      options.start_search, options, mask_work.GetPointer());
       if (outcome.metric < best) {
         best = outcome.metric;
-        start = degrees;
+        start = pose;
       }
     }
   }
@@ -302,7 +305,7 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
   RegistrationResult result;
   result.mni_to_native = affine;
   result.rigid_metric = rigid_outcome.metric;
-  result.start_rotation_deg = start;
+  result.start = start;
   result.final_metric = affine_outcome.metric;
   result.rigid_iterations = rigid_outcome.iterations;
   result.affine_iterations = affine_outcome.iterations;
@@ -310,13 +313,15 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
   return result;
 }
 
-std::vector<std::array<double, 3>> retry_rotation_starts_deg() {
-  std::vector<std::array<double, 3>> starts{{0, 0, 0}};
-  for (double pitch : {-40.0, -30.0, -20.0, -10.0, 10.0, 20.0, 30.0, 40.0}) starts.push_back({pitch, 0, 0});
-  for (double other : {-12.0, 12.0}) {
-    starts.push_back({0, other, 0});
-    starts.push_back({0, 0, other});
+std::vector<RigidStart> retry_rigid_starts() {
+  std::vector<RigidStart> starts{RigidStart{}};
+  for (double pitch : {-40.0, -30.0, -20.0, -10.0, 10.0, 20.0, 30.0, 40.0}) starts.push_back({{pitch, 0, 0}, {0, 0, 0}});
+  for (double angle : {-12.0, 12.0}) {
+    starts.push_back({{0, angle, 0}, {0, 0, 0}});
+    starts.push_back({{0, 0, angle}, {0, 0, 0}});
   }
+  for (double shift : {-30.0, -15.0, 15.0, 30.0}) starts.push_back({{0, 0, 0}, {0, 0, shift}});
+  for (double shift : {-15.0, 15.0}) starts.push_back({{0, 0, 0}, {0, shift, 0}});
   return starts;
 }
 

@@ -27,6 +27,12 @@ struct RegistrationStageOptions {
   double learning_rate{1.0};
 };
 
+/// A rigid starting pose, relative to the head-centroid alignment.
+struct RigidStart {
+  std::array<double, 3> rotation_deg{0, 0, 0};  // about the L-R, A-P, S-I axes, applied in that order
+  std::array<double, 3> shift_mm{0, 0, 0};      // added to the centroid translation (LPS mm)
+};
+
 struct RegistrationOptions {
   /** Both images are resampled (smoothed) to this isotropic voxel size before registration. Default = 2.0 mm. */
   double working_spacing_mm{2.0};
@@ -51,24 +57,24 @@ struct RegistrationOptions {
   bool moments_initialisation{true};
   /** Height (mm) below the top of the head used for the centroid, so a neck in the field of view does not pull it down. Default = 180. */
   double head_centroid_depth_mm{180.0};
-  /** Starting rotations (degrees about the L-R, A-P and S-I axes, applied in that order)
-      of the rigid stage. With more than one, each start runs the short `start_search`
-      stage and only the best-scoring one (lowest Mattes MI) is refined: a head tilted
-      far from the template's pose otherwise lands in a wrong local optimum.
-      Default = {{0, 0, 0}} (one start, no search). */
-  std::vector<std::array<double, 3>> rotation_starts_deg{{0.0, 0.0, 0.0}};
+  /** Starting poses of the rigid stage. With more than one, each start runs the short
+      `start_search` stage and only the best-scoring one (lowest Mattes MI) is refined: a
+      head tilted or placed far from the template's pose otherwise lands in a wrong local
+      optimum. Default = {{}} (one start: the head centroids, no rotation). */
+  std::vector<RigidStart> rigid_starts{RigidStart{}};
   /** The stage that ranks several starts. Default = shrink {4}, sigma {4} mm, 40 iterations, learning rate 2. */
   RegistrationStageOptions start_search{{4}, {4.0}, {40}, 2.0};
 };
 
 /// The starts a failed registration is retried from: head pitch (nodding) of ±10…±40°,
-/// and roll and yaw of ±12°, besides the identity.
-std::vector<std::array<double, 3>> retry_rotation_starts_deg();
+/// roll and yaw of ±12°, and the centroid shifted ±15/±30 mm along S-I and ±15 mm along
+/// A-P (a neck or shoulders in the field of view move the centroid), besides the identity.
+std::vector<RigidStart> retry_rigid_starts();
 
 struct RegistrationResult {
   AffineTransformType::Pointer mni_to_native;  // fixed (MNI) points -> moving (native) points
   double rigid_metric{0};                      // final Mattes MI of the rigid stage (more negative = better)
-  std::array<double, 3> start_rotation_deg{0, 0, 0};  // the rigid start that was refined
+  RigidStart start;                            // the rigid start that was refined
   double final_metric{0};                      // final Mattes MI of the affine stage
   unsigned rigid_iterations{0}, affine_iterations{0};
   std::string stop_condition;

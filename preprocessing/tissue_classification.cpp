@@ -3,9 +3,9 @@
 #include <itkImageRegionConstIterator.h>
 #include <itkImageRegionIterator.h>
 #include <itkMedianImageFilter.h>
-#include <itkScalarImageKmeansImageFilter.h>
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "common/errors.h"
@@ -28,30 +28,52 @@ TissueClassificationResult classify_tissue(const ImageType* image, const MaskTyp
   auto quantile = [&](double q) { return values[static_cast<std::size_t>(q * static_cast<double>(values.size() - 1))]; };
   const double lowest = values.front();
 
-  // Background voxels are set below every brain intensity so they form their own class.
-  const float background = static_cast<float>(lowest - 0.5 * (quantile(0.99) - lowest) - 1.0);
-  auto work = ImageType::New();
-  work->CopyInformation(image);
-  work->SetRegions(image->GetLargestPossibleRegion());
-  work->Allocate();
+  // K-means (Lloyd) on the brain intensities. In one dimension every class is an interval
+  // of the sorted values, so each iteration is a few binary searches on prefix sums: exact,
+  // and much faster than a k-d tree over the whole grid (ITK's ScalarImageKmeans, used
+  // before, with the background as a fourth class far below the brain).
+  std::vector<double> prefix(values.size() + 1, 0.0);
+  for (std::size_t i = 0; i < values.size(); ++i) prefix[i + 1] = prefix[i] + values[i];
+  const std::size_t classes = options.seed_quantiles.size();  // CSF, GM, WM
+  std::vector<double> means;
+  for (double q : options.seed_quantiles) means.push_back(quantile(q));
+  std::vector<float> upper(classes, std::numeric_limits<float>::infinity());  // class c: value < upper[c]
+  for (int iteration = 0; iteration < options.max_iterations; ++iteration) {
+    for (std::size_t c = 0; c + 1 < classes; ++c) upper[c] = static_cast<float>(0.5 * (means[c] + means[c + 1]));
+    std::size_t begin = 0;
+    bool changed = false;
+    for (std::size_t c = 0; c < classes; ++c) {
+      const std::size_t end = c + 1 < classes ? static_cast<std::size_t>(
+                                                    std::lower_bound(values.begin(), values.end(), upper[c]) - values.begin())
+                                              : values.size();
+      if (end > begin) {
+        const double mean = (prefix[end] - prefix[begin]) / static_cast<double>(end - begin);
+        changed |= mean != means[c];
+        means[c] = mean;
+      }
+      begin = std::max(begin, end);
+    }
+    if (!changed) break;
+  }
+  for (std::size_t c = 0; c + 1 < classes; ++c) upper[c] = static_cast<float>(0.5 * (means[c] + means[c + 1]));
+  auto labels = MaskType::New();
+  labels->CopyInformation(image);
+  labels->SetRegions(image->GetLargestPossibleRegion());
+  labels->Allocate();
   {
     itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
     itk::ImageRegionConstIterator<MaskType> m(brain_mask, brain_mask->GetLargestPossibleRegion());
-    itk::ImageRegionIterator<ImageType> w(work, work->GetLargestPossibleRegion());
-    for (; !i.IsAtEnd(); ++i, ++m, ++w) w.Set(m.Get() ? i.Get() : background);
+    itk::ImageRegionIterator<MaskType> l(labels, labels->GetLargestPossibleRegion());
+    for (; !i.IsAtEnd(); ++i, ++m, ++l) {
+      if (!m.Get()) {
+        l.Set(kBackground);
+        continue;
+      }
+      const float v = i.Get();
+      l.Set(v < upper[0] ? kCSF : v < upper[1] ? kGM : kWM);
+    }
   }
-  using Kmeans = itk::ScalarImageKmeansImageFilter<ImageType, MaskType>;
-  auto kmeans = Kmeans::New();
-  kmeans->SetInput(work);
-  kmeans->AddClassWithInitialMean(background);
-  for (double q : options.seed_quantiles) kmeans->AddClassWithInitialMean(quantile(q));
-  kmeans->SetUseNonContiguousLabels(false);
-  kmeans->Update();
-  const auto means = kmeans->GetFinalMeans();
 
-  // Classes come out in the order of their initial means: 0 background, 1 CSF, 2 GM, 3 WM.
-  MaskType::Pointer labels = kmeans->GetOutput();
-  labels->DisconnectPipeline();
   if (options.smoothing_radius > 0) {
     auto median = itk::MedianImageFilter<MaskType, MaskType>::New();
     median->SetInput(labels);
@@ -75,7 +97,7 @@ TissueClassificationResult classify_tissue(const ImageType* image, const MaskTyp
     if (l.Get() == kBackground) l.Set(kCSF);  // a brain voxel never stays background
     result.volumes_ml[l.Get() - 1] += voxel_ml;
   }
-  for (unsigned c = 0; c < 3; ++c) result.class_means[c] = means.size() > c + 1 ? means[c + 1] : 0.0;
+  for (unsigned c = 0; c < 3; ++c) result.class_means[c] = means[c];
   result.labels = labels;
   return result;
 }

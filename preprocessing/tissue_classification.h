@@ -1,8 +1,7 @@
 #pragma once
-// GM / WM / CSF inside the brain: ITK's ScalarImageKmeansImageFilter with four classes
-// (background, CSF, GM, WM) initialised at fixed quantiles of the brain intensities
-// (deterministic), run on the brain voxels only, followed by one pass of neighbourhood
-// majority smoothing. Labels: 0 background, 1 CSF, 2 GM, 3 WM.
+// GM / WM / CSF inside the brain: exact one-dimensional K-means (Lloyd) of the brain
+// intensities into three classes initialised at fixed quantiles (deterministic), then one
+// pass of a median filter on the labels. Labels: 0 background, 1 CSF, 2 GM, 3 WM.
 #include <array>
 
 #include "preprocessing/image_types.h"
@@ -14,8 +13,10 @@ enum TissueLabel : unsigned char { kBackground = 0, kCSF = 1, kGM = 2, kWM = 3 }
 struct TissueClassificationOptions {
   /** Brain-intensity quantiles that seed the CSF, GM, WM means. Default = {0.05, 0.45, 0.85}. */
   std::array<double, 3> seed_quantiles{0.05, 0.45, 0.85};
-  /** Radius (voxels) of the majority-vote smoothing; 0 = none. Default = 1. */
+  /** Radius (voxels) of the median smoothing of the labels; 0 = none. Default = 1. */
   unsigned smoothing_radius{1};
+  /** Upper bound on K-means iterations (it stops when no mean changes). Default = 100. */
+  int max_iterations{100};
 };
 
 struct TissueClassificationResult {

@@ -96,6 +96,41 @@ TEST(BrainAgeModel, PatchEmbeddingEqualsConv3d) {
   EXPECT_LT((embed(v) - reference).abs().max().item<double>(), 1e-4);
 }
 
+TEST(BrainAgeModel, PooledPatchEmbeddingEqualsConv3dOnTheAveragedVolume) {
+  torch::manual_seed(3);
+  bm::PatchEmbedding embed(4, 8, /*pool=*/2);
+  EXPECT_EQ(embed->conv->weight.size(2), 2);  // kernel = patch / pool
+  const auto v = torch::randn({2, 1, 8, 12, 16});
+  const auto reference = embed->conv(torch::avg_pool3d(v, 2)).flatten(2).transpose(1, 2);
+  const auto got = embed(v);
+  EXPECT_EQ(got.size(1), 2 * 3 * 4);  // the token grid does not change with pooling
+  EXPECT_LT((got - reference).abs().max().item<double>(), 1e-4);
+  EXPECT_THROW(bm::PatchEmbedding(4, 8, 3), c10::Error);
+}
+
+TEST(BrainAgeModel, PoolingOptionsRoundTripAndOldJsonGetsDefaults) {
+  auto o = small_options(bm::FfnKind::kErmoe);
+  o.patch_pool = 2;
+  o.norm_after_pool = true;
+  const auto j = bm::to_json(o);
+  const auto back = bm::model_options_from_json(j);
+  EXPECT_EQ(back.patch_pool, 2);
+  EXPECT_TRUE(back.norm_after_pool);
+  auto old = j;
+  old.erase("patch_pool");
+  old.erase("norm_after_pool");
+  const auto legacy = bm::model_options_from_json(old);
+  EXPECT_EQ(legacy.patch_pool, 1);
+  EXPECT_FALSE(legacy.norm_after_pool);
+  auto bad = j;
+  bad["patch_pool"] = 3;  // does not divide patch_size 4
+  EXPECT_THROW(bm::model_options_from_json(bad), brainage::ModelError);
+  // Both pooling orders run and give finite ages.
+  bm::BrainAgeModel model(o);
+  model->eval();
+  EXPECT_TRUE(torch::isfinite(model->forward(torch::randn({2, 1, 12, 20, 28})).age).all().item<bool>());
+}
+
 TEST(BrainAgeModel, GradientsReachBasesAndRetractionRestoresOrthonormality) {
   // One thread: tiny tensors, and a loaded 2-core CI box makes 2 spinning threads ~10x slower.
   brainage::model::configure_threads(1);

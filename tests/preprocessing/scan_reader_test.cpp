@@ -8,6 +8,7 @@
 
 #include "common/errors.h"
 #include "preprocessing/scan_info.h"
+#include "tests/bad_scan_corpus.h"
 #include "tests/nifti_fixture.h"
 #include "tests/test_data.h"
 
@@ -166,6 +167,61 @@ TEST_F(ScanReaderTest, NotANiftiName) {
 TEST_F(ScanReaderTest, EmptyFolderIsNotADicomSeries) {
   fs::create_directories(dir_ / "dicom");
   expect_rejected(dir_ / "dicom", "no DICOM series");
+}
+
+// The whole bad-scan corpus (tests/bad_scan_corpus.h): each kind the reader owns is refused
+// with one line naming the file and its rule (the plausibility kinds: scan_plausibility_test).
+TEST_F(ScanReaderTest, EveryBadKindOfTheCorpusIsRejected) {
+  const auto corpus = write_bad_scan_corpus(dir_);
+  for (const auto& bad : corpus) {
+    SCOPED_TRACE(bad.kind);
+    if (bad.plausibility)
+      EXPECT_NO_THROW(load_scan(bad.path)) << "a readable image; refused later by check_scan_plausible";
+    else
+      expect_rejected(bad.path, bad.rule);
+  }
+}
+
+TEST_F(ScanReaderTest, NonOrthonormalDirectionMatrix) {
+  NiftiSpec spec;
+  spec.srow[0][1] = 0.5f;  // the sform shears x into y, and there is no qform
+  const auto path = write_nifti(dir_ / "sheared.nii", spec);
+  expect_rejected(path, "orthonormal");
+}
+
+TEST_F(ScanReaderTest, HugeDynamicRangeIsReadExactly) {
+  // The reader keeps what is stored; check_scan_plausible judges the range.
+  NiftiSpec spec;
+  auto voxels = smooth_blob_voxels(spec);
+  voxels[100] = 1e30f;
+  voxels[200] = -3e38f;
+  write_bytes(dir_ / "range.nii", nifti_bytes(spec, float_bytes(voxels)), false);
+  const auto scan = load_scan(dir_ / "range.nii");
+  const float* p = scan.image->GetBufferPointer();
+  EXPECT_EQ(p[100], 1e30f);
+  EXPECT_EQ(p[200], -3e38f);
+  EXPECT_EQ(p[0], voxels[0]);
+}
+
+TEST_F(ScanReaderTest, PathWithSpacesAndNonAsciiCharacters) {
+  const fs::path folder = dir_ / "my scans/Zoë Łukasz 東京";
+  fs::create_directories(folder);
+  const double mean = write_good_scan(folder / "T1 wëighted (1).nii.gz", 5.f);
+  const auto scan = load_scan(folder / "T1 wëighted (1).nii.gz");
+  const auto* image = scan.image.GetPointer();
+  double sum = 0;
+  for (std::size_t i = 0; i < image->GetLargestPossibleRegion().GetNumberOfPixels(); ++i)
+    sum += image->GetBufferPointer()[i];
+  EXPECT_NEAR(sum / static_cast<double>(image->GetLargestPossibleRegion().GetNumberOfPixels()), mean, 1e-3);
+  write_bytes(folder / "brökèn scan.nii", nifti_bytes(NiftiSpec{}, ""), false);
+  expect_rejected(folder / "brökèn scan.nii", "truncated");
+}
+
+TEST_F(ScanReaderTest, UnreadableFile) {
+  if (!permissions_apply()) GTEST_SKIP() << "running as root, which reads a mode-000 file anyway";
+  const auto path = write_nifti(dir_ / "locked.nii.gz", NiftiSpec{});
+  fs::permissions(path, fs::perms::none);
+  expect_rejected(path, "cannot be opened for reading");
 }
 
 TEST(ScanReaderReal, Colin27IsRas1mm) {
