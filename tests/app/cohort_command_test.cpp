@@ -64,6 +64,60 @@ TEST(EvaluateCommand, UsageAndFatalErrorsHaveTheirExitCodes) {
   EXPECT_EQ(run_brainage("merge --help").code, 0);
 }
 
+// A wrong-version, corrupt or truncated checkpoint stops `evaluate` before any subject runs:
+// exit 6 with one line naming the checkpoint file and the rule, and no outputs. An output
+// folder that cannot be created is exit 4.
+TEST(EvaluateCommand, BadCheckpointOrOutputStopsBeforeAnySubject) {
+  const auto dir = scratch_dir("cohort-cmd-bad-model");
+  write_scan_with_mean(dir / "a.nii", 30);
+  write_text(dir / "c.csv", "subject_id,path,age\nA,a.nii,30\n");
+  const fs::path json = make_checkpoint(dir);
+  const std::string good_json = read_text(json);
+  const std::string good_weights = read_text(dir / "ckpt.pt");
+  auto evaluate = [&](const fs::path& out) {
+    return run_brainage("evaluate --cohort \"" + (dir / "c.csv").string() + "\" -o \"" + out.string() + "\" --model \"" +
+                        json.string() + "\" --no-progress --no-plots");
+  };
+  auto expect_model_error = [&](const std::string& what, const std::string& rule, const fs::path& named) {
+    SCOPED_TRACE(what);
+    const fs::path out = dir / ("out-" + what);
+    const auto r = evaluate(out);
+    EXPECT_EQ(r.code, 6) << r.out;
+    const auto line = r.out.find("brainage: ModelError: " + named.string() + ": ");
+    EXPECT_NE(line, std::string::npos) << r.out;
+    if (line != std::string::npos) {
+      const std::string message = r.out.substr(line, r.out.find('\n', line) - line);
+      EXPECT_NE(message.find(rule), std::string::npos) << message;
+    }
+    EXPECT_FALSE(fs::exists(out / "predictions.csv")) << r.out;
+    EXPECT_FALSE(fs::exists(out / "journal")) << "no subject ran";
+  };
+
+  auto wrong = nlohmann::json::parse(good_json);
+  wrong["format_version"] = 99;
+  write_text(json, wrong.dump(2));
+  expect_model_error("wrong-version", "format_version 99 is not supported", json);
+
+  write_text(json, good_json.substr(0, good_json.size() / 2));
+  expect_model_error("truncated-json", "not valid JSON", json);
+
+  write_text(json, good_json);
+  write_text(dir / "ckpt.pt", good_weights.substr(0, good_weights.size() / 3));
+  expect_model_error("truncated-weights", "(truncated or replaced)", dir / "ckpt.pt");
+
+  write_text(dir / "ckpt.pt", std::string(good_weights.size(), 'x'));
+  expect_model_error("corrupt-weights", "(corrupt)", dir / "ckpt.pt");
+
+  // A sound checkpoint and an output path below a regular file: exit 4, nothing run.
+  write_text(dir / "ckpt.pt", good_weights);
+  write_text(dir / "plain-file", "x");
+  const auto unwritable = evaluate(dir / "plain-file" / "out");
+  EXPECT_EQ(unwritable.code, 4) << unwritable.out;
+  EXPECT_NE(unwritable.out.find("OutputError: " + (dir / "plain-file" / "out").string()), std::string::npos)
+      << unwritable.out;
+  EXPECT_NE(unwritable.out.find("is not a directory"), std::string::npos) << unwritable.out;
+}
+
 TEST(MergeCommand, ShardFoldersMergeToTheSingleRun) {
   const auto dir = scratch_dir("cohort-cmd-merge");
   std::string csv = "subject_id,path,age\n";
