@@ -210,6 +210,8 @@ int train_main(const std::vector<std::string>& args) {
     ("fold", po::value(&t.fold)->default_value(t.fold), "k-fold: the validation fold (0-based)")
     ("seed", po::value(&t.seed)->default_value(t.seed), "seed of split, order, augmentation, init, dropout")
     ("no-augment", po::bool_switch(&no_augment), "disable augmentation (affine jitter, LR flip, intensity jitter)")
+    ("intensity-jitter", po::value(&t.augmentation.intensity_scale)->default_value(t.augmentation.intensity_scale),
+     "augmentation: random gain in [1-x, 1+x] and offset in [-x, x] (0 = off; global tissue contrast is an age cue)")
     ("patch-size", po::value(&t.model.patch_size)->default_value(t.model.patch_size), "patch edge in voxels (8 or 16)")
     ("norm-after-pool", po::bool_switch(&t.model.norm_after_pool),
      "average the tokens before the final LayerNorm (keeps each patch's tissue magnitude)")
@@ -239,6 +241,7 @@ int train_main(const std::vector<std::string>& args) {
   o.manifest = manifest;
   t.output_dir = output;
   t.augmentation.enabled = !no_augment;
+  t.augmentation.intensity_shift = t.augmentation.intensity_scale;
   t.progress = !quiet;
   try {
     t.model.ffn = model::ffn_kind_from_string(kind);
