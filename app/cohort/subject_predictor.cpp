@@ -104,7 +104,6 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
                      std::to_string(m[1]) + "x" + std::to_string(m[2]));
 
   return [shared, options](const cohort::Subject& subject, const cohort::SubjectWorkspace& ws) {
-    model::configure_threads(options.threads_per_subject);  // this worker thread's LibTorch threads
     const Preprocessed pre = preprocess_cached(subject.scan, options);
 
     cohort::SubjectOutcome out;
@@ -130,6 +129,10 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
     nlohmann::json routing;
     {
       std::lock_guard<std::mutex> lock(shared->forward_mutex);
+      // This worker thread's LibTorch/OpenBLAS threads, set under the lock: OpenBLAS's
+      // thread count is process-wide, and changing it while another worker is inside a
+      // BLAS call crashed `evaluate --jobs 2` (SIGSEGV, seen with a warm preprocessing cache).
+      model::configure_threads(options.threads_per_subject);
       torch::NoGradGuard no_grad;
       const auto output = shared->loaded.model->forward(input, /*with_routing=*/options.write_prediction_folder);
       age = output.age[0].item<double>();
