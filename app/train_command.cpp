@@ -192,6 +192,20 @@ int train_main(const std::vector<std::string>& args) {
   TrainCommandOptions o;
   o.distributed = model::DistributedOptions::from_environment();  // the flags below override
   auto& t = o.train;
+  // The command's defaults are the recipe that learns on ~100 IXI scans (docs/RESULTS.md,
+  // "Diagnosis runs", run I2); the library structs keep the first design's values.
+  t.model.dim = 64;
+  t.model.depth = 2;
+  t.model.heads = 2;
+  t.model.num_experts = 4;
+  t.model.expert_rank = 8;
+  t.model.patch_pool = 4;
+  t.model.norm_after_pool = true;
+  t.model.dropout = 0.0;
+  t.epochs = 300;
+  t.warmup_epochs = 5;
+  t.patience = 60;
+  t.augmentation.intensity_scale = 0.0;
   std::string manifest, output, kind = "ermoe";
   bool no_augment = false, quiet = false;
   po::options_description desc("train options");
@@ -213,8 +227,8 @@ int train_main(const std::vector<std::string>& args) {
     ("intensity-jitter", po::value(&t.augmentation.intensity_scale)->default_value(t.augmentation.intensity_scale),
      "augmentation: random gain in [1-x, 1+x] and offset in [-x, x] (0 = off; global tissue contrast is an age cue)")
     ("patch-size", po::value(&t.model.patch_size)->default_value(t.model.patch_size), "patch edge in voxels (8 or 16)")
-    ("norm-after-pool", po::bool_switch(&t.model.norm_after_pool),
-     "average the tokens before the final LayerNorm (keeps each patch's tissue magnitude)")
+    ("norm-after-pool", po::value(&t.model.norm_after_pool)->default_value(t.model.norm_after_pool),
+     "1: average the tokens, then LayerNorm (keeps each patch's tissue magnitude); 0: LayerNorm each token first")
     ("patch-pool", po::value(&t.model.patch_pool)->default_value(t.model.patch_pool),
      "average voxels in pool^3 blocks inside each patch before the projection (1 = off)")
     ("dim", po::value(&t.model.dim)->default_value(t.model.dim), "token width")
@@ -223,7 +237,7 @@ int train_main(const std::vector<std::string>& args) {
     ("experts", po::value(&t.model.num_experts)->default_value(t.model.num_experts), "experts per MoE layer")
     ("top-k", po::value(&t.model.top_k)->default_value(t.model.top_k), "experts per token")
     ("expert-rank", po::value(&t.model.expert_rank)->default_value(t.model.expert_rank), "rank r of each expert basis")
-    ("dropout", po::value(&t.model.dropout)->default_value(t.model.dropout, "0.1"), "dropout")
+    ("dropout", po::value(&t.model.dropout)->default_value(t.model.dropout, "0"), "dropout")
     ("resume", po::bool_switch(&t.resume), "continue from the newest epoch checkpoint in the output folder")
     ("stop-after", po::value(&t.stop_after_epoch)->default_value(0), "stop after this epoch (resume later)")
     ("limit", po::value(&o.limit)->default_value(0), "use only the first N manifest rows (0 = all)")

@@ -21,25 +21,14 @@
 #include <cstdlib>
 
 #include "common/errors.h"
+#include "common/x_display.h"
 #include "viz/figure_canvas.h"
 #include "viz/ras_volume.h"
 
-#ifdef BRAINAGE_HAVE_X11
-#include <X11/Xlib.h>  // last: it defines macros such as None and Status
-#endif
 
 namespace brainage::viz {
 
-bool display_available() {
-  const char* d = std::getenv("DISPLAY");
-  if (!d || !*d) return false;
-#ifdef BRAINAGE_HAVE_X11
-  Display* display = XOpenDisplay(nullptr);  // VTK would abort() on a dead server
-  if (!display) return false;
-  XCloseDisplay(display);
-#endif
-  return true;
-}
+bool display_available() { return x_display_available(); }
 
 namespace {
 constexpr Rgb kPage{255, 255, 255};

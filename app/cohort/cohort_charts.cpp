@@ -23,27 +23,13 @@
 
 #include "common/atomic_file.h"
 #include "common/errors.h"
+#include "common/x_display.h"
 
-#ifdef BRAINAGE_HAVE_X11
-#include <X11/Xlib.h>  // last: it defines macros such as None and Status
-#endif
 
 namespace brainage::cohort {
 namespace fs = std::filesystem;
 
-bool charts_available() {
-  static const bool available = [] {
-    const char* name = std::getenv("DISPLAY");
-    if (!name || !*name) return false;
-#ifdef BRAINAGE_HAVE_X11
-    Display* display = XOpenDisplay(nullptr);  // VTK would abort() on a dead server
-    if (!display) return false;
-    XCloseDisplay(display);
-#endif
-    return true;
-  }();
-  return available;
-}
+bool charts_available() { return x_display_available(); }
 
 namespace {
 
