@@ -78,6 +78,8 @@ int preprocess_main(const std::vector<std::string>& args) {
   options.pipeline.template_dir = template_dir;
   options.pipeline.detect_skull_stripped = !no_detect;
   options.pipeline.render_qc = !no_qc_png;
+  if (!(options.pipeline.bias.shrink_to_mm > 0))
+    throw UsageError("--bias-shrink-mm must be > 0 mm, got " + std::to_string(options.pipeline.bias.shrink_to_mm));
   configure_all_threads(options.pipeline.threads);
   return run_preprocess(options);
 }

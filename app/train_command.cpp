@@ -255,12 +255,19 @@ int train_main(const std::vector<std::string>& args) {
   o.manifest = manifest;
   t.output_dir = output;
   t.augmentation.enabled = !no_augment;
+  if (!(t.augmentation.intensity_scale >= 0 && t.augmentation.intensity_scale < 1))
+    throw UsageError("--intensity-jitter must be in [0, 1), got " + std::to_string(t.augmentation.intensity_scale));
   t.augmentation.intensity_shift = t.augmentation.intensity_scale;
   t.progress = !quiet;
   try {
     t.model.ffn = model::ffn_kind_from_string(kind);
   } catch (const ModelError& e) {
     throw UsageError(std::string("--model-kind: ") + e.what());
+  }
+  try {  // before any data is read or any file written
+    t.model.validate();
+  } catch (const ModelError& e) {
+    throw UsageError(std::string("train: ") + e.what());
   }
   return run_train(o);
 }
