@@ -5,7 +5,7 @@
 #include <itkMedianImageFilter.h>
 
 #include <algorithm>
-#include <limits>
+#include <array>
 #include <vector>
 
 #include "common/errors.h"
@@ -26,7 +26,6 @@ TissueClassificationResult classify_tissue(const ImageType* image, const MaskTyp
                           " voxels (need >= 100)");
   std::sort(values.begin(), values.end());
   auto quantile = [&](double q) { return values[static_cast<std::size_t>(q * static_cast<double>(values.size() - 1))]; };
-  const double lowest = values.front();
 
   // K-means (Lloyd) on the brain intensities. In one dimension every class is an interval
   // of the sorted values, so each iteration is a few binary searches on prefix sums: exact,
@@ -34,28 +33,27 @@ TissueClassificationResult classify_tissue(const ImageType* image, const MaskTyp
   // before, with the background as a fourth class far below the brain).
   std::vector<double> prefix(values.size() + 1, 0.0);
   for (std::size_t i = 0; i < values.size(); ++i) prefix[i + 1] = prefix[i] + values[i];
-  const std::size_t classes = options.seed_quantiles.size();  // CSF, GM, WM
-  std::vector<double> means;
-  for (double q : options.seed_quantiles) means.push_back(quantile(q));
-  std::vector<float> upper(classes, std::numeric_limits<float>::infinity());  // class c: value < upper[c]
+  std::array<double, 3> means{};  // CSF, GM, WM
+  for (std::size_t c = 0; c < 3; ++c) means[c] = quantile(options.seed_quantiles[c]);
+  std::array<float, 2> upper{};  // CSF: value < upper[0]; GM: < upper[1]; WM: the rest
+  auto place_boundaries = [&] {
+    for (std::size_t c = 0; c < 2; ++c) upper[c] = static_cast<float>(0.5 * (means[c] + means[c + 1]));
+  };
   for (int iteration = 0; iteration < options.max_iterations; ++iteration) {
-    for (std::size_t c = 0; c + 1 < classes; ++c) upper[c] = static_cast<float>(0.5 * (means[c] + means[c + 1]));
-    std::size_t begin = 0;
+    place_boundaries();
+    const std::size_t split[4] = {0, static_cast<std::size_t>(std::lower_bound(values.begin(), values.end(), upper[0]) - values.begin()),
+                                  static_cast<std::size_t>(std::lower_bound(values.begin(), values.end(), upper[1]) - values.begin()),
+                                  values.size()};
     bool changed = false;
-    for (std::size_t c = 0; c < classes; ++c) {
-      const std::size_t end = c + 1 < classes ? static_cast<std::size_t>(
-                                                    std::lower_bound(values.begin(), values.end(), upper[c]) - values.begin())
-                                              : values.size();
-      if (end > begin) {
-        const double mean = (prefix[end] - prefix[begin]) / static_cast<double>(end - begin);
-        changed |= mean != means[c];
-        means[c] = mean;
-      }
-      begin = std::max(begin, end);
+    for (std::size_t c = 0; c < 3; ++c) {
+      if (split[c + 1] <= split[c]) continue;  // an empty class keeps its mean
+      const double mean = (prefix[split[c + 1]] - prefix[split[c]]) / static_cast<double>(split[c + 1] - split[c]);
+      changed |= mean != means[c];
+      means[c] = mean;
     }
     if (!changed) break;
   }
-  for (std::size_t c = 0; c + 1 < classes; ++c) upper[c] = static_cast<float>(0.5 * (means[c] + means[c + 1]));
+  place_boundaries();
   auto labels = MaskType::New();
   labels->CopyInformation(image);
   labels->SetRegions(image->GetLargestPossibleRegion());
