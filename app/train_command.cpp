@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <iomanip>
 #include <iostream>
 
 #include "app/cli.h"
@@ -183,8 +184,14 @@ int run_train(const TrainCommandOptions& options) {
     std::cout << "stopped after epoch " << result.epochs_run << " (--stop-after); continue with --resume\n";
     return 0;
   }
-  std::cout << "best epoch " << result.best_epoch << ": validation MAE " << result.best_val_mae << " years\n"
-            << "model: " << result.model_path.string() << "\n";
+  if (train.final_weights == model::FinalWeights::kLastEpoch)
+    std::cout << "final model: last epoch (" << result.epochs_run << ")";
+  else
+    std::cout << "final model: best validation epoch (" << result.best_epoch << ")";
+  if (result.best_epoch > 0)
+    std::cout << "; best validation MAE " << std::fixed << std::setprecision(2) << result.best_val_mae << std::defaultfloat
+              << " y at epoch " << result.best_epoch;
+  std::cout << "\nmodel: " << result.model_path.string() << "\n";
   return 0;
 }
 
@@ -206,7 +213,7 @@ int train_main(const std::vector<std::string>& args) {
   t.warmup_epochs = 5;
   t.patience = 60;
   t.augmentation.intensity_scale = 0.0;
-  std::string manifest, output, kind = "ermoe";
+  std::string manifest, output, kind = "ermoe", final_weights = "best";
   bool no_augment = false, quiet = false;
   po::options_description desc("train options");
   desc.add_options()
@@ -219,7 +226,10 @@ int train_main(const std::vector<std::string>& args) {
     ("weight-decay", po::value(&t.weight_decay)->default_value(t.weight_decay, "0.05"), "AdamW weight decay")
     ("warmup-epochs", po::value(&t.warmup_epochs)->default_value(t.warmup_epochs), "linear warm-up epochs, then cosine")
     ("patience", po::value(&t.patience)->default_value(t.patience), "early stopping patience in epochs (0 = off)")
-    ("val-fraction", po::value(&t.val_fraction)->default_value(t.val_fraction, "0.2"), "validation share (age-stratified) when --folds is 0")
+    ("final", po::value(&final_weights)->default_value("best"),
+     "final model: best (lowest validation MAE) | last (last epoch: keeps the validation fold unseen, as CV needs)")
+    ("val-fraction", po::value(&t.val_fraction)->default_value(t.val_fraction, "0.2"),
+     "validation share (age-stratified) when --folds is 0; 0 = train on every subject (needs --final last; no early stopping)")
     ("folds", po::value(&t.folds)->default_value(t.folds), "k-fold: number of folds (0 = use --val-fraction)")
     ("fold", po::value(&t.fold)->default_value(t.fold), "k-fold: the validation fold (0-based)")
     ("seed", po::value(&t.seed)->default_value(t.seed), "seed of split, order, augmentation, init, dropout")
@@ -259,6 +269,15 @@ int train_main(const std::vector<std::string>& args) {
     throw UsageError("--intensity-jitter must be in [0, 1), got " + std::to_string(t.augmentation.intensity_scale));
   t.augmentation.intensity_shift = t.augmentation.intensity_scale;
   t.progress = !quiet;
+  try {
+    t.final_weights = model::final_weights_from_string(final_weights);
+  } catch (const ModelError& e) {
+    throw UsageError(std::string("--final: ") + e.what());
+  }
+  if (t.folds == 0 && !(t.val_fraction >= 0 && t.val_fraction < 1))
+    throw UsageError("--val-fraction must be in [0, 1), got " + std::to_string(t.val_fraction));
+  if (t.folds == 0 && t.val_fraction == 0 && t.final_weights != model::FinalWeights::kLastEpoch)
+    throw UsageError("--val-fraction 0 trains without a validation set: pass --final last (there is no best epoch)");
   try {
     t.model.ffn = model::ffn_kind_from_string(kind);
   } catch (const ModelError& e) {

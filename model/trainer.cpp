@@ -30,6 +30,12 @@ namespace {
 struct EvalResult {
   std::vector<double> predictions;
   double mae = 0, rmse = 0, r = 0, load_cv = 0, entropy = 0;
+  static EvalResult not_measured() {  // no validation set
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    EvalResult e;
+    e.mae = e.rmse = e.r = e.load_cv = e.entropy = nan;
+    return e;
+  }
 };
 
 double pearson(const std::vector<double>& a, const std::vector<double>& b) {
@@ -125,6 +131,7 @@ nlohmann::json options_json(const TrainOptions& o) {
           {"min_lr_fraction", o.min_lr_fraction},
           {"grad_clip", o.grad_clip},
           {"patience", o.patience},
+          {"final_weights", to_string(o.final_weights)},
           {"seed", o.seed},
           {"val_fraction", o.val_fraction},
           {"folds", o.folds},
@@ -146,14 +153,19 @@ EpochMetrics metrics_from_json(const nlohmann::json& j) {
   m.epoch = j.at("epoch");
   m.train_loss = j.at("train_loss");
   m.train_mae = j.at("train_mae");
-  m.val_mae = j.at("val_mae");
-  m.val_rmse = j.at("val_rmse");
-  m.val_r = j.at("val_r");
+  // Without a validation set the validation numbers are NaN, which JSON stores as null.
+  auto number = [&](const char* key) {
+    const auto& v = j.at(key);
+    return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+  };
+  m.val_mae = number("val_mae");
+  m.val_rmse = number("val_rmse");
+  m.val_r = number("val_r");
   m.learning_rate = j.at("learning_rate");
   m.seconds = j.at("seconds");
   m.scans_per_second = j.at("scans_per_second");
-  m.load_cv = j.at("load_cv");
-  m.routing_entropy = j.at("routing_entropy");
+  m.load_cv = number("load_cv");
+  m.routing_entropy = number("routing_entropy");
   m.aux_loss = j.at("aux_loss");
   return m;
 }
@@ -190,6 +202,14 @@ void draw_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t total, d
 
 }  // namespace
 
+FinalWeights final_weights_from_string(const std::string& name) {
+  if (name == "best") return FinalWeights::kBestValidation;
+  if (name == "last") return FinalWeights::kLastEpoch;
+  throw ModelError("final weights must be 'best' (best validation epoch) or 'last' (last epoch), got '" + name + "'");
+}
+
+std::string to_string(FinalWeights weights) { return weights == FinalWeights::kLastEpoch ? "last" : "best"; }
+
 nlohmann::json to_json(const EpochMetrics& m) {
   return {{"epoch", m.epoch},
           {"train_loss", m.train_loss},
@@ -210,8 +230,13 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> split_subjects(const std::
   const int64_t n = static_cast<int64_t>(ages.size());
   int64_t folds = o.folds, fold = o.fold;
   if (folds == 0) {
-    if (!(o.val_fraction > 0 && o.val_fraction < 1))
-      throw ModelError("training: val_fraction must be in (0, 1), got " + std::to_string(o.val_fraction));
+    if (!(o.val_fraction >= 0 && o.val_fraction < 1))
+      throw ModelError("training: val_fraction must be in [0, 1), got " + std::to_string(o.val_fraction));
+    if (o.val_fraction == 0) {  // everyone trains
+      std::vector<int64_t> all(n);
+      std::iota(all.begin(), all.end(), int64_t{0});
+      return {all, {}};
+    }
     folds = std::max<int64_t>(2, std::llround(1.0 / o.val_fraction));
     fold = 0;
   }
@@ -270,9 +295,13 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
   dist.check_same_on_all_ranks("the number of subjects in the manifest", n);
 
   const auto [train_idx, val_idx] = split_subjects(data.ages, o);
-  if (train_idx.empty() || val_idx.empty())
+  const bool validating = !val_idx.empty();  // empty only when asked for (val_fraction 0)
+  if (train_idx.empty() || (!validating && !(o.folds == 0 && o.val_fraction == 0)))
     throw ModelError("training: the split leaves an empty training or validation set (" +
                      std::to_string(train_idx.size()) + " / " + std::to_string(val_idx.size()) + ")");
+  if (!validating && o.final_weights != FinalWeights::kLastEpoch)
+    throw ModelError("training: without a validation set (val_fraction 0) the final model can only be the last "
+                     "epoch's (final weights 'last'), not the best validation epoch's");
   if (main_rank) {
     std::ostringstream split;
     split << "subject_id,age,set\n";
@@ -425,8 +454,8 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
     aux_sum = totals[2];
     const double train_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto eval = evaluate(model, data, val_idx, o.eval_batch_size);
-    if (dist.enabled()) {
+    auto eval = validating ? evaluate(model, data, val_idx, o.eval_batch_size) : EvalResult::not_measured();
+    if (dist.enabled() && validating) {
       const auto rank0 = dist.all_reduce_sum({main_rank ? eval.mae : 0.0, main_rank ? eval.rmse : 0.0, main_rank ? eval.r : 0.0});
       eval.mae = rank0[0];
       eval.rmse = rank0[1];
@@ -449,7 +478,7 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
 
     CheckpointInfo info = base_info;
     info.metrics = to_json(m);
-    if (eval.mae < best_val) {
+    if (validating && eval.mae < best_val) {
       best_val = eval.mae;
       best_epoch = epoch;
       since_best = 0;
@@ -496,7 +525,7 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
       result.interrupted = true;
       break;
     }
-    if (o.patience > 0 && since_best >= o.patience) {
+    if (validating && o.patience > 0 && since_best >= o.patience) {
       result.stopped_early = true;
       if (o.progress && main_rank) std::cout << "early stopping: no better validation MAE for " << since_best << " epochs\n";
       break;
@@ -507,19 +536,28 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
   result.best_val_mae = best_val;
   if (result.interrupted || !main_rank) return result;  // rank 0 writes the final model
 
-  // ---- final model: the best epoch + bias correction on its validation predictions -----
-  auto best = load_checkpoint(o.output_dir / "best.json");
-  const auto eval = evaluate(best.model, data, val_idx, o.eval_batch_size);
+  // ---- final model: best or last epoch + bias correction on its validation predictions --
+  LoadedModel chosen;
+  if (o.final_weights == FinalWeights::kBestValidation) {
+    chosen = load_checkpoint(o.output_dir / "best.json");
+  } else {
+    chosen.model = model;
+    chosen.info = base_info;
+    chosen.info.model = model_options;
+    chosen.info.training["epoch"] = result.epochs_run;
+  }
+  const auto eval = validating ? evaluate(chosen.model, data, val_idx, o.eval_batch_size) : EvalResult::not_measured();
   std::vector<double> val_ages;
   for (auto i : val_idx) val_ages.push_back(data.ages[i]);
-  CheckpointInfo final_info = best.info;
+  CheckpointInfo final_info = chosen.info;
   final_info.bias_correction = BiasCorrection::fit(val_ages, eval.predictions);
   std::vector<double> corrected;
   for (double p : eval.predictions) corrected.push_back(final_info.bias_correction.apply(p));
-  double corrected_mae = 0;
-  for (size_t i = 0; i < corrected.size(); ++i) corrected_mae += std::abs(corrected[i] - val_ages[i]);
-  corrected_mae /= std::max<size_t>(1, corrected.size());
-  final_info.metrics = {{"best_epoch", best_epoch},
+  double corrected_mae = corrected.empty() ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+  for (size_t i = 0; i < corrected.size(); ++i) corrected_mae += std::abs(corrected[i] - val_ages[i]) / corrected.size();
+  final_info.metrics = {{"final_weights", to_string(o.final_weights)},
+                        {"final_epoch", o.final_weights == FinalWeights::kLastEpoch ? result.epochs_run : best_epoch},
+                        {"best_epoch", best_epoch},
                         {"val_mae", eval.mae},
                         {"val_rmse", eval.rmse},
                         {"val_r", eval.r},
@@ -529,7 +567,7 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
                         {"epochs_run", result.epochs_run},
                         {"stopped_early", result.stopped_early}};
   final_info.training.erase("state");
-  save_checkpoint(o.output_dir / "model", best.model, final_info);
+  save_checkpoint(o.output_dir / "model", chosen.model, final_info);
   std::ostringstream csv;
   csv << "subject_id,age,predicted_age,bias_corrected_age\n" << std::setprecision(6);
   for (size_t i = 0; i < val_idx.size(); ++i)

@@ -4,13 +4,15 @@
 // linear warm-up + cosine decay, L1 loss on the age (in units of age_std), gradient
 // clipping, QR retraction of the ERMoE bases after every step, early stopping on the
 // validation MAE, a checkpoint after every epoch (resumable exactly), per-epoch metrics
-// (metrics.csv, metrics.json), and the final model (best validation epoch) with its bias
-// correction fitted on that epoch's validation predictions.
+// (metrics.csv, metrics.json), and the final model — the best validation epoch, or the
+// last epoch (FinalWeights) — with a bias correction fitted on its validation predictions.
+// val_fraction 0 (and folds 0) trains on every subject without a validation set; the
+// final model is then the last epoch's and early stopping is off.
 //
 // Output folder:
 //   checkpoints/epoch_NNN.{pt,json,optim.pt}  the last two epochs (resume state in the JSON)
 //   best.{pt,json}                            the best validation epoch so far
-//   model.{pt,json}                           the final model (= best + bias correction)
+//   model.{pt,json}                           the final model (best or last epoch + bias correction)
 //   metrics.csv, metrics.json, validation_predictions.csv, split.csv
 //
 // Exact resume: the epoch's data order, augmentation and dropout draw from generators
@@ -40,6 +42,14 @@ struct TrainingData {
   std::vector<int64_t> volume_rows;
 };
 
+/// Which weights become the final model.
+enum class FinalWeights {
+  kBestValidation,  // the epoch with the lowest validation MAE (optimistic as a CV estimate)
+  kLastEpoch,       // the weights after the last epoch (the validation fold stays unseen)
+};
+FinalWeights final_weights_from_string(const std::string& name);  // "best" | "last"; ModelError otherwise
+std::string to_string(FinalWeights weights);
+
 struct TrainOptions {
   ModelOptions model;                    // age_mean/age_std are set from the training ages
   std::filesystem::path output_dir;      // required
@@ -50,9 +60,10 @@ struct TrainOptions {
   int64_t warmup_epochs = 3;             /** Default = 3. Linear warm-up from 0 to the peak. */
   double min_lr_fraction = 0.02;         /** Default = 0.02. Cosine decays to this fraction of the peak. */
   double grad_clip = 1.0;                /** Default = 1.0. Max global gradient norm (0 = off). */
-  int64_t patience = 15;                 /** Default = 15. Epochs without a better validation MAE before stopping (0 = off). */
+  int64_t patience = 15;                 /** Default = 15. Epochs without a better validation MAE before stopping (0 = off; off without a validation set). */
+  FinalWeights final_weights = FinalWeights::kBestValidation;  /** Default = best validation epoch. Must be kLastEpoch without a validation set. */
   uint64_t seed = 42;                    /** Default = 42. Split, order, augmentation, init, dropout. */
-  double val_fraction = 0.2;             /** Default = 0.2. Validation share when folds == 0. */
+  double val_fraction = 0.2;             /** Default = 0.2. Validation share when folds == 0, in [0, 1); 0 = train on everyone. */
   int64_t folds = 0;                     /** Default = 0 (use val_fraction). k-fold: validate on fold `fold` of `folds`. */
   int64_t fold = 0;                      /** Default = 0. Which fold is validation (0-based). */
   AugmentationOptions augmentation;      // see augmentation.h
@@ -87,7 +98,8 @@ struct TrainResult {
 };
 
 /// Seeded, age-stratified split of N subjects: returns (train, validation) indices.
-/// folds == 0: about val_fraction of the subjects validate; else fold `fold` of `folds`.
+/// folds == 0: about val_fraction of the subjects validate (none when it is 0); else fold
+/// `fold` of `folds`.
 std::pair<std::vector<int64_t>, std::vector<int64_t>> split_subjects(const std::vector<double>& ages,
                                                                      const TrainOptions& options);
 

@@ -93,10 +93,11 @@ TEST(TrainPredict, BadManifestIsAnInputError) {
   EXPECT_NE(r.out.find("age 'abc'"), std::string::npos) << r.out;
 }
 
-TEST(TrainPredict, BadModelOrAugmentationOptionsAreUsageErrorsBeforeAnyWork) {
+TEST(TrainPredict, BadModelAugmentationOrSplitOptionsAreUsageErrorsBeforeAnyWork) {
   const fs::path dir = scratch_dir("train-bad-options");
   std::ofstream(dir / "m.csv") << "subject_id,age,path\nsubA,30,x.nii.gz\nsubB,40,y.nii.gz\n";
-  for (const std::string bad : {"--patch-pool 3", "--intensity-jitter -1", "--dim 30 --heads 4"}) {
+  for (const std::string bad : {"--patch-pool 3", "--intensity-jitter -1", "--dim 30 --heads 4", "--final worst",
+                                "--val-fraction 0", "--val-fraction 1 --final last"}) {
     const auto r = run_brainage("train --manifest \"" + (dir / "m.csv").string() + "\" -o \"" + (dir / "out").string() +
                                 "\" " + bad);
     EXPECT_EQ(r.code, 2) << bad << ": " << r.out;

@@ -144,3 +144,50 @@ TEST(Trainer, ResumeWithoutCheckpointOrWithOtherOptionsFails) {
   o.learning_rate *= 2;
   EXPECT_THROW(bm::train_model(data, o), brainage::ModelError);
 }
+
+TEST(Trainer, LastEpochFinalModelIsTheLastEpochsWeightsAndItsPredictions) {
+  // Cross-validation needs a final model chosen without looking at the held-out fold.
+  const auto data = synthetic(12);
+  auto o = options(brainage::testing::scratch_dir("trainer-last"));
+  o.epochs = 3;
+  o.patience = 0;
+  o.final_weights = bm::FinalWeights::kLastEpoch;
+  const auto result = bm::train_model(data, o);
+  auto final_model = bm::load_checkpoint(result.model_path);
+  auto last = bm::load_checkpoint(o.output_dir / "checkpoints" / "epoch_003.json");
+  EXPECT_EQ(final_model.info.metrics.at("final_epoch").get<int64_t>(), 3);
+  EXPECT_EQ(final_model.info.metrics.at("final_weights").get<std::string>(), "last");
+  const auto pf = final_model.model->named_parameters(), pl = last.model->named_parameters();
+  for (const auto& p : pf) EXPECT_TRUE(torch::equal(p.value(), pl[p.key()])) << p.key();
+  // The reported validation MAE is the last epoch's, not the best one's.
+  EXPECT_NEAR(final_model.info.metrics.at("val_mae").get<double>(), result.history.back().val_mae, 1e-4);
+}
+
+TEST(Trainer, ValFractionZeroTrainsOnEverySubjectWithoutValidation) {
+  const auto data = synthetic(12);
+  auto o = options(brainage::testing::scratch_dir("trainer-all"));
+  o.epochs = 2;
+  o.val_fraction = 0;
+  EXPECT_THROW(bm::train_model(data, o), brainage::ModelError);  // "best" needs a validation set
+  o.final_weights = bm::FinalWeights::kLastEpoch;
+  const auto [train, val] = bm::split_subjects(data.ages, o);
+  EXPECT_EQ(train.size(), 12u);
+  EXPECT_TRUE(val.empty());
+  const auto result = bm::train_model(data, o);
+  ASSERT_EQ(result.history.size(), 2u);
+  EXPECT_TRUE(std::isnan(result.history[1].val_mae));
+  const auto model = bm::load_checkpoint(result.model_path);
+  EXPECT_EQ(model.info.training.at("subjects_train").get<int64_t>(), 12);
+  EXPECT_EQ(model.info.bias_correction.n, 0);  // nothing to fit it on
+  EXPECT_TRUE(model.info.metrics.at("val_mae").is_null());
+  // An interrupted run without validation resumes: the NaN (JSON null) numbers read back.
+  o.output_dir = brainage::testing::scratch_dir("trainer-all-resume");
+  o.stop_after_epoch = 1;
+  EXPECT_TRUE(bm::train_model(data, o).interrupted);
+  o.stop_after_epoch = 0;
+  o.resume = true;
+  const auto resumed = bm::train_model(data, o);
+  ASSERT_EQ(resumed.history.size(), 2u);
+  EXPECT_TRUE(std::isnan(resumed.history[0].val_mae));
+  EXPECT_DOUBLE_EQ(resumed.history[1].train_loss, result.history[1].train_loss);
+}
