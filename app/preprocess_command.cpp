@@ -44,7 +44,8 @@ int preprocess_main(const std::vector<std::string>& args) {
     for (unsigned n : levels) text += (text.empty() ? "" : " ") + std::to_string(n);
     return text;
   };
-  std::string scan, output, template_dir = defaults.template_dir.string();
+  std::string scan, output, template_dir = defaults.template_dir.string(), brain_pass = to_string(defaults.brain_pass.when),
+              focused_pass = to_string(defaults.focused_pass.when);
   bool no_detect = false, no_qc_png = false;
   po::options_description desc("preprocess options");
   desc.add_options()
@@ -60,6 +61,10 @@ int preprocess_main(const std::vector<std::string>& args) {
     ("bias-iterations", po::value(&options.pipeline.bias.iterations)->multitoken()->default_value(
                             defaults.bias.iterations, iterations_text(defaults.bias.iterations)),
      "N4 iterations per fitting level, e.g. --bias-iterations 50 50 30 (one level per value)")
+    ("focused-pass", po::value(&focused_pass)->default_value(focused_pass),
+     "re-register with the metric on the brain + 3 mm: on-failure (when the first registration fails QC) | always | off")
+    ("brain-pass", po::value(&brain_pass)->default_value(brain_pass),
+     "re-register the scan cut by its brain mask against ch2bet: always | on-failure | off")
     ("threads", po::value(&options.pipeline.threads)->default_value(defaults.threads),
      "threads (0 = all cores)")
     ("template-dir", po::value(&template_dir)->default_value(template_dir),
@@ -78,6 +83,16 @@ int preprocess_main(const std::vector<std::string>& args) {
   options.pipeline.template_dir = template_dir;
   options.pipeline.detect_skull_stripped = !no_detect;
   options.pipeline.render_qc = !no_qc_png;
+  try {
+    options.pipeline.focused_pass.when = preprocessing::pass_when_from_string(focused_pass);
+  } catch (const InvalidInputError& e) {
+    throw UsageError(std::string("--focused-pass: ") + e.what());
+  }
+  try {
+    options.pipeline.brain_pass.when = preprocessing::pass_when_from_string(brain_pass);
+  } catch (const InvalidInputError& e) {
+    throw UsageError(std::string("--brain-pass: ") + e.what());
+  }
   if (!(options.pipeline.bias.shrink_to_mm > 0))
     throw UsageError("--bias-shrink-mm must be > 0 mm, got " + std::to_string(options.pipeline.bias.shrink_to_mm));
   configure_all_threads(options.pipeline.threads);

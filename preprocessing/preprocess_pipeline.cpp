@@ -50,6 +50,27 @@ MaskType::Pointer dilate_mask(const MaskType* mask, double mm) {
   return out;
 }
 
+nlohmann::json pass_json(const RefinementPassOptions& pass) {
+  return {{"when", to_string(pass.when)},
+          {"moving", pass.cut_dilation_mm < 0 ? "whole scan vs ch2"
+                                               : "scan cut by its brain mask + " + std::to_string(pass.cut_dilation_mm) + " mm vs ch2bet"},
+          {"metric_mask_dilation_mm", pass.metric_dilation_mm},
+          {"max_displacement_mm", pass.max_displacement_mm}};
+}
+
+/// `image` where `mask` (same grid) is set, 0 elsewhere.
+ImageType::Pointer mask_image(const ImageType* image, const MaskType* mask) {
+  auto out = ImageType::New();
+  out->CopyInformation(image);
+  out->SetRegions(image->GetLargestPossibleRegion());
+  out->Allocate();
+  const float* v = image->GetBufferPointer();
+  const unsigned char* m = mask->GetBufferPointer();
+  float* o = out->GetBufferPointer();
+  for (std::size_t i = 0, n = image->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i) o[i] = m[i] ? v[i] : 0.f;
+  return out;
+}
+
 /// The template brain dilated by `mm`, computed once per process.
 const MaskType* registration_mask(Template& t, double mm) {
   static std::mutex mutex;
@@ -139,6 +160,22 @@ nlohmann::json geometry_json(const itk::ImageBase<3>* image) {
 
 }  // namespace
 
+PassWhen pass_when_from_string(const std::string& name) {
+  if (name == "off") return PassWhen::kOff;
+  if (name == "on-failure") return PassWhen::kOnFailure;
+  if (name == "always") return PassWhen::kAlways;
+  throw InvalidInputError("a refinement pass runs off, on-failure or always, not '" + name + "'");
+}
+
+std::string to_string(PassWhen when) {
+  switch (when) {
+    case PassWhen::kOff: return "off";
+    case PassWhen::kOnFailure: return "on-failure";
+    case PassWhen::kAlways: return "always";
+  }
+  return "?";
+}
+
 PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& options) {
   const auto start = Clock::now();
   auto last = start;
@@ -201,20 +238,56 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   lap("registration");
 
   // 4. Brain extraction in native space (canonical grid), then back onto the input's grid.
-  auto extract = BrainExtractionImageFilter::New();
-  extract->SetInput(result.corrected_native);
-  extract->SetTemplateMask(tmpl.mask);
-  extract->SetTemplateToNativeTransform(result.mni_to_native);
-  extract->SetSkullStripped(stripped.skull_stripped);
-  extract->SetCoreErosionMM(options.brain.core_erosion_mm);
-  extract->SetSearchDilationMM(options.brain.search_dilation_mm);
-  extract->SetLowerThresholdFraction(options.brain.lower_threshold_fraction);
-  extract->SetUpperThresholdFraction(options.brain.upper_threshold_fraction);
-  extract->SetOpeningRadiusMM(options.brain.opening_radius_mm);
-  extract->SetClosingRadiusMM(options.brain.closing_radius_mm);
-  extract->Update();
+  auto extract_brain = [&](const AffineTransformType* mni_to_native) {
+    auto extract = BrainExtractionImageFilter::New();
+    extract->SetInput(result.corrected_native);
+    extract->SetTemplateMask(tmpl.mask);
+    extract->SetTemplateToNativeTransform(mni_to_native);
+    extract->SetSkullStripped(stripped.skull_stripped);
+    extract->SetCoreErosionMM(options.brain.core_erosion_mm);
+    extract->SetSearchDilationMM(options.brain.search_dilation_mm);
+    extract->SetLowerThresholdFraction(options.brain.lower_threshold_fraction);
+    extract->SetUpperThresholdFraction(options.brain.upper_threshold_fraction);
+    extract->SetOpeningRadiusMM(options.brain.opening_radius_mm);
+    extract->SetClosingRadiusMM(options.brain.closing_radius_mm);
+    extract->Update();
+    return extract;
+  };
+  auto extract = extract_brain(result.mni_to_native);
   MaskType::Pointer mask_canonical = extract->GetOutput();
   mask_canonical->DisconnectPipeline();
+
+  // 4b. Refinement passes from the current transform, each followed by a new extraction:
+  // the focused pass (whole scan, metric on the brain + 3 mm) rescues a first registration
+  // that failed its bound; the brain pass (scan cut by its mask against ch2bet) tightens
+  // the brain's scale. Either is discarded if it moves the brain implausibly far.
+  const bool first_failed = !(registration.final_metric <= options.max_final_metric);
+  auto refinement = [&](const RefinementPassOptions& pass) {
+    nlohmann::json report = {{"when", to_string(pass.when)}, {"applied", false}};
+    if (stripped.skull_stripped || pass.when == PassWhen::kOff || (pass.when == PassWhen::kOnFailure && !first_failed))
+      return report;
+    const bool cut = pass.cut_dilation_mm >= 0;
+    const auto moving = cut ? mask_image(result.corrected_native, dilate_mask(mask_canonical, pass.cut_dilation_mm))
+                            : result.corrected_native;
+    const auto refined = refine_affine(cut ? tmpl.brain : tmpl.head, moving, result.mni_to_native, reg_options,
+                                       registration_mask(tmpl, pass.metric_dilation_mm));
+    const double moved = mean_displacement_mm(result.mni_to_native, refined.mni_to_native, tmpl.mask);
+    report["metric"] = refined.final_metric;
+    report["iterations"] = refined.affine_iterations;
+    report["mean_displacement_mm"] = moved;
+    if (moved <= pass.max_displacement_mm) {
+      result.mni_to_native = refined.mni_to_native;
+      extract = extract_brain(result.mni_to_native);
+      mask_canonical = extract->GetOutput();
+      mask_canonical->DisconnectPipeline();
+      report["applied"] = true;
+    }
+    return report;
+  };
+  const auto focused_pass = refinement(options.focused_pass);
+  const bool rescued = focused_pass["applied"].get<bool>() && focused_pass["metric"].get<double>() <= options.max_focused_metric;
+  const auto brain_pass = refinement(options.brain_pass);
+  lap("refinement");
   result.brain_mask_native = resample_mask_to_grid(mask_canonical, loaded.image);
   lap("brain_extraction");
 
@@ -238,10 +311,15 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
                   options.min_brain_volume_ml, options.max_brain_volume_ml);
     result.qc_flags.emplace_back(line);
   }
-  if (!(registration.final_metric <= options.max_final_metric)) {
-    char line[160];
-    std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f", registration.final_metric,
-                  options.max_final_metric);
+  if (first_failed && !rescued) {
+    char line[200];
+    if (focused_pass["applied"].get<bool>())
+      std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f, focused pass %.3f > %.3f",
+                    registration.final_metric, options.max_final_metric, focused_pass["metric"].get<double>(),
+                    options.max_focused_metric);
+    else
+      std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f", registration.final_metric,
+                    options.max_final_metric);
     result.qc_flags.emplace_back(line);
   }
   vnl_svd<double> svd(result.mni_to_native->GetMatrix().GetVnlMatrix().as_ref());
@@ -290,7 +368,9 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
         {"metric", "Mattes MI"}, {"histogram_bins", reg_options.histogram_bins},
         {"max_samples", reg_options.max_samples}, {"minimum_step", reg_options.minimum_step}, {"seed", reg_options.seed},
         {"head_centroid_depth_mm", reg_options.head_centroid_depth_mm},
-        {"metric_mask", "ch2bet > 0 dilated by " + std::to_string(options.registration_mask_dilation_mm) + " mm"}}},
+        {"metric_mask", "ch2bet > 0 dilated by " + std::to_string(options.registration_mask_dilation_mm) + " mm"},
+        {"focused_pass", pass_json(options.focused_pass)},
+        {"brain_pass", pass_json(options.brain_pass)}}},
       {"brain_extraction",
        {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_mm", options.brain.search_dilation_mm},
         {"lower_threshold_fraction", options.brain.lower_threshold_fraction},
@@ -304,7 +384,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
                   {"seed_quantiles", options.tissue.seed_quantiles},
                   {"smoothing_radius", options.tissue.smoothing_radius}}},
       {"qc", {{"min_brain_volume_ml", options.min_brain_volume_ml}, {"max_brain_volume_ml", options.max_brain_volume_ml},
-              {"max_final_metric", options.max_final_metric}, {"max_affine_scale", options.max_affine_scale}}}};
+              {"max_final_metric", options.max_final_metric}, {"max_focused_metric", options.max_focused_metric}, {"max_affine_scale", options.max_affine_scale}}}};
   r["registration"] = {{"attempts", registration_attempts},
                        {"start_rotation_deg", registration.start.rotation_deg},
                        {"start_shift_mm", registration.start.shift_mm},
@@ -313,7 +393,9 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
                        {"rigid_iterations", registration.rigid_iterations},
                        {"affine_iterations", registration.affine_iterations},
                        {"stop_condition", registration.stop_condition},
-                       {"affine_scales", scales}};
+                       {"affine_scales", scales},
+                       {"focused_pass", focused_pass},
+                       {"brain_pass", brain_pass}};
   r["brain_volume_ml"] = brain_ml;
   r["brain_median_intensity"] = extract->GetBrainMedian();
   r["normalization_reference_intensity"] = normalized.reference_value;

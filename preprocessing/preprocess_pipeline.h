@@ -40,6 +40,27 @@ struct BrainExtractionOptions {
   double closing_radius_mm{2.0};
 };
 
+/// When a refinement pass runs.
+enum class PassWhen {
+  kOff,        // never
+  kOnFailure,  // only when the first registration fails the metric bound
+  kAlways,     // every scan with a skull
+};
+PassWhen pass_when_from_string(const std::string& name);  // "off" | "on-failure" | "always"; InvalidInputError otherwise
+std::string to_string(PassWhen when);
+
+/// An affine registration pass that starts from the current transform (refine_affine) and
+/// is followed by a new brain extraction.
+struct RefinementPassOptions {
+  PassWhen when{PassWhen::kAlways};
+  /** < 0: the whole scan against ch2; else the scan cut by its current brain mask dilated by this (mm), against ch2bet. */
+  double cut_dilation_mm{-1.0};
+  /** The metric samples ch2bet > 0 dilated by this (mm). */
+  double metric_dilation_mm{3.0};
+  /** The pass is discarded when it moves the template brain by more than this on average (mm). */
+  double max_displacement_mm{12.0};
+};
+
 struct PreprocessOptions {
   /** Folder holding ch2.nii.gz and ch2bet.nii.gz (Debian mricron-data). Default = /usr/share/mricron/templates. */
   std::filesystem::path template_dir = "/usr/share/mricron/templates";
@@ -54,6 +75,14 @@ struct PreprocessOptions {
   /** The registration metric samples the template brain dilated by this (mm), so the face,
       neck and field-of-view edges do not drive it; < 0 = the whole template. Default = 15. */
   double registration_mask_dilation_mm = 15.0;
+  /** Focused pass, when the first registration fails its metric bound: the whole scan
+      against ch2 with the metric on the template brain + 3 mm only, so scalp, face and neck
+      stop pulling the affine; its metric then decides the QC (max_focused_metric).
+      Default = {on-failure, whole scan, 3 mm, 12 mm}. */
+  RefinementPassOptions focused_pass{PassWhen::kOnFailure, -1.0, 3.0, 12.0};
+  /** Brain pass: the scan cut by its brain mask + 4 mm against the skull-stripped ch2bet
+      (metric on ch2bet + 8 mm); tightens the brain's scale. Default = {always, 4 mm, 8 mm, 12 mm}. */
+  RefinementPassOptions brain_pass{PassWhen::kAlways, 4.0, 8.0, 12.0};
   BiasCorrectionOptions bias{};
   RegistrationOptions registration{};
   BrainExtractionOptions brain{};
@@ -69,6 +98,8 @@ struct PreprocessOptions {
   double max_brain_volume_ml = 2200.0;
   /** A final Mattes MI above this (less negative) means the registration diverged. Default = -0.25. */
   double max_final_metric = -0.25;
+  /** After a focused pass, its Mattes MI (brain + 3 mm) above this means the registration failed. Default = -0.2. */
+  double max_focused_metric = -0.2;
   /** Affine scale factors outside [1/x, x] mean the registration diverged. Default = 1.5. */
   double max_affine_scale = 1.5;
 };

@@ -229,21 +229,52 @@ StageOutcome<TTransform> run_stage(const ImageType* fixed, const ImageType* movi
   return outcome;
 }
 
-}  // namespace
+/// Both images and the fixed mask on the working grid.
+struct WorkingImages {
+  ImageType::Pointer fixed, moving;
+  MaskType::Pointer mask;  // null without a fixed mask
+};
 
-RegistrationResult register_to_template(const ImageType* fixed, const ImageType* moving,
-                                        const RegistrationOptions& options, const MaskType* fixed_mask) {
-  const auto fixed_work = to_working_grid(fixed, options.working_spacing_mm);
-  const auto moving_work = to_working_grid(moving, options.working_spacing_mm);
-  MaskType::Pointer mask_work;
+WorkingImages working_images(const ImageType* fixed, const ImageType* moving, const RegistrationOptions& options,
+                             const MaskType* fixed_mask) {
+  WorkingImages w;
+  w.fixed = to_working_grid(fixed, options.working_spacing_mm);
+  w.moving = to_working_grid(moving, options.working_spacing_mm);
   if (fixed_mask != nullptr) {
     auto resample = itk::ResampleImageFilter<MaskType, MaskType>::New();
     resample->SetInput(fixed_mask);
     resample->SetUseReferenceImage(true);
-    resample->SetReferenceImage(fixed_work);
+    resample->SetReferenceImage(w.fixed);
     resample->Update();
-    mask_work = resample->GetOutput();
+    w.mask = resample->GetOutput();
   }
+  return w;
+}
+
+}  // namespace
+
+RegistrationResult refine_affine(const ImageType* fixed, const ImageType* moving, const AffineTransformType* initial,
+                                 const RegistrationOptions& options, const MaskType* fixed_mask) {
+  const auto work = working_images(fixed, moving, options, fixed_mask);
+  auto affine = AffineTransformType::New();
+  affine->SetFixedParameters(initial->GetFixedParameters());
+  affine->SetParameters(initial->GetParameters());
+  const auto outcome = run_stage(work.fixed.GetPointer(), work.moving.GetPointer(), affine.GetPointer(), options.affine,
+                                 options, work.mask.GetPointer());
+  RegistrationResult result;
+  result.mni_to_native = affine;
+  result.final_metric = outcome.metric;
+  result.affine_iterations = outcome.iterations;
+  result.stop_condition = outcome.stop;
+  return result;
+}
+
+RegistrationResult register_to_template(const ImageType* fixed, const ImageType* moving,
+                                        const RegistrationOptions& options, const MaskType* fixed_mask) {
+  const auto work = working_images(fixed, moving, options, fixed_mask);
+  const auto& fixed_work = work.fixed;
+  const auto& moving_work = work.moving;
+  const auto& mask_work = work.mask;
 
   // Rigid, initialised by the head centroids (translation: principal axes of a head with or
   // without neck are not reliable rotations) and the best of the given start rotations.

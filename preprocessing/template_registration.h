@@ -86,6 +86,11 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
                                         const RegistrationOptions& options = {},
                                         const MaskType* fixed_mask = nullptr);
 
+/// Continues from `initial` (fixed -> moving) with the affine stage only: no centroid
+/// initialisation, no rigid search. The brain-only second pass uses it.
+RegistrationResult refine_affine(const ImageType* fixed, const ImageType* moving, const AffineTransformType* initial,
+                                 const RegistrationOptions& options = {}, const MaskType* fixed_mask = nullptr);
+
 /// Mean displacement (mm) between two transforms over the voxels of `mask` > 0 (in the
 /// fixed space): the registration-accuracy measure used by tests and benchmarks.
 double mean_displacement_mm(const AffineTransformType* a, const AffineTransformType* b, const MaskType* mask);

@@ -34,6 +34,28 @@ TEST(TemplateRegistration, BlobShiftedByKnownOffsetComesBack) {
     for (unsigned c = 0; c < 3; ++c) EXPECT_NEAR(m(r, c), r == c ? 1.0 : 0.0, 0.02);
 }
 
+TEST(TemplateRegistration, RefineAffineContinuesFromAnInitialTransform) {
+  // The brain-only second pass starts from the first pass's transform: from a start 3 mm
+  // off, the affine stage alone must land on the known shift.
+  const itk::Vector<double, 3> shift(std::array<double, 3>{5.0, -3.0, 2.0}.data());
+  const auto fixed = make_blob_image(48, 2.0);
+  const auto moving = make_blob_image(48, 2.0, shift);
+  auto initial = AffineTransformType::New();
+  AffineTransformType::OutputVectorType start;
+  for (unsigned d = 0; d < 3; ++d) start[d] = shift[d] + (d == 0 ? 3.0 : -2.0);
+  initial->SetTranslation(start);
+  RegistrationOptions options;
+  options.affine = {{1}, {0.0}, {150}, 0.5};
+  const auto result = refine_affine(fixed, moving, initial, options);
+  ImageType::PointType p;
+  p.Fill(0);
+  const auto q = result.mni_to_native->TransformPoint(p);
+  for (unsigned d = 0; d < 3; ++d) EXPECT_NEAR(q[d] - p[d], shift[d], 0.3) << "axis " << d;
+  EXPECT_GT(result.affine_iterations, 0u);
+  // The initial transform is not modified.
+  EXPECT_DOUBLE_EQ(initial->GetTranslation()[0], start[0]);
+}
+
 TEST(TemplateRegistration, RecoversKnownAffineOnColin27) {
   const auto dir = mricron_templates_dir();
   BRAINAGE_REQUIRE_PATH(dir / "ch2.nii.gz");
