@@ -55,3 +55,15 @@ TEST(PreprocessCommand, ReadOnlyOutputFolderIsAnOutputError) {
   expect_output_error("predict", dir / "scan.nii.gz", dir / "locked" / "pred", "not writable");
   fs::permissions(dir / "locked", fs::perms::owner_all);
 }
+
+TEST(PreprocessCommand, BadPipelineOptionsAreUsageErrorsBeforeAnyWork) {
+  const auto dir = scratch_dir("preprocess-bad-options");
+  write_good_scan(dir / "scan.nii.gz", 0.f);
+  for (const std::string bad : {"--brain-pass sometimes", "--focused-pass never", "--bias-shrink-mm 0"}) {
+    const auto r = run_brainage("preprocess \"" + (dir / "scan.nii.gz").string() + "\" -o \"" + (dir / "out").string() +
+                                "\" " + bad);
+    EXPECT_EQ(r.code, 2) << bad << ": " << r.out;
+    EXPECT_NE(r.out.find("brainage: UsageError: --"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(dir / "out")) << bad << ": nothing may be written";
+  }
+}
