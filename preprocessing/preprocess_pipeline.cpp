@@ -6,7 +6,6 @@
 #include <itkLinearInterpolateImageFunction.h>
 #include <itkMultiThreaderBase.h>
 #include <itkResampleImageFilter.h>
-#include <itkSignedMaurerDistanceMapImageFilter.h>
 #include <vnl/algo/vnl_svd.h>
 
 #include <chrono>
@@ -18,6 +17,7 @@
 #include "preprocessing/canonical_orientation.h"
 #include "preprocessing/itk_version.h"
 #include "preprocessing/mask_metrics.h"
+#include "preprocessing/mask_operations.h"
 #include "preprocessing/scan_reader.h"
 
 namespace brainage::preprocessing {
@@ -33,22 +33,6 @@ struct Template {
   std::map<double, MaskType::Pointer> dilated;  // ch2bet > 0 dilated by N mm (registration metric mask)
 };
 
-MaskType::Pointer dilate_mask(const MaskType* mask, double mm) {
-  auto distance = itk::SignedMaurerDistanceMapImageFilter<MaskType, ImageType>::New();
-  distance->SetInput(mask);
-  distance->SetInsideIsPositive(false);
-  distance->SetSquaredDistance(false);
-  distance->SetUseImageSpacing(true);
-  distance->Update();
-  auto out = MaskType::New();
-  out->CopyInformation(mask);
-  out->SetRegions(mask->GetLargestPossibleRegion());
-  out->Allocate();
-  itk::ImageRegionConstIterator<ImageType> d(distance->GetOutput(), distance->GetOutput()->GetLargestPossibleRegion());
-  itk::ImageRegionIterator<MaskType> m(out, out->GetLargestPossibleRegion());
-  for (; !d.IsAtEnd(); ++d, ++m) m.Set(d.Get() <= mm ? 1 : 0);
-  return out;
-}
 
 nlohmann::json pass_json(const RefinementPassOptions& pass) {
   return {{"when", to_string(pass.when)},
@@ -58,18 +42,6 @@ nlohmann::json pass_json(const RefinementPassOptions& pass) {
           {"max_displacement_mm", pass.max_displacement_mm}};
 }
 
-/// `image` where `mask` (same grid) is set, 0 elsewhere.
-ImageType::Pointer mask_image(const ImageType* image, const MaskType* mask) {
-  auto out = ImageType::New();
-  out->CopyInformation(image);
-  out->SetRegions(image->GetLargestPossibleRegion());
-  out->Allocate();
-  const float* v = image->GetBufferPointer();
-  const unsigned char* m = mask->GetBufferPointer();
-  float* o = out->GetBufferPointer();
-  for (std::size_t i = 0, n = image->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i) o[i] = m[i] ? v[i] : 0.f;
-  return out;
-}
 
 /// The template brain dilated by `mm`, computed once per process.
 const MaskType* registration_mask(Template& t, double mm) {
@@ -267,10 +239,9 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     if (stripped.skull_stripped || pass.when == PassWhen::kOff || (pass.when == PassWhen::kOnFailure && !first_failed))
       return report;
     const bool cut = pass.cut_dilation_mm >= 0;
-    const auto moving = cut ? mask_image(result.corrected_native, dilate_mask(mask_canonical, pass.cut_dilation_mm))
-                            : result.corrected_native;
-    const auto refined = refine_affine(cut ? tmpl.brain : tmpl.head, moving, result.mni_to_native, reg_options,
-                                       registration_mask(tmpl, pass.metric_dilation_mm));
+    const auto refined = refine_affine(cut ? tmpl.brain : tmpl.head, result.corrected_native, result.mni_to_native,
+                                       reg_options, registration_mask(tmpl, pass.metric_dilation_mm),
+                                       cut ? mask_canonical.GetPointer() : nullptr, pass.cut_dilation_mm);
     const double moved = mean_displacement_mm(result.mni_to_native, refined.mni_to_native, tmpl.mask);
     report["metric"] = refined.final_metric;
     report["iterations"] = refined.affine_iterations;

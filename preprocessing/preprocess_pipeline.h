@@ -78,8 +78,9 @@ struct PreprocessOptions {
   /** Focused pass, when the first registration fails its metric bound: the whole scan
       against ch2 with the metric on the template brain + 3 mm only, so scalp, face and neck
       stop pulling the affine; its metric then decides the QC (max_focused_metric).
-      Default = {on-failure, whole scan, 3 mm, 12 mm}. */
-  RefinementPassOptions focused_pass{PassWhen::kOnFailure, -1.0, 3.0, 12.0};
+      A failed first registration can be far off, so it may move the brain up to 25 mm.
+      Default = {on-failure, whole scan, 3 mm, 25 mm}. */
+  RefinementPassOptions focused_pass{PassWhen::kOnFailure, -1.0, 3.0, 25.0};
   /** Brain pass: the scan cut by its brain mask + 4 mm against the skull-stripped ch2bet
       (metric on ch2bet + 8 mm); tightens the brain's scale. Default = {always, 4 mm, 8 mm, 12 mm}. */
   RefinementPassOptions brain_pass{PassWhen::kAlways, 4.0, 8.0, 12.0};

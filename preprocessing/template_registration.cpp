@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "preprocessing/mask_operations.h"
 
 namespace brainage::preprocessing {
 namespace {
@@ -254,8 +255,11 @@ WorkingImages working_images(const ImageType* fixed, const ImageType* moving, co
 }  // namespace
 
 RegistrationResult refine_affine(const ImageType* fixed, const ImageType* moving, const AffineTransformType* initial,
-                                 const RegistrationOptions& options, const MaskType* fixed_mask) {
-  const auto work = working_images(fixed, moving, options, fixed_mask);
+                                 const RegistrationOptions& options, const MaskType* fixed_mask,
+                                 const MaskType* moving_cut, double cut_dilation_mm) {
+  auto work = working_images(fixed, moving, options, fixed_mask);
+  if (moving_cut != nullptr)
+    work.moving = mask_image(work.moving, dilate_mask(mask_on_grid(moving_cut, work.moving), cut_dilation_mm));
   auto affine = AffineTransformType::New();
   affine->SetFixedParameters(initial->GetFixedParameters());
   affine->SetParameters(initial->GetParameters());

@@ -87,9 +87,12 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
                                         const MaskType* fixed_mask = nullptr);
 
 /// Continues from `initial` (fixed -> moving) with the affine stage only: no centroid
-/// initialisation, no rigid search. The brain-only second pass uses it.
+/// initialisation, no rigid search. With `moving_cut` (moving space), the moving image is
+/// zeroed outside that mask dilated by `cut_dilation_mm`, on the working grid (cheap at
+/// any input resolution). The pipeline's refinement passes use it.
 RegistrationResult refine_affine(const ImageType* fixed, const ImageType* moving, const AffineTransformType* initial,
-                                 const RegistrationOptions& options = {}, const MaskType* fixed_mask = nullptr);
+                                 const RegistrationOptions& options = {}, const MaskType* fixed_mask = nullptr,
+                                 const MaskType* moving_cut = nullptr, double cut_dilation_mm = 0.0);
 
 /// Mean displacement (mm) between two transforms over the voxels of `mask` > 0 (in the
 /// fixed space): the registration-accuracy measure used by tests and benchmarks.
