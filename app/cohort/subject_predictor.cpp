@@ -120,19 +120,21 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
       out.qc_flags.push_back("input already skull-stripped");
     if (fs::exists(pre.entry / "qc.png")) out.qc_image = pre.entry / "qc.png";
 
-    const std::vector<float> buffer = preprocessing::image_to_buffer(pre.t1_model);
+    std::vector<float> buffer = preprocessing::image_to_buffer(pre.t1_model);
     const auto& grid = shared->loaded.info.model.grid;
-    const torch::Tensor input =
-        torch::from_blob(const_cast<float*>(buffer.data()), {1, 1, grid[0], grid[1], grid[2]}, torch::kFloat32)
-            .clone();
     double age = 0;
     nlohmann::json routing;
     {
       std::lock_guard<std::mutex> lock(shared->forward_mutex);
-      // This worker thread's LibTorch/OpenBLAS threads, set under the lock: OpenBLAS's
-      // thread count is process-wide, and changing it while another worker is inside a
-      // BLAS call crashed `evaluate --jobs 2` (SIGSEGV, seen with a warm preprocessing cache).
+      // Every LibTorch call of a worker happens under this lock, the thread setting first:
+      // LibTorch's and OpenBLAS's thread counts are process-wide, and changing them while
+      // another worker runs a tensor operation (a BLAS call, or even a copy on the intra-op
+      // pool) crashed `evaluate --jobs 2` (SIGSEGV, seen with a warm preprocessing cache,
+      // where both workers reach this point at once). The tensor views `buffer`, which
+      // outlives the forward.
       model::configure_threads(options.threads_per_subject);
+      const torch::Tensor input =
+          torch::from_blob(buffer.data(), {1, 1, grid[0], grid[1], grid[2]}, torch::kFloat32);
       torch::NoGradGuard no_grad;
       const auto output = shared->loaded.model->forward(input, /*with_routing=*/options.write_prediction_folder);
       age = output.age[0].item<double>();
