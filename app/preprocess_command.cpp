@@ -83,16 +83,15 @@ int preprocess_main(const std::vector<std::string>& args) {
   options.pipeline.template_dir = template_dir;
   options.pipeline.detect_skull_stripped = !no_detect;
   options.pipeline.render_qc = !no_qc_png;
-  try {
-    options.pipeline.focused_pass.when = preprocessing::pass_when_from_string(focused_pass);
-  } catch (const InvalidInputError& e) {
-    throw UsageError(std::string("--focused-pass: ") + e.what());
-  }
-  try {
-    options.pipeline.brain_pass.when = preprocessing::pass_when_from_string(brain_pass);
-  } catch (const InvalidInputError& e) {
-    throw UsageError(std::string("--brain-pass: ") + e.what());
-  }
+  auto pass_when = [](const std::string& flag, const std::string& value) {
+    try {
+      return preprocessing::pass_when_from_string(value);
+    } catch (const InvalidInputError& e) {
+      throw UsageError("--" + flag + ": " + e.what());
+    }
+  };
+  options.pipeline.focused_pass.when = pass_when("focused-pass", focused_pass);
+  options.pipeline.brain_pass.when = pass_when("brain-pass", brain_pass);
   if (!(options.pipeline.bias.shrink_to_mm > 0))
     throw UsageError("--bias-shrink-mm must be > 0 mm, got " + std::to_string(options.pipeline.bias.shrink_to_mm));
   configure_all_threads(options.pipeline.threads);

@@ -2,8 +2,6 @@
 
 #include <itkImageRegionConstIterator.h>
 #include <itkImageRegionIterator.h>
-#include <itkNearestNeighborInterpolateImageFunction.h>
-#include <itkResampleImageFilter.h>
 #include <itkSignedMaurerDistanceMapImageFilter.h>
 
 namespace brainage::preprocessing {
@@ -34,21 +32,6 @@ ImageType::Pointer mask_image(const ImageType* image, const MaskType* mask) {
   const unsigned char* m = mask->GetBufferPointer();
   float* o = out->GetBufferPointer();
   for (std::size_t i = 0, n = image->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i) o[i] = m[i] ? v[i] : 0.f;
-  return out;
-}
-
-MaskType::Pointer mask_on_grid(const MaskType* mask, const ImageType* reference) {
-  auto resample = itk::ResampleImageFilter<MaskType, MaskType>::New();
-  resample->SetInput(mask);
-  resample->SetInterpolator(itk::NearestNeighborInterpolateImageFunction<MaskType, double>::New());
-  resample->SetSize(reference->GetLargestPossibleRegion().GetSize());
-  resample->SetOutputOrigin(reference->GetOrigin());
-  resample->SetOutputSpacing(reference->GetSpacing());
-  resample->SetOutputDirection(reference->GetDirection());
-  resample->SetDefaultPixelValue(0);
-  resample->Update();
-  MaskType::Pointer out = resample->GetOutput();
-  out->DisconnectPipeline();
   return out;
 }
 

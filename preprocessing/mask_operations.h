@@ -11,7 +11,4 @@ MaskType::Pointer dilate_mask(const MaskType* mask, double mm);
 /// `image` where `mask` (same grid) is set, 0 elsewhere.
 ImageType::Pointer mask_image(const ImageType* image, const MaskType* mask);
 
-/// `mask` resampled (nearest neighbour) onto the grid of `reference`.
-MaskType::Pointer mask_on_grid(const MaskType* mask, const ImageType* reference);
-
 }  // namespace brainage::preprocessing

@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "preprocessing/canonical_orientation.h"
 #include "preprocessing/mask_operations.h"
 
 namespace brainage::preprocessing {
@@ -259,7 +260,7 @@ RegistrationResult refine_affine(const ImageType* fixed, const ImageType* moving
                                  const MaskType* moving_cut, double cut_dilation_mm) {
   auto work = working_images(fixed, moving, options, fixed_mask);
   if (moving_cut != nullptr)
-    work.moving = mask_image(work.moving, dilate_mask(mask_on_grid(moving_cut, work.moving), cut_dilation_mm));
+    work.moving = mask_image(work.moving, dilate_mask(resample_mask_to_grid(moving_cut, work.moving), cut_dilation_mm));
   auto affine = AffineTransformType::New();
   affine->SetFixedParameters(initial->GetFixedParameters());
   affine->SetParameters(initial->GetParameters());
