@@ -295,8 +295,9 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
   dist.check_same_on_all_ranks("the number of subjects in the manifest", n);
 
   const auto [train_idx, val_idx] = split_subjects(data.ages, o);
-  const bool validating = !val_idx.empty();  // empty only when asked for (val_fraction 0)
-  if (train_idx.empty() || (!validating && !(o.folds == 0 && o.val_fraction == 0)))
+  const bool validating = !val_idx.empty();
+  const bool train_on_everyone = o.folds == 0 && o.val_fraction == 0;  // no validation set, as asked
+  if (train_idx.empty() || (!validating && !train_on_everyone))
     throw ModelError("training: the split leaves an empty training or validation set (" +
                      std::to_string(train_idx.size()) + " / " + std::to_string(val_idx.size()) + ")");
   if (!validating && o.final_weights != FinalWeights::kLastEpoch)
@@ -541,9 +542,8 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
   if (o.final_weights == FinalWeights::kBestValidation) {
     chosen = load_checkpoint(o.output_dir / "best.json");
   } else {
-    chosen.model = model;
+    chosen.model = model;  // save_checkpoint records its options
     chosen.info = base_info;
-    chosen.info.model = model_options;
     chosen.info.training["epoch"] = result.epochs_run;
   }
   const auto eval = validating ? evaluate(chosen.model, data, val_idx, o.eval_batch_size) : EvalResult::not_measured();
