@@ -7,6 +7,8 @@
 #include <itkImageRegionConstIterator.h>
 #include <itkImageRegionIterator.h>
 #include <itkLinearInterpolateImageFunction.h>
+#include <itkImageRegionConstIteratorWithIndex.h>
+#include <itkRegionOfInterestImageFilter.h>
 #include <itkRelabelComponentImageFilter.h>
 #include <itkResampleImageFilter.h>
 #include <itkSignedMaurerDistanceMapImageFilter.h>
@@ -108,6 +110,43 @@ double median_where(const ImageType* image, const MaskType* mask) {
   return *mid;
 }
 
+/// The bounding box of `mask` > 0 grown by `margin_mm` on every side, inside the image.
+itk::ImageRegion<3> padded_bounding_box(const MaskType* mask, double margin_mm) {
+  const auto whole = mask->GetLargestPossibleRegion();
+  itk::Index<3> lo, hi;
+  for (unsigned d = 0; d < 3; ++d) {
+    lo[d] = whole.GetUpperIndex()[d];
+    hi[d] = whole.GetIndex()[d];
+  }
+  itk::ImageRegionConstIteratorWithIndex<MaskType> it(mask, whole);
+  for (; !it.IsAtEnd(); ++it)
+    if (it.Get())
+      for (unsigned d = 0; d < 3; ++d) {
+        lo[d] = std::min(lo[d], it.GetIndex()[d]);
+        hi[d] = std::max(hi[d], it.GetIndex()[d]);
+      }
+  itk::ImageRegion<3> box;
+  for (unsigned d = 0; d < 3; ++d) {
+    const auto pad = static_cast<itk::IndexValueType>(std::ceil(margin_mm / mask->GetSpacing()[d]));
+    const auto first = std::max(whole.GetIndex()[d], lo[d] - pad);
+    const auto last = std::min(whole.GetUpperIndex()[d], hi[d] + pad);
+    box.SetIndex(d, first);
+    box.SetSize(d, static_cast<itk::SizeValueType>(last - first + 1));
+  }
+  return box;
+}
+
+template <typename TImage>
+typename TImage::Pointer crop(const TImage* image, const itk::ImageRegion<3>& region) {
+  auto roi = itk::RegionOfInterestImageFilter<TImage, TImage>::New();
+  roi->SetInput(image);
+  roi->SetRegionOfInterest(region);
+  roi->Update();
+  typename TImage::Pointer out = roi->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
 }  // namespace
 
 BrainExtractionImageFilter::BrainExtractionImageFilter() { this->SetNumberOfRequiredInputs(1); }
@@ -128,7 +167,7 @@ void BrainExtractionImageFilter::GenerateInputRequestedRegion() {
 }
 
 void BrainExtractionImageFilter::GenerateData() {
-  const ImageType* input = this->GetInput();
+  ImageType::ConstPointer input = this->GetInput();
   MaskType* output = this->GetOutput();
   output->SetBufferedRegion(output->GetRequestedRegion());
   output->Allocate();
@@ -161,6 +200,7 @@ void BrainExtractionImageFilter::GenerateData() {
   if (!any(prior)) throw ProcessingError("brain extraction: the template brain falls outside the scan's field of view");
 
   MaskType::Pointer brain;
+  auto region = input->GetLargestPossibleRegion();  // where `brain` lies in the output
   if (m_SkullStripped) {
     // Already stripped: the foreground is the brain; only clean it.
     auto positive = new_mask_like(input);
@@ -179,6 +219,12 @@ void BrainExtractionImageFilter::GenerateData() {
     }
     brain = fill_holes(largest_component(fg));
   } else {
+    // Steps 2-5 never reach beyond the prior's box + search + closing distance: work on
+    // that box (the same result, far fewer voxels than a head with neck in the field).
+    region = padded_bounding_box(prior, m_SearchDilationMM + 2 * std::max(m_OpeningRadiusMM, m_ClosingRadiusMM) +
+                                            2 * input->GetSpacing().GetVnlVector().max_value());
+    input = crop(input.GetPointer(), region);
+    prior = crop(prior.GetPointer(), region);
     // 2. Brain-tissue statistics in the eroded prior.
     const auto prior_distance = signed_distance(prior);
     auto core = threshold_distance(prior_distance, -m_CoreErosionMM);
@@ -214,7 +260,7 @@ void BrainExtractionImageFilter::GenerateData() {
   }
 
   itk::ImageRegionConstIterator<MaskType> b(brain, brain->GetLargestPossibleRegion());
-  itk::ImageRegionIterator<MaskType> o(output, output->GetRequestedRegion());
+  itk::ImageRegionIterator<MaskType> o(output, region);
   for (; !o.IsAtEnd(); ++o, ++b) o.Set(b.Get() ? 1 : 0);
 }
 

@@ -26,13 +26,21 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+/// The templates on the registration's working grid, made once per process and spacing:
+/// every registration of every scan compares against these.
+struct WorkingTemplate {
+  ImageType::ConstPointer head, brain;          // ch2, ch2bet (to_working_grid)
+  MaskType::Pointer mask;                       // ch2bet > 0 on the same grid
+  std::map<double, MaskType::Pointer> dilated;  // that mask dilated by N mm (registration metric masks)
+};
+
 struct Template {
   ImageType::Pointer head;   // ch2
   ImageType::Pointer brain;  // ch2bet
   MaskType::Pointer mask;    // ch2bet > 0
-  std::map<double, MaskType::Pointer> dilated;  // ch2bet > 0 dilated by N mm (registration metric mask)
+  std::map<double, WorkingTemplate> working;  // by working spacing (mm)
+  std::mutex mutex;                           // guards `working` (cohort workers share the template)
 };
-
 
 nlohmann::json pass_json(const RefinementPassOptions& pass) {
   return {{"when", to_string(pass.when)},
@@ -42,20 +50,29 @@ nlohmann::json pass_json(const RefinementPassOptions& pass) {
           {"max_displacement_mm", pass.max_displacement_mm}};
 }
 
-
-/// The template brain dilated by `mm`, computed once per process.
-const MaskType* registration_mask(Template& t, double mm) {
-  static std::mutex mutex;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto& slot = t.dilated[mm];
-  if (!slot) slot = dilate_mask(t.mask, mm);
-  return slot;
+/// What a registration against the template needs, on the working grid of `spacing_mm`:
+/// the head (ch2) or the brain (ch2bet), and the metric mask (ch2bet > 0 dilated by
+/// `mask_dilation_mm`; none when < 0). Made on first use and kept.
+struct FixedSide {
+  const ImageType* image;
+  const MaskType* mask;
+};
+FixedSide working_template(Template& t, double spacing_mm, bool brain, double mask_dilation_mm) {
+  std::lock_guard<std::mutex> lock(t.mutex);
+  auto& w = t.working[spacing_mm];
+  auto& image = brain ? w.brain : w.head;
+  if (!image) image = to_working_grid(brain ? t.brain : t.head, spacing_mm);
+  if (mask_dilation_mm < 0) return {image, nullptr};
+  if (!w.mask) w.mask = resample_mask_to_grid(t.mask, image);
+  auto& dilated = w.dilated[mask_dilation_mm];
+  if (!dilated) dilated = dilate_mask(w.mask, mask_dilation_mm);
+  return {image, dilated};
 }
 
 /// The templates are read once per process (a cohort run reuses them).
 Template& load_template(const fs::path& dir) {
   static std::mutex mutex;
-  static std::map<fs::path, Template> cache;
+  static std::map<fs::path, Template> cache;  // node-based: references stay valid
   std::lock_guard<std::mutex> lock(mutex);
   auto found = cache.find(dir);
   if (found != cache.end()) return found->second;
@@ -63,17 +80,20 @@ Template& load_template(const fs::path& dir) {
     if (!fs::exists(dir / name))
       throw InvalidInputError((dir / name).string() +
                               ": template missing (install the Debian package mricron-data or pass the template folder)");
-  Template t;
-  t.head = read_image(dir / "ch2.nii.gz");
-  t.brain = read_image(dir / "ch2bet.nii.gz");
-  t.mask = MaskType::New();
-  t.mask->CopyInformation(t.brain);
-  t.mask->SetRegions(t.brain->GetLargestPossibleRegion());
-  t.mask->Allocate();
-  itk::ImageRegionConstIterator<ImageType> b(t.brain, t.brain->GetLargestPossibleRegion());
-  itk::ImageRegionIterator<MaskType> m(t.mask, t.mask->GetLargestPossibleRegion());
+  auto head = read_image(dir / "ch2.nii.gz");
+  auto brain = read_image(dir / "ch2bet.nii.gz");
+  auto mask = MaskType::New();
+  mask->CopyInformation(brain);
+  mask->SetRegions(brain->GetLargestPossibleRegion());
+  mask->Allocate();
+  itk::ImageRegionConstIterator<ImageType> b(brain, brain->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
   for (; !b.IsAtEnd(); ++b, ++m) m.Set(b.Get() > 0 ? 1 : 0);
-  return cache.emplace(dir, std::move(t)).first->second;
+  Template& t = cache[dir];  // only once both files have been read
+  t.head = head;
+  t.brain = brain;
+  t.mask = mask;
+  return t;
 }
 
 /// Voxels above 10% of the 99th percentile: the head (or brain) for N4.
@@ -190,10 +210,10 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   // 3. Registration to Colin27 (ch2; ch2bet for stripped inputs).
   RegistrationOptions reg_options = options.registration;
   if (reg_options.threads == 0) reg_options.threads = options.threads;
-  const ImageType* fixed = stripped.skull_stripped ? tmpl.brain.GetPointer() : tmpl.head.GetPointer();
-  const MaskType* metric_mask =
-      options.registration_mask_dilation_mm >= 0 ? registration_mask(tmpl, options.registration_mask_dilation_mm) : nullptr;
-  auto registration = register_to_template(fixed, result.corrected_native, reg_options, metric_mask);
+  const double spacing = reg_options.working_spacing_mm;
+  const auto fixed = working_template(tmpl, spacing, stripped.skull_stripped, options.registration_mask_dilation_mm);
+  const auto moving = to_working_grid(result.corrected_native, spacing);
+  auto registration = register_to_template(fixed.image, moving, reg_options, fixed.mask);
   // A metric above the divergence bound: retry with a search over start poses (head pitch,
   // roll, yaw; centroid shifts), then the same from a shallower head centroid, and keep the best; QC
   // still flags it if none converges. Scans that register at once pay nothing for this.
@@ -202,7 +222,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     RegistrationOptions retry = reg_options;
     retry.rigid_starts = retry_rigid_starts();
     if (attempt == 1) retry.head_centroid_depth_mm = 0.6 * reg_options.head_centroid_depth_mm;
-    auto candidate = register_to_template(fixed, result.corrected_native, retry, metric_mask);
+    auto candidate = register_to_template(fixed.image, moving, retry, fixed.mask);
     ++registration_attempts;
     if (candidate.final_metric < registration.final_metric) registration = candidate;
   }
@@ -239,8 +259,8 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     if (stripped.skull_stripped || pass.when == PassWhen::kOff || (pass.when == PassWhen::kOnFailure && !first_failed))
       return report;
     const bool cut = pass.cut_dilation_mm >= 0;
-    const auto refined = refine_affine(cut ? tmpl.brain : tmpl.head, result.corrected_native, result.mni_to_native,
-                                       reg_options, registration_mask(tmpl, pass.metric_dilation_mm),
+    const auto target = working_template(tmpl, spacing, cut, pass.metric_dilation_mm);
+    const auto refined = refine_affine(target.image, moving, result.mni_to_native, reg_options, target.mask,
                                        cut ? mask_canonical.GetPointer() : nullptr, pass.cut_dilation_mm);
     const double moved = mean_displacement_mm(result.mni_to_native, refined.mni_to_native, tmpl.mask);
     report["metric"] = refined.final_metric;

@@ -28,52 +28,6 @@ using RigidTransformType = itk::VersorRigid3DTransform<double>;
 using Optimizer = itk::RegularStepGradientDescentOptimizerv4<double>;
 using Metric = itk::MattesMutualInformationImageToImageMetricv4<ImageType, ImageType>;
 
-/// Smooths (sigma = half the new spacing, where it is coarser) and resamples `image` to an
-/// isotropic grid of `spacing` mm covering the same extent with the same direction.
-ImageType::Pointer to_working_grid(const ImageType* image, double spacing) {
-  ImageType::ConstPointer source = image;
-  double max_in = 0;
-  for (unsigned d = 0; d < 3; ++d) max_in = std::max(max_in, image->GetSpacing()[d]);
-  ImageType::Pointer smoothed;
-  bool needs_smoothing = false;
-  for (unsigned d = 0; d < 3; ++d) needs_smoothing |= image->GetSpacing()[d] < 0.75 * spacing;
-  if (needs_smoothing) {
-    auto smooth = itk::SmoothingRecursiveGaussianImageFilter<ImageType, ImageType>::New();
-    smooth->SetInput(image);
-    itk::FixedArray<double, 3> sigmas;
-    for (unsigned d = 0; d < 3; ++d)
-      sigmas[d] = std::max(0.0, 0.5 * std::sqrt(std::max(0.0, spacing * spacing - image->GetSpacing()[d] * image->GetSpacing()[d])));
-    smooth->SetSigmaArray(sigmas);
-    smooth->Update();
-    smoothed = smooth->GetOutput();
-    source = smoothed;
-  }
-  const auto in_size = image->GetLargestPossibleRegion().GetSize();
-  ImageType::SizeType size;
-  ImageType::SpacingType out_spacing;
-  ImageType::PointType origin;
-  itk::ContinuousIndex<double, 3> start;
-  for (unsigned d = 0; d < 3; ++d) {
-    const double extent = in_size[d] * image->GetSpacing()[d];
-    size[d] = std::max<itk::SizeValueType>(1, static_cast<itk::SizeValueType>(std::floor(extent / spacing)));
-    out_spacing[d] = spacing;
-    // first output voxel centre: half a new voxel inside the old image's outer edge
-    start[d] = -0.5 + 0.5 * spacing / image->GetSpacing()[d];
-  }
-  image->TransformContinuousIndexToPhysicalPoint(start, origin);
-  auto resample = itk::ResampleImageFilter<ImageType, ImageType>::New();
-  resample->SetInput(source);
-  resample->SetSize(size);
-  resample->SetOutputSpacing(out_spacing);
-  resample->SetOutputOrigin(origin);
-  resample->SetOutputDirection(image->GetDirection());
-  resample->SetDefaultPixelValue(0);
-  resample->Update();
-  ImageType::Pointer out = resample->GetOutput();
-  out->DisconnectPipeline();
-  return out;
-}
-
 /// Centroid of the head: voxels above 10% of the 99th percentile, restricted to the
 /// `depth_mm` below the most superior such voxel (so a neck in the field of view does not
 /// drag the centroid down).
@@ -231,18 +185,25 @@ StageOutcome<TTransform> run_stage(const ImageType* fixed, const ImageType* movi
   return outcome;
 }
 
-/// Both images and the fixed mask on the working grid.
+/// Both images and the fixed mask on the working grid (inputs already there are used as they are).
 struct WorkingImages {
-  ImageType::Pointer fixed, moving;
-  MaskType::Pointer mask;  // null without a fixed mask
+  ImageType::ConstPointer fixed, moving;
+  MaskType::ConstPointer mask;  // null without a fixed mask
 };
+
+bool same_grid(const itk::ImageBase<3>* a, const itk::ImageBase<3>* b) {
+  return a->GetLargestPossibleRegion() == b->GetLargestPossibleRegion() && a->GetSpacing() == b->GetSpacing() &&
+         a->GetOrigin() == b->GetOrigin() && a->GetDirection() == b->GetDirection();
+}
 
 WorkingImages working_images(const ImageType* fixed, const ImageType* moving, const RegistrationOptions& options,
                              const MaskType* fixed_mask) {
   WorkingImages w;
   w.fixed = to_working_grid(fixed, options.working_spacing_mm);
   w.moving = to_working_grid(moving, options.working_spacing_mm);
-  if (fixed_mask != nullptr) {
+  if (fixed_mask != nullptr && same_grid(fixed_mask, w.fixed)) {
+    w.mask = fixed_mask;
+  } else if (fixed_mask != nullptr) {
     auto resample = itk::ResampleImageFilter<MaskType, MaskType>::New();
     resample->SetInput(fixed_mask);
     resample->SetUseReferenceImage(true);
@@ -255,12 +216,63 @@ WorkingImages working_images(const ImageType* fixed, const ImageType* moving, co
 
 }  // namespace
 
+bool is_on_working_grid(const itk::ImageBase<3>* image, double spacing) {
+  for (unsigned d = 0; d < 3; ++d)
+    if (std::abs(image->GetSpacing()[d] - spacing) > 1e-6 * spacing) return false;
+  return true;
+}
+
+ImageType::ConstPointer to_working_grid(const ImageType* image, double spacing) {
+  if (is_on_working_grid(image, spacing)) return image;
+  ImageType::ConstPointer source = image;
+  double max_in = 0;
+  for (unsigned d = 0; d < 3; ++d) max_in = std::max(max_in, image->GetSpacing()[d]);
+  ImageType::Pointer smoothed;
+  bool needs_smoothing = false;
+  for (unsigned d = 0; d < 3; ++d) needs_smoothing |= image->GetSpacing()[d] < 0.75 * spacing;
+  if (needs_smoothing) {
+    auto smooth = itk::SmoothingRecursiveGaussianImageFilter<ImageType, ImageType>::New();
+    smooth->SetInput(image);
+    itk::FixedArray<double, 3> sigmas;
+    for (unsigned d = 0; d < 3; ++d)
+      sigmas[d] = std::max(0.0, 0.5 * std::sqrt(std::max(0.0, spacing * spacing - image->GetSpacing()[d] * image->GetSpacing()[d])));
+    smooth->SetSigmaArray(sigmas);
+    smooth->Update();
+    smoothed = smooth->GetOutput();
+    source = smoothed;
+  }
+  const auto in_size = image->GetLargestPossibleRegion().GetSize();
+  ImageType::SizeType size;
+  ImageType::SpacingType out_spacing;
+  ImageType::PointType origin;
+  itk::ContinuousIndex<double, 3> start;
+  for (unsigned d = 0; d < 3; ++d) {
+    const double extent = in_size[d] * image->GetSpacing()[d];
+    size[d] = std::max<itk::SizeValueType>(1, static_cast<itk::SizeValueType>(std::floor(extent / spacing)));
+    out_spacing[d] = spacing;
+    // first output voxel centre: half a new voxel inside the old image's outer edge
+    start[d] = -0.5 + 0.5 * spacing / image->GetSpacing()[d];
+  }
+  image->TransformContinuousIndexToPhysicalPoint(start, origin);
+  auto resample = itk::ResampleImageFilter<ImageType, ImageType>::New();
+  resample->SetInput(source);
+  resample->SetSize(size);
+  resample->SetOutputSpacing(out_spacing);
+  resample->SetOutputOrigin(origin);
+  resample->SetOutputDirection(image->GetDirection());
+  resample->SetDefaultPixelValue(0);
+  resample->Update();
+  ImageType::Pointer out = resample->GetOutput();
+  out->DisconnectPipeline();
+  return out.GetPointer();
+}
+
 RegistrationResult refine_affine(const ImageType* fixed, const ImageType* moving, const AffineTransformType* initial,
                                  const RegistrationOptions& options, const MaskType* fixed_mask,
                                  const MaskType* moving_cut, double cut_dilation_mm) {
   auto work = working_images(fixed, moving, options, fixed_mask);
   if (moving_cut != nullptr)
-    work.moving = mask_image(work.moving, dilate_mask(resample_mask_to_grid(moving_cut, work.moving), cut_dilation_mm));
+    work.moving = mask_image(work.moving, dilate_mask(resample_mask_to_grid(moving_cut, work.moving), cut_dilation_mm)).GetPointer();
   auto affine = AffineTransformType::New();
   affine->SetFixedParameters(initial->GetFixedParameters());
   affine->SetParameters(initial->GetParameters());

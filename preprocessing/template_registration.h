@@ -80,8 +80,20 @@ struct RegistrationResult {
   std::string stop_condition;
 };
 
+/// True when `image` has isotropic voxels of `spacing_mm`: the registration then uses it as it is.
+bool is_on_working_grid(const itk::ImageBase<3>* image, double spacing_mm);
+
+/// `image` smoothed (sigma from the spacing ratio, where it is finer) and resampled to an
+/// isotropic grid of `spacing_mm` covering the same extent with the same direction: what
+/// the registration compares. An image already on such a grid comes back as it is, so a
+/// caller registering the same image several times (the template in a cohort, a scan's
+/// retries and refinement passes) converts it once and passes the result.
+ImageType::ConstPointer to_working_grid(const ImageType* image, double spacing_mm);
+
 /// Registers `moving` (a scan in any orientation, physical geometry intact) to `fixed`
-/// (the template). `fixed_mask` (optional, template space) restricts the metric.
+/// (the template). `fixed_mask` (optional, template space) restricts the metric. Either
+/// image may already be on the working grid (to_working_grid); the mask is used as it is
+/// when it shares the working fixed image's grid.
 RegistrationResult register_to_template(const ImageType* fixed, const ImageType* moving,
                                         const RegistrationOptions& options = {},
                                         const MaskType* fixed_mask = nullptr);

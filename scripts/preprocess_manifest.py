@@ -10,6 +10,7 @@ preprocess.json already exists (so a killed run resumes), and writes
 Python standard library only. Usage:
   scripts/ixi_manifest.sh > manifest.csv
   scripts/preprocess_manifest.py manifest.csv OUT [--jobs 2] [--brainage build/app/brainage]
+                                [-- extra brainage preprocess options, e.g. --bias-shrink-mm 8]
 """
 import argparse
 import csv
@@ -28,7 +29,9 @@ def main():
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--brainage", default="build/app/brainage")
     ap.add_argument("--only", nargs="*", help="subject ids to (re)run; default all")
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, extra = ap.parse_args(argv[:cut]), argv[cut + 1:]  # after --: passed to brainage preprocess
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     rows = list(csv.DictReader(open(args.manifest, newline="")))
@@ -41,7 +44,7 @@ def main():
             return None
         start = time.time()
         with open(out / f"{sid}.log", "w") as log:
-            rc = subprocess.call([brainage, "preprocess", row["path"], "-o", str(d), "--threads", "1"],
+            rc = subprocess.call([brainage, "preprocess", row["path"], "-o", str(d), "--threads", "1", *extra],
                                  stdout=log, stderr=subprocess.STDOUT)
         seconds = time.time() - start
         print(f"{sid}: exit {rc} in {seconds:.1f} s", flush=True)
