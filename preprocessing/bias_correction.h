@@ -9,8 +9,8 @@
 namespace brainage::preprocessing {
 
 struct BiasCorrectionOptions {
-  /** Voxel size (mm) of the shrunk copy N4 fits on; integer shrink factor per axis = round(this / spacing), ≥ 1. Default = 6.0. */
-  double shrink_to_mm{6.0};
+  /** Voxel size (mm) of the shrunk copy N4 fits on; integer shrink factor per axis = round(this / spacing), ≥ 1. Default = 8.0 (6 mm: the same IXI Dice, twice the time; docs/BENCHMARKS.md). */
+  double shrink_to_mm{8.0};
   /** Maximum iterations at each fitting level (one level per entry). Default = {50, 50, 30}. */
   std::vector<unsigned> iterations{50, 50, 30};
   /** Convergence threshold (coefficient of variation of the field update). Default = 0.001. */

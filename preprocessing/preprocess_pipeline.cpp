@@ -47,7 +47,9 @@ nlohmann::json pass_json(const RefinementPassOptions& pass) {
           {"moving", pass.cut_dilation_mm < 0 ? "whole scan vs ch2"
                                                : "scan cut by its brain mask + " + std::to_string(pass.cut_dilation_mm) + " mm vs ch2bet"},
           {"metric_mask_dilation_mm", pass.metric_dilation_mm},
-          {"max_displacement_mm", pass.max_displacement_mm}};
+          {"max_displacement_mm", pass.max_displacement_mm},
+          {"shrink", pass.stage.shrink_factors}, {"sigmas_mm", pass.stage.smoothing_sigmas_mm},
+          {"iterations", pass.stage.iterations}, {"learning_rate", pass.stage.learning_rate}};
 }
 
 /// What a registration against the template needs, on the working grid of `spacing_mm`:
@@ -260,7 +262,9 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
       return report;
     const bool cut = pass.cut_dilation_mm >= 0;
     const auto target = working_template(tmpl, spacing, cut, pass.metric_dilation_mm);
-    const auto refined = refine_affine(target.image, moving, result.mni_to_native, reg_options, target.mask,
+    RegistrationOptions pass_options = reg_options;
+    pass_options.affine = pass.stage;
+    const auto refined = refine_affine(target.image, moving, result.mni_to_native, pass_options, target.mask,
                                        cut ? mask_canonical.GetPointer() : nullptr, pass.cut_dilation_mm);
     const double moved = mean_displacement_mm(result.mni_to_native, refined.mni_to_native, tmpl.mask);
     report["metric"] = refined.final_metric;

@@ -59,6 +59,8 @@ struct RefinementPassOptions {
   double metric_dilation_mm{3.0};
   /** The pass is discarded when it moves the template brain by more than this on average (mm). */
   double max_displacement_mm{12.0};
+  /** Its affine optimisation (pyramid levels, sigmas, iterations, learning rate). */
+  RegistrationStageOptions stage{{2, 1}, {2.0, 1.0}, {100, 50}, 1.0};
 };
 
 struct PreprocessOptions {
@@ -78,12 +80,15 @@ struct PreprocessOptions {
   /** Focused pass, when the first registration fails its metric bound: the whole scan
       against ch2 with the metric on the template brain + 3 mm only, so scalp, face and neck
       stop pulling the affine; its metric then decides the QC (max_focused_metric).
-      A failed first registration can be far off, so it may move the brain up to 25 mm.
-      Default = {on-failure, whole scan, 3 mm, 25 mm}. */
-  RefinementPassOptions focused_pass{PassWhen::kOnFailure, -1.0, 3.0, 25.0};
+      A failed first registration can be far off, so it may move the brain up to 25 mm and
+      runs the affine stage's two levels. Default = {on-failure, whole scan, 3 mm, 25 mm,
+      shrink {2, 1}, sigmas {2, 1} mm, iterations {100, 50}, learning rate 1}. */
+  RefinementPassOptions focused_pass{PassWhen::kOnFailure, -1.0, 3.0, 25.0, {{2, 1}, {2.0, 1.0}, {100, 50}, 1.0}};
   /** Brain pass: the scan cut by its brain mask + 4 mm against the skull-stripped ch2bet
-      (metric on ch2bet + 8 mm); tightens the brain's scale. Default = {always, 4 mm, 8 mm, 12 mm}. */
-  RefinementPassOptions brain_pass{PassWhen::kAlways, 4.0, 8.0, 12.0};
+      (metric on ch2bet + 8 mm); tightens the brain's scale. It starts close, so one level
+      at the working resolution. Default = {always, 4 mm, 8 mm, 12 mm, shrink {1}, sigma
+      {1} mm, 50 iterations, learning rate 1}. */
+  RefinementPassOptions brain_pass{PassWhen::kAlways, 4.0, 8.0, 12.0, {{1}, {1.0}, {50}, 1.0}};
   BiasCorrectionOptions bias{};
   RegistrationOptions registration{};
   BrainExtractionOptions brain{};

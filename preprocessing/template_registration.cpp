@@ -1,5 +1,6 @@
 #include "preprocessing/template_registration.h"
 
+#include <itkBinShrinkImageFilter.h>
 #include <itkImageMaskSpatialObject.h>
 #include <itkImageRegionConstIteratorWithIndex.h>
 #include <itkImageRegistrationMethodv4.h>
@@ -224,9 +225,25 @@ bool is_on_working_grid(const itk::ImageBase<3>* image, double spacing) {
 
 ImageType::ConstPointer to_working_grid(const ImageType* image, double spacing) {
   if (is_on_working_grid(image, spacing)) return image;
+  // Whole-number ratios on every axis (a 1 mm scan, the 1 mm template): the mean of each
+  // block of voxels is the working voxel, centred where the resampling below puts it.
+  itk::FixedArray<unsigned, 3> factors;
+  bool whole = true;
+  for (unsigned d = 0; d < 3; ++d) {
+    const double ratio = spacing / image->GetSpacing()[d];
+    factors[d] = static_cast<unsigned>(std::lround(ratio));
+    whole &= factors[d] >= 1 && std::abs(ratio - factors[d]) < 1e-3;
+  }
+  if (whole) {
+    auto shrink = itk::BinShrinkImageFilter<ImageType, ImageType>::New();
+    shrink->SetInput(image);
+    shrink->SetShrinkFactors(factors);
+    shrink->Update();
+    ImageType::Pointer out = shrink->GetOutput();
+    out->DisconnectPipeline();
+    return out.GetPointer();
+  }
   ImageType::ConstPointer source = image;
-  double max_in = 0;
-  for (unsigned d = 0; d < 3; ++d) max_in = std::max(max_in, image->GetSpacing()[d]);
   ImageType::Pointer smoothed;
   bool needs_smoothing = false;
   for (unsigned d = 0; d < 3; ++d) needs_smoothing |= image->GetSpacing()[d] < 0.75 * spacing;

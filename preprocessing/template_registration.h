@@ -83,8 +83,9 @@ struct RegistrationResult {
 /// True when `image` has isotropic voxels of `spacing_mm`: the registration then uses it as it is.
 bool is_on_working_grid(const itk::ImageBase<3>* image, double spacing_mm);
 
-/// `image` smoothed (sigma from the spacing ratio, where it is finer) and resampled to an
-/// isotropic grid of `spacing_mm` covering the same extent with the same direction: what
+/// `image` on an isotropic grid of `spacing_mm` covering the same extent with the same
+/// direction: block means where every axis's spacing divides `spacing_mm` (a 1 mm scan at
+/// 2 mm), else smoothed (sigma from the spacing ratio, where finer) and resampled. What
 /// the registration compares. An image already on such a grid comes back as it is, so a
 /// caller registering the same image several times (the template in a cohort, a scan's
 /// retries and refinement passes) converts it once and passes the result.
