@@ -11,31 +11,15 @@
 #include <itkRegionOfInterestImageFilter.h>
 #include <itkRelabelComponentImageFilter.h>
 #include <itkResampleImageFilter.h>
-#include <itkSignedMaurerDistanceMapImageFilter.h>
 
 #include <algorithm>
 #include <vector>
 
 #include "common/errors.h"
+#include "preprocessing/mask_operations.h"
 
 namespace brainage::preprocessing {
 namespace {
-
-using DistanceType = itk::Image<float, 3>;
-
-/// Signed distance (mm) to the boundary of `mask` > 0: negative inside.
-DistanceType::Pointer signed_distance(const MaskType* mask) {
-  auto distance = itk::SignedMaurerDistanceMapImageFilter<MaskType, DistanceType>::New();
-  distance->SetInput(mask);
-  distance->SetInsideIsPositive(false);
-  distance->SetSquaredDistance(false);
-  distance->SetUseImageSpacing(true);
-  distance->SetBackgroundValue(0);
-  distance->Update();
-  DistanceType::Pointer out = distance->GetOutput();
-  out->DisconnectPipeline();
-  return out;
-}
 
 MaskType::Pointer new_mask_like(const itk::ImageBase<3>* reference) {
   auto mask = MaskType::New();
@@ -44,32 +28,6 @@ MaskType::Pointer new_mask_like(const itk::ImageBase<3>* reference) {
   mask->Allocate();
   mask->FillBuffer(0);
   return mask;
-}
-
-/// mask where distance <= threshold (threshold < 0: erosion, > 0: dilation).
-MaskType::Pointer threshold_distance(const DistanceType* distance, double threshold) {
-  auto mask = new_mask_like(distance);
-  itk::ImageRegionConstIterator<DistanceType> d(distance, distance->GetLargestPossibleRegion());
-  itk::ImageRegionIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
-  for (; !d.IsAtEnd(); ++d, ++m) m.Set(d.Get() <= threshold ? 1 : 0);
-  return mask;
-}
-
-bool any(const MaskType* mask) {
-  itk::ImageRegionConstIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
-  for (; !m.IsAtEnd(); ++m)
-    if (m.Get()) return true;
-  return false;
-}
-
-MaskType::Pointer erode(const MaskType* mask, double mm) {
-  if (mm <= 0 || !any(mask)) return const_cast<MaskType*>(mask);
-  return threshold_distance(signed_distance(mask), -mm);
-}
-
-MaskType::Pointer dilate(const MaskType* mask, double mm) {
-  if (mm <= 0 || !any(mask)) return const_cast<MaskType*>(mask);
-  return threshold_distance(signed_distance(mask), mm);
 }
 
 MaskType::Pointer largest_component(const MaskType* mask) {
@@ -197,7 +155,7 @@ void BrainExtractionImageFilter::GenerateData() {
     itk::ImageRegionIterator<MaskType> m(prior, prior->GetLargestPossibleRegion());
     for (; !p.IsAtEnd(); ++p, ++m) m.Set(p.Get() > 0.5f ? 1 : 0);
   }
-  if (!any(prior)) throw ProcessingError("brain extraction: the template brain falls outside the scan's field of view");
+  if (!any_set(prior)) throw ProcessingError("brain extraction: the template brain falls outside the scan's field of view");
 
   MaskType::Pointer brain;
   auto region = input->GetLargestPossibleRegion();  // where `brain` lies in the output
@@ -226,10 +184,10 @@ void BrainExtractionImageFilter::GenerateData() {
     input = crop(input.GetPointer(), region);
     prior = crop(prior.GetPointer(), region);
     // 2. Brain-tissue statistics in the eroded prior.
-    const auto prior_distance = signed_distance(prior);
-    auto core = threshold_distance(prior_distance, -m_CoreErosionMM);
-    if (!any(core)) core = prior;
-    const auto search = threshold_distance(prior_distance, m_SearchDilationMM);
+    const auto prior_distance = signed_distance_mm(prior);
+    auto core = distance_at_most(prior_distance, -m_CoreErosionMM);
+    if (!any_set(core)) core = prior;
+    const auto search = distance_at_most(prior_distance, m_SearchDilationMM);
     m_BrainMedian = median_where(input, core);
     const double lo = m_LowerThresholdFraction * m_BrainMedian;
     const double hi = m_UpperThresholdFraction * m_BrainMedian;
@@ -242,7 +200,7 @@ void BrainExtractionImageFilter::GenerateData() {
       for (; !i.IsAtEnd(); ++i, ++s, ++m) m.Set(s.Get() && i.Get() >= lo && i.Get() <= hi ? 1 : 0);
     }
     // 4. Opening, largest component, union with the core, closing, hole filling.
-    auto opened = dilate(erode(candidates, m_OpeningRadiusMM), m_OpeningRadiusMM);
+    auto opened = dilate_mask(erode_mask(candidates, m_OpeningRadiusMM), m_OpeningRadiusMM);
     auto component = largest_component(opened);
     {
       itk::ImageRegionIterator<MaskType> m(component, component->GetLargestPossibleRegion());
@@ -250,7 +208,7 @@ void BrainExtractionImageFilter::GenerateData() {
       for (; !m.IsAtEnd(); ++m, ++c)
         if (c.Get()) m.Set(1);
     }
-    auto closed = erode(dilate(component, m_ClosingRadiusMM), m_ClosingRadiusMM);
+    auto closed = erode_mask(dilate_mask(component, m_ClosingRadiusMM), m_ClosingRadiusMM);
     brain = fill_holes(closed);
     // 5. Never outside the search region.
     itk::ImageRegionIterator<MaskType> m(brain, brain->GetLargestPossibleRegion());

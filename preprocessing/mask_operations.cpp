@@ -6,21 +6,45 @@
 
 namespace brainage::preprocessing {
 
-MaskType::Pointer dilate_mask(const MaskType* mask, double mm) {
+ImageType::Pointer signed_distance_mm(const MaskType* mask) {
   auto distance = itk::SignedMaurerDistanceMapImageFilter<MaskType, ImageType>::New();
   distance->SetInput(mask);
   distance->SetInsideIsPositive(false);
   distance->SetSquaredDistance(false);
   distance->SetUseImageSpacing(true);
+  distance->SetBackgroundValue(0);
   distance->Update();
+  ImageType::Pointer out = distance->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
+MaskType::Pointer distance_at_most(const ImageType* distance, double mm) {
   auto out = MaskType::New();
-  out->CopyInformation(mask);
-  out->SetRegions(mask->GetLargestPossibleRegion());
+  out->CopyInformation(distance);
+  out->SetRegions(distance->GetLargestPossibleRegion());
   out->Allocate();
-  itk::ImageRegionConstIterator<ImageType> d(distance->GetOutput(), distance->GetOutput()->GetLargestPossibleRegion());
+  itk::ImageRegionConstIterator<ImageType> d(distance, distance->GetLargestPossibleRegion());
   itk::ImageRegionIterator<MaskType> m(out, out->GetLargestPossibleRegion());
   for (; !d.IsAtEnd(); ++d, ++m) m.Set(d.Get() <= mm ? 1 : 0);
   return out;
+}
+
+bool any_set(const MaskType* mask) {
+  const unsigned char* m = mask->GetBufferPointer();
+  for (std::size_t i = 0, n = mask->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i)
+    if (m[i]) return true;
+  return false;
+}
+
+MaskType::Pointer dilate_mask(const MaskType* mask, double mm) {
+  if (mm <= 0 || !any_set(mask)) return const_cast<MaskType*>(mask);
+  return distance_at_most(signed_distance_mm(mask), mm);
+}
+
+MaskType::Pointer erode_mask(const MaskType* mask, double mm) {
+  if (mm <= 0 || !any_set(mask)) return const_cast<MaskType*>(mask);
+  return distance_at_most(signed_distance_mm(mask), -mm);
 }
 
 ImageType::Pointer mask_image(const ImageType* image, const MaskType* mask) {
