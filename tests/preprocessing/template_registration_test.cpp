@@ -102,3 +102,20 @@ TEST(TemplateRegistration, SameInputSameTransformWithOneThread) {
   EXPECT_EQ(a.final_metric, b.final_metric);
   itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(saved);
 }
+
+TEST(TemplateRegistration, WorkingGridIsBlockMeansForWholeRatiosAndTheImageItselfWhenAlreadyThere) {
+  const auto fine = make_blob_image(8, 1.0);
+  const auto work = to_working_grid(fine, 2.0);
+  ASSERT_EQ(work->GetLargestPossibleRegion().GetSize()[0], 4u);
+  for (unsigned d = 0; d < 3; ++d) {
+    EXPECT_DOUBLE_EQ(work->GetSpacing()[d], 2.0);
+    EXPECT_DOUBLE_EQ(work->GetOrigin()[d], fine->GetOrigin()[d] + 0.5);  // centre of the first 2x2x2 block
+  }
+  double mean = 0;
+  for (int x = 2; x <= 3; ++x)
+    for (int y = 0; y <= 1; ++y)
+      for (int z = 4; z <= 5; ++z) mean += fine->GetPixel({{x, y, z}}) / 8.0;
+  EXPECT_NEAR(work->GetPixel({{1, 0, 2}}), mean, 1e-4);
+  EXPECT_TRUE(is_on_working_grid(work, 2.0));
+  EXPECT_EQ(to_working_grid(work, 2.0).GetPointer(), work.GetPointer());
+}
