@@ -184,10 +184,9 @@ void BrainExtractionImageFilter::GenerateData() {
     input = crop(input.GetPointer(), region);
     prior = crop(prior.GetPointer(), region);
     // 2. Brain-tissue statistics in the eroded prior.
-    const auto prior_distance = signed_distance_mm(prior);
-    auto core = distance_at_most(prior_distance, -m_CoreErosionMM);
+    auto core = erode_mask(prior, m_CoreErosionMM);
     if (!any_set(core)) core = prior;
-    const auto search = distance_at_most(prior_distance, m_SearchDilationMM);
+    const auto search = dilate_mask(prior, m_SearchDilationMM);
     m_BrainMedian = median_where(input, core);
     const double lo = m_LowerThresholdFraction * m_BrainMedian;
     const double hi = m_UpperThresholdFraction * m_BrainMedian;

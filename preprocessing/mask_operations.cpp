@@ -44,7 +44,22 @@ MaskType::Pointer dilate_mask(const MaskType* mask, double mm) {
 
 MaskType::Pointer erode_mask(const MaskType* mask, double mm) {
   if (mm <= 0 || !any_set(mask)) return const_cast<MaskType*>(mask);
-  return distance_at_most(signed_distance_mm(mask), -mm);
+  // The dual of dilate_mask: what the background dilated by `mm` does not reach. (Cutting
+  // the signed distance at -mm is not: it measures to the mask's own edge voxels, so an
+  // erosion after a dilation removed more than the dilation added, and a "closing" shrank.)
+  auto background = MaskType::New();
+  background->CopyInformation(mask);
+  background->SetRegions(mask->GetLargestPossibleRegion());
+  background->Allocate();
+  const unsigned char* m = mask->GetBufferPointer();
+  unsigned char* b = background->GetBufferPointer();
+  const std::size_t n = mask->GetLargestPossibleRegion().GetNumberOfPixels();
+  for (std::size_t i = 0; i < n; ++i) b[i] = m[i] ? 0 : 1;
+  if (!any_set(background)) return const_cast<MaskType*>(mask);
+  const auto grown = distance_at_most(signed_distance_mm(background), mm);
+  unsigned char* g = grown->GetBufferPointer();
+  for (std::size_t i = 0; i < n; ++i) g[i] = g[i] ? 0 : 1;
+  return grown;
 }
 
 ImageType::Pointer mask_image(const ImageType* image, const MaskType* mask) {

@@ -15,7 +15,8 @@ MaskType::Pointer distance_at_most(const ImageType* distance, double mm);
 /// `mask` (> 0 = set) dilated by `mm`; `mm` <= 0 or an empty mask: `mask` as it is.
 MaskType::Pointer dilate_mask(const MaskType* mask, double mm);
 
-/// `mask` eroded by `mm`; `mm` <= 0 or an empty mask: `mask` as it is.
+/// `mask` eroded by `mm`: the voxels farther than `mm` from every unset voxel (the dual of
+/// dilate_mask, so erode(dilate(m)) contains m); `mm` <= 0, an empty or a full mask: `mask` as it is.
 MaskType::Pointer erode_mask(const MaskType* mask, double mm);
 
 /// True when any voxel of `mask` is set.

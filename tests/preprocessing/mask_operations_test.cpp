@@ -65,3 +65,20 @@ TEST(MaskOperations, ZeroDistanceAndEmptyMasksComeBackUnchanged) {
   EXPECT_EQ(erode_mask(mask, -1.0).GetPointer(), mask.GetPointer());
   EXPECT_TRUE(any_set(mask));
 }
+
+TEST(MaskOperations, ClosingNeverRemovesAVoxel) {
+  // erode(dilate(m)) contains m: the brain extraction's closing only fills, at any spacing.
+  for (double spacing : {1.0, 2.0}) {
+    auto mask = empty_mask(24, spacing);
+    for (int x = 4; x < 20; ++x)
+      for (int y = 4; y < 20; ++y)
+        for (int z = 4; z < 20; ++z)
+          if ((x * 7 + y * 3 + z * 5) % 11 < 8 && (x - 12) * (x - 12) + (y - 12) * (y - 12) < 50) mask->SetPixel({{x, y, z}}, 1);
+    const auto closed = erode_mask(dilate_mask(mask, 2.0 * spacing), 2.0 * spacing);
+    std::size_t lost = 0;
+    itk::ImageRegionConstIteratorWithIndex<MaskType> it(mask, mask->GetLargestPossibleRegion());
+    for (; !it.IsAtEnd(); ++it) lost += it.Get() && !closed->GetPixel(it.GetIndex()) ? 1 : 0;
+    EXPECT_EQ(lost, 0u) << "spacing " << spacing;
+    EXPECT_GT(count(closed), count(mask)) << "the gaps between voxels are filled";
+  }
+}
