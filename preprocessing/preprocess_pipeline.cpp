@@ -279,8 +279,31 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     }
     return report;
   };
-  const auto focused_pass = refinement(options.focused_pass);
-  const bool rescued = focused_pass["applied"].get<bool>() && focused_pass["metric"].get<double>() <= options.max_focused_metric;
+  auto focused_pass = refinement(options.focused_pass);
+  auto focused_ok = [&] {
+    return focused_pass["applied"].get<bool>() && focused_pass["metric"].get<double>() <= options.max_focused_metric;
+  };
+  // Still failing: the focused metric as a fresh registration from every retry start pose
+  // (a first registration far off leaves the focused pass in the wrong basin). Kept when
+  // it scores better than the focused pass.
+  if (first_failed && !focused_ok() && options.focused_pass.when != PassWhen::kOff && !stripped.skull_stripped) {
+    RegistrationOptions restart = reg_options;
+    restart.rigid_starts = retry_rigid_starts();
+    const auto target = working_template(tmpl, spacing, false, options.focused_pass.metric_dilation_mm);
+    const auto fresh = register_to_template(target.image, moving, restart, target.mask);
+    focused_pass["restart_metric"] = fresh.final_metric;
+    const bool better = !focused_pass["applied"].get<bool>() || fresh.final_metric < focused_pass["metric"].get<double>();
+    focused_pass["restart_applied"] = better;
+    if (better) {
+      result.mni_to_native = fresh.mni_to_native;
+      extract = extract_brain(result.mni_to_native);
+      mask_canonical = extract->GetOutput();
+      mask_canonical->DisconnectPipeline();
+      focused_pass["applied"] = true;
+      focused_pass["metric"] = fresh.final_metric;
+    }
+  }
+  const bool rescued = focused_ok();
   const auto brain_pass = refinement(options.brain_pass);
   lap("refinement");
   result.brain_mask_native = resample_mask_to_grid(mask_canonical, loaded.image);
