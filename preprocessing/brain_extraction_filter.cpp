@@ -179,14 +179,15 @@ void BrainExtractionImageFilter::GenerateData() {
   } else {
     // Steps 2-5 never reach beyond the prior's box + search + closing distance: work on
     // that box (the same result, far fewer voxels than a head with neck in the field).
-    region = padded_bounding_box(prior, m_SearchDilationMM + 2 * std::max(m_OpeningRadiusMM, m_ClosingRadiusMM) +
-                                            2 * input->GetSpacing().GetVnlVector().max_value());
+    const double voxel_mm = input->GetSpacing().GetVnlVector().max_value();
+    const double search_mm = m_SearchDilationVoxels * voxel_mm;
+    region = padded_bounding_box(prior, search_mm + 2 * std::max(m_OpeningRadiusMM, m_ClosingRadiusMM) + 2 * voxel_mm);
     input = crop(input.GetPointer(), region);
     prior = crop(prior.GetPointer(), region);
     // 2. Brain-tissue statistics in the eroded prior.
     auto core = erode_mask(prior, m_CoreErosionMM);
     if (!any_set(core)) core = prior;
-    const auto search = dilate_mask(prior, m_SearchDilationMM);
+    const auto search = dilate_mask(prior, search_mm);
     m_BrainMedian = median_where(input, core);
     const double lo = m_LowerThresholdFraction * m_BrainMedian;
     const double hi = m_UpperThresholdFraction * m_BrainMedian;
@@ -224,7 +225,7 @@ void BrainExtractionImageFilter::GenerateData() {
 void BrainExtractionImageFilter::PrintSelf(std::ostream& os, itk::Indent indent) const {
   Superclass::PrintSelf(os, indent);
   os << indent << "CoreErosionMM: " << m_CoreErosionMM << "\n"
-     << indent << "SearchDilationMM: " << m_SearchDilationMM << "\n"
+     << indent << "SearchDilationVoxels: " << m_SearchDilationVoxels << "\n"
      << indent << "LowerThresholdFraction: " << m_LowerThresholdFraction << "\n"
      << indent << "UpperThresholdFraction: " << m_UpperThresholdFraction << "\n"
      << indent << "OpeningRadiusMM: " << m_OpeningRadiusMM << "\n"

@@ -239,7 +239,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     extract->SetTemplateToNativeTransform(mni_to_native);
     extract->SetSkullStripped(stripped.skull_stripped);
     extract->SetCoreErosionMM(options.brain.core_erosion_mm);
-    extract->SetSearchDilationMM(options.brain.search_dilation_mm);
+    extract->SetSearchDilationVoxels(options.brain.search_dilation_voxels);
     extract->SetLowerThresholdFraction(options.brain.lower_threshold_fraction);
     extract->SetUpperThresholdFraction(options.brain.upper_threshold_fraction);
     extract->SetOpeningRadiusMM(options.brain.opening_radius_mm);
@@ -390,7 +390,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
         {"focused_pass", pass_json(options.focused_pass)},
         {"brain_pass", pass_json(options.brain_pass)}}},
       {"brain_extraction",
-       {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_mm", options.brain.search_dilation_mm},
+       {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_voxels", options.brain.search_dilation_voxels},
         {"lower_threshold_fraction", options.brain.lower_threshold_fraction},
         {"upper_threshold_fraction", options.brain.upper_threshold_fraction},
         {"opening_radius_mm", options.brain.opening_radius_mm}, {"closing_radius_mm", options.brain.closing_radius_mm}}},

@@ -28,8 +28,8 @@ namespace brainage::preprocessing {
 struct BrainExtractionOptions {
   /** See BrainExtractionImageFilter. Default = 6.0. */
   double core_erosion_mm{6.0};
-  /** Default = 2.0 (see BrainExtractionImageFilter). */
-  double search_dilation_mm{2.0};
+  /** Voxels (× the scan's largest spacing) the search reaches beyond the prior. Default = 1.0 (see BrainExtractionImageFilter). */
+  double search_dilation_voxels{1.0};
   /** Default = 0.30 (about the CSF level: partial-volume CSF stays in, skull and background go). */
   double lower_threshold_fraction{0.30};
   /** Default = 1.8. */
