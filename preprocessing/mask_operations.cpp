@@ -30,6 +30,17 @@ MaskType::Pointer distance_at_most(const ImageType* distance, double mm) {
   return out;
 }
 
+MaskType::Pointer mask_above(const ImageType* image, float threshold) {
+  auto out = MaskType::New();
+  out->CopyInformation(image);
+  out->SetRegions(image->GetLargestPossibleRegion());
+  out->Allocate();
+  const float* v = image->GetBufferPointer();
+  unsigned char* m = out->GetBufferPointer();
+  for (std::size_t i = 0, n = image->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i) m[i] = v[i] > threshold ? 1 : 0;
+  return out;
+}
+
 bool any_set(const MaskType* mask) {
   const unsigned char* m = mask->GetBufferPointer();
   for (std::size_t i = 0, n = mask->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i)

@@ -19,6 +19,9 @@ MaskType::Pointer dilate_mask(const MaskType* mask, double mm);
 /// dilate_mask, so erode(dilate(m)) contains m); `mm` <= 0, an empty or a full mask: `mask` as it is.
 MaskType::Pointer erode_mask(const MaskType* mask, double mm);
 
+/// 1 where `image` > `threshold`, on the image's grid.
+MaskType::Pointer mask_above(const ImageType* image, float threshold);
+
 /// True when any voxel of `mask` is set.
 bool any_set(const MaskType* mask);
 

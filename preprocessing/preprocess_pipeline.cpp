@@ -84,13 +84,7 @@ Template& load_template(const fs::path& dir) {
                               ": template missing (install the Debian package mricron-data or pass the template folder)");
   auto head = read_image(dir / "ch2.nii.gz");
   auto brain = read_image(dir / "ch2bet.nii.gz");
-  auto mask = MaskType::New();
-  mask->CopyInformation(brain);
-  mask->SetRegions(brain->GetLargestPossibleRegion());
-  mask->Allocate();
-  itk::ImageRegionConstIterator<ImageType> b(brain, brain->GetLargestPossibleRegion());
-  itk::ImageRegionIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
-  for (; !b.IsAtEnd(); ++b, ++m) m.Set(b.Get() > 0 ? 1 : 0);
+  auto mask = mask_above(brain, 0.f);
   Template& t = cache[dir];  // only once both files have been read
   t.head = head;
   t.brain = brain;
@@ -104,15 +98,7 @@ MaskType::Pointer foreground_mask(const ImageType* image) {
                             image->GetBufferPointer() + image->GetLargestPossibleRegion().GetNumberOfPixels());
   const auto k = static_cast<std::size_t>(0.99 * static_cast<double>(values.size() - 1));
   std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
-  const float t = 0.1f * values[k];
-  auto mask = MaskType::New();
-  mask->CopyInformation(image);
-  mask->SetRegions(image->GetLargestPossibleRegion());
-  mask->Allocate();
-  itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
-  itk::ImageRegionIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
-  for (; !i.IsAtEnd(); ++i, ++m) m.Set(i.Get() > t ? 1 : 0);
-  return mask;
+  return mask_above(image, 0.1f * values[k]);
 }
 
 /// `image` (native/moving space) sampled on the model grid through `mni_to_native`.
