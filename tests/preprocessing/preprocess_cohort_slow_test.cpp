@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "preprocessing/mask_metrics.h"
+#include "preprocessing/mask_operations.h"
 #include "preprocessing/preprocess_pipeline.h"
 #include "tests/test_data.h"
 
@@ -26,17 +27,7 @@ using brainage::testing::shared_data_dir;
 
 namespace {
 
-MaskType::Pointer positive_mask(const fs::path& path) {
-  const auto image = read_image(path);
-  auto mask = MaskType::New();
-  mask->CopyInformation(image);
-  mask->SetRegions(image->GetLargestPossibleRegion());
-  mask->Allocate();
-  const float* v = image->GetBufferPointer();
-  unsigned char* m = mask->GetBufferPointer();
-  for (std::size_t i = 0; i < image->GetLargestPossibleRegion().GetNumberOfPixels(); ++i) m[i] = v[i] > 0.5f ? 1 : 0;
-  return mask;
-}
+MaskType::Pointer positive_mask(const fs::path& path) { return mask_above(read_image(path), 0.5f); }
 
 std::vector<std::string> ixi_subjects() {
   std::vector<std::string> ids;
