@@ -217,15 +217,18 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   result.mni_to_native = registration.mni_to_native;
   lap("registration");
 
-  // 4. Brain extraction in native space (canonical grid), then back onto the input's grid.
-  auto extract_brain = [&](const AffineTransformType* mni_to_native) {
+  // 4. Brain extraction (BrainExtractionImageFilter) of `image` through a template->native transform.
+  // The search reaches as far (mm) on the working grid as on the scan's own grid.
+  const double native_voxel_mm = result.corrected_native->GetSpacing().GetVnlVector().max_value();
+  auto extract_brain = [&](const ImageType* image, const AffineTransformType* mni_to_native) {
     auto extract = BrainExtractionImageFilter::New();
-    extract->SetInput(result.corrected_native);
+    extract->SetInput(image);
     extract->SetTemplateMask(tmpl.mask);
     extract->SetTemplateToNativeTransform(mni_to_native);
     extract->SetSkullStripped(stripped.skull_stripped);
     extract->SetCoreErosionMM(options.brain.core_erosion_mm);
-    extract->SetSearchDilationVoxels(options.brain.search_dilation_voxels);
+    extract->SetSearchDilationVoxels(options.brain.search_dilation_voxels * native_voxel_mm /
+                                     image->GetSpacing().GetVnlVector().max_value());
     extract->SetLowerThresholdFraction(options.brain.lower_threshold_fraction);
     extract->SetUpperThresholdFraction(options.brain.upper_threshold_fraction);
     extract->SetOpeningRadiusMM(options.brain.opening_radius_mm);
@@ -233,34 +236,34 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     extract->Update();
     return extract;
   };
-  auto extract = extract_brain(result.mni_to_native);
-  MaskType::Pointer mask_canonical = extract->GetOutput();
-  mask_canonical->DisconnectPipeline();
 
-  // 4b. Refinement passes from the current transform, each followed by a new extraction:
-  // the focused pass (whole scan, metric on the brain + 3 mm) rescues a first registration
-  // that failed its bound; the brain pass (scan cut by its mask against ch2bet) tightens
-  // the brain's scale. Either is discarded if it moves the brain implausibly far.
+  // 4b. Refinement passes from the current transform: the focused pass (whole scan, metric
+  // on the brain + 3 mm) rescues a first registration that failed its bound; the brain
+  // pass (the scan cut by its brain mask against ch2bet) tightens the brain's scale. Either
+  // is discarded if it moves the brain implausibly far. The brain pass's cut is extracted on
+  // the working grid (the scan itself at 2 mm); the final mask at the scan's resolution.
   const bool first_failed = !(registration.final_metric <= options.max_final_metric);
   auto refinement = [&](const RefinementPassOptions& pass) {
     nlohmann::json report = {{"when", to_string(pass.when)}, {"applied", false}};
     if (stripped.skull_stripped || pass.when == PassWhen::kOff || (pass.when == PassWhen::kOnFailure && !first_failed))
       return report;
     const bool cut = pass.cut_dilation_mm >= 0;
+    MaskType::Pointer cut_mask;
+    if (cut) {
+      cut_mask = extract_brain(moving, result.mni_to_native)->GetOutput();
+      cut_mask->DisconnectPipeline();
+    }
     const auto target = working_template(tmpl, spacing, cut, pass.metric_dilation_mm);
     RegistrationOptions pass_options = reg_options;
     pass_options.affine = pass.stage;
     const auto refined = refine_affine(target.image, moving, result.mni_to_native, pass_options, target.mask,
-                                       cut ? mask_canonical.GetPointer() : nullptr, pass.cut_dilation_mm);
+                                       cut_mask.GetPointer(), pass.cut_dilation_mm);
     const double moved = mean_displacement_mm(result.mni_to_native, refined.mni_to_native, tmpl.mask);
     report["metric"] = refined.final_metric;
     report["iterations"] = refined.affine_iterations;
     report["mean_displacement_mm"] = moved;
     if (moved <= pass.max_displacement_mm) {
       result.mni_to_native = refined.mni_to_native;
-      extract = extract_brain(result.mni_to_native);
-      mask_canonical = extract->GetOutput();
-      mask_canonical->DisconnectPipeline();
       report["applied"] = true;
     }
     return report;
@@ -282,9 +285,6 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     focused_pass["restart_applied"] = better;
     if (better) {
       result.mni_to_native = fresh.mni_to_native;
-      extract = extract_brain(result.mni_to_native);
-      mask_canonical = extract->GetOutput();
-      mask_canonical->DisconnectPipeline();
       focused_pass["applied"] = true;
       focused_pass["metric"] = fresh.final_metric;
     }
@@ -292,6 +292,10 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   const bool rescued = focused_ok();
   const auto brain_pass = refinement(options.brain_pass);
   lap("refinement");
+  // 4c. The brain mask in native space (canonical grid), then on the input's grid.
+  const auto extract = extract_brain(result.corrected_native, result.mni_to_native);
+  MaskType::Pointer mask_canonical = extract->GetOutput();
+  mask_canonical->DisconnectPipeline();
   result.brain_mask_native = resample_mask_to_grid(mask_canonical, loaded.image);
   lap("brain_extraction");
 
