@@ -21,15 +21,6 @@
 namespace brainage::preprocessing {
 namespace {
 
-MaskType::Pointer new_mask_like(const itk::ImageBase<3>* reference) {
-  auto mask = MaskType::New();
-  mask->CopyInformation(reference);
-  mask->SetRegions(reference->GetLargestPossibleRegion());
-  mask->Allocate();
-  mask->FillBuffer(0);
-  return mask;
-}
-
 MaskType::Pointer largest_component(const MaskType* mask) {
   using LabelImage = itk::Image<unsigned int, 3>;
   auto cc = itk::ConnectedComponentImageFilter<MaskType, LabelImage>::New();
@@ -149,24 +140,14 @@ void BrainExtractionImageFilter::GenerateData() {
   resample->SetReferenceImage(input);
   resample->SetDefaultPixelValue(0);
   resample->Update();
-  auto prior = new_mask_like(input);
-  {
-    itk::ImageRegionConstIterator<FloatMask> p(resample->GetOutput(), resample->GetOutput()->GetLargestPossibleRegion());
-    itk::ImageRegionIterator<MaskType> m(prior, prior->GetLargestPossibleRegion());
-    for (; !p.IsAtEnd(); ++p, ++m) m.Set(p.Get() > 0.5f ? 1 : 0);
-  }
+  auto prior = mask_above(resample->GetOutput(), 0.5f);
   if (!any_set(prior)) throw ProcessingError("brain extraction: the template brain falls outside the scan's field of view");
 
   MaskType::Pointer brain;
   auto region = input->GetLargestPossibleRegion();  // where `brain` lies in the output
   if (m_SkullStripped) {
     // Already stripped: the foreground is the brain; only clean it.
-    auto positive = new_mask_like(input);
-    {
-      itk::ImageRegionConstIterator<ImageType> i(input, input->GetLargestPossibleRegion());
-      itk::ImageRegionIterator<MaskType> m(positive, positive->GetLargestPossibleRegion());
-      for (; !i.IsAtEnd(); ++i, ++m) m.Set(i.Get() > 0 ? 1 : 0);
-    }
+    const auto positive = mask_above(input, 0.f);
     m_BrainMedian = median_where(input, positive);
     auto fg = new_mask_like(input);
     {
@@ -180,14 +161,13 @@ void BrainExtractionImageFilter::GenerateData() {
     // Steps 2-5 never reach beyond the prior's box + search + closing distance: work on
     // that box (the same result, far fewer voxels than a head with neck in the field).
     const double voxel_mm = input->GetSpacing().GetVnlVector().max_value();
-    const double search_mm = m_SearchDilationVoxels * voxel_mm;
-    region = padded_bounding_box(prior, search_mm + 2 * std::max(m_OpeningRadiusMM, m_ClosingRadiusMM) + 2 * voxel_mm);
+    region = padded_bounding_box(prior, m_SearchDilationMM + 2 * std::max(m_OpeningRadiusMM, m_ClosingRadiusMM) + 2 * voxel_mm);
     input = crop(input.GetPointer(), region);
     prior = crop(prior.GetPointer(), region);
     // 2. Brain-tissue statistics in the eroded prior.
     auto core = erode_mask(prior, m_CoreErosionMM);
     if (!any_set(core)) core = prior;
-    const auto search = dilate_mask(prior, search_mm);
+    const auto search = dilate_mask(prior, m_SearchDilationMM);
     m_BrainMedian = median_where(input, core);
     const double lo = m_LowerThresholdFraction * m_BrainMedian;
     const double hi = m_UpperThresholdFraction * m_BrainMedian;
@@ -225,7 +205,7 @@ void BrainExtractionImageFilter::GenerateData() {
 void BrainExtractionImageFilter::PrintSelf(std::ostream& os, itk::Indent indent) const {
   Superclass::PrintSelf(os, indent);
   os << indent << "CoreErosionMM: " << m_CoreErosionMM << "\n"
-     << indent << "SearchDilationVoxels: " << m_SearchDilationVoxels << "\n"
+     << indent << "SearchDilationMM: " << m_SearchDilationMM << "\n"
      << indent << "LowerThresholdFraction: " << m_LowerThresholdFraction << "\n"
      << indent << "UpperThresholdFraction: " << m_UpperThresholdFraction << "\n"
      << indent << "OpeningRadiusMM: " << m_OpeningRadiusMM << "\n"

@@ -5,13 +5,13 @@
 // on the scan's own intensities:
 //   1. prior   = template mask resampled onto the scan grid (linear, > 0.5);
 //   2. statistics of brain tissue inside the prior eroded by CoreErosionMM;
-//   3. candidates = voxels inside the prior grown by SearchDilationVoxels whose intensity
+//   3. candidates = voxels inside the prior dilated by SearchDilationMM whose intensity
 //      lies in [LowerThresholdFraction, UpperThresholdFraction] × the brain-tissue median
 //      (skull and air are darker than CSF on T1; fat and vessels brighter);
 //   4. opening by OpeningRadiusMM (off by default), largest connected
 //      component, union with the eroded prior core, closing by ClosingRadiusMM, hole filling
 //      slice-free in 3D (VotingBinaryIterativeHoleFilling + background flood);
-//   5. the result is limited to the prior grown by SearchDilationVoxels.
+//   5. the result is limited to the prior dilated by SearchDilationMM.
 // With SkullStripped on, steps 2–5 become: foreground (> ForegroundFraction × median) of
 // the input, largest component, hole filling: an already-stripped scan is not cut again.
 // Output: a mask (1 brain, 0 outside) on exactly the input's grid.
@@ -40,12 +40,11 @@ class BrainExtractionImageFilter : public itk::ImageToImageFilter<ImageType, Mas
   /** Prior erosion (mm) giving the sure-brain core. Default = 6.0. */
   itkSetMacro(CoreErosionMM, double);
   itkGetConstMacro(CoreErosionMM, double);
-  /** How far beyond the prior brain may be found, in voxels (times the input's largest
-      voxel spacing, as a Euclidean distance: 1 = the face neighbours). Default = 1.0 (measured:
-      IXI 2 mm, Colin27 1.5 mm and MRISnapshot 1.05-1.2 mm all lose Dice with 1.5-3 mm
-      voxel-independent searches; docs/BENCHMARKS.md). */
-  itkSetMacro(SearchDilationVoxels, double);
-  itkGetConstMacro(SearchDilationVoxels, double);
+  /** How far (mm, Euclidean) beyond the prior brain may be found. Default = 2.0 (one voxel
+      of the 2 mm model grid; the pipeline passes one voxel of the scan, see
+      BrainExtractionOptions::search_dilation_voxels). */
+  itkSetMacro(SearchDilationMM, double);
+  itkGetConstMacro(SearchDilationMM, double);
   /** Lower intensity bound as a fraction of the brain-tissue median. Default = 0.30. */
   itkSetMacro(LowerThresholdFraction, double);
   itkGetConstMacro(LowerThresholdFraction, double);
@@ -80,7 +79,7 @@ class BrainExtractionImageFilter : public itk::ImageToImageFilter<ImageType, Mas
   MaskType::ConstPointer m_TemplateMask;
   AffineTransformType::ConstPointer m_Transform;
   double m_CoreErosionMM{6.0};
-  double m_SearchDilationVoxels{1.0};
+  double m_SearchDilationMM{2.0};
   double m_LowerThresholdFraction{0.30};
   double m_UpperThresholdFraction{1.8};
   double m_OpeningRadiusMM{0.0};

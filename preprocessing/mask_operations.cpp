@@ -1,10 +1,29 @@
 #include "preprocessing/mask_operations.h"
 
-#include <itkImageRegionConstIterator.h>
-#include <itkImageRegionIterator.h>
 #include <itkSignedMaurerDistanceMapImageFilter.h>
 
 namespace brainage::preprocessing {
+namespace {
+
+/// 1 where `mask` is 0 and 0 where it is set.
+MaskType::Pointer inverted(const MaskType* mask) {
+  auto out = new_mask_like(mask);
+  const unsigned char* m = mask->GetBufferPointer();
+  unsigned char* o = out->GetBufferPointer();
+  for (std::size_t i = 0, n = mask->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i) o[i] = m[i] ? 0 : 1;
+  return out;
+}
+
+}  // namespace
+
+MaskType::Pointer new_mask_like(const itk::ImageBase<3>* reference) {
+  auto mask = MaskType::New();
+  mask->CopyInformation(reference);
+  mask->SetRegions(reference->GetLargestPossibleRegion());
+  mask->Allocate();
+  mask->FillBuffer(0);
+  return mask;
+}
 
 ImageType::Pointer signed_distance_mm(const MaskType* mask) {
   auto distance = itk::SignedMaurerDistanceMapImageFilter<MaskType, ImageType>::New();
@@ -20,21 +39,15 @@ ImageType::Pointer signed_distance_mm(const MaskType* mask) {
 }
 
 MaskType::Pointer distance_at_most(const ImageType* distance, double mm) {
-  auto out = MaskType::New();
-  out->CopyInformation(distance);
-  out->SetRegions(distance->GetLargestPossibleRegion());
-  out->Allocate();
-  itk::ImageRegionConstIterator<ImageType> d(distance, distance->GetLargestPossibleRegion());
-  itk::ImageRegionIterator<MaskType> m(out, out->GetLargestPossibleRegion());
-  for (; !d.IsAtEnd(); ++d, ++m) m.Set(d.Get() <= mm ? 1 : 0);
+  auto out = new_mask_like(distance);
+  const float* d = distance->GetBufferPointer();
+  unsigned char* m = out->GetBufferPointer();
+  for (std::size_t i = 0, n = distance->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i) m[i] = d[i] <= mm ? 1 : 0;
   return out;
 }
 
 MaskType::Pointer mask_above(const ImageType* image, float threshold) {
-  auto out = MaskType::New();
-  out->CopyInformation(image);
-  out->SetRegions(image->GetLargestPossibleRegion());
-  out->Allocate();
+  auto out = new_mask_like(image);
   const float* v = image->GetBufferPointer();
   unsigned char* m = out->GetBufferPointer();
   for (std::size_t i = 0, n = image->GetLargestPossibleRegion().GetNumberOfPixels(); i < n; ++i) m[i] = v[i] > threshold ? 1 : 0;
@@ -58,19 +71,7 @@ MaskType::Pointer erode_mask(const MaskType* mask, double mm) {
   // The dual of dilate_mask: what the background dilated by `mm` does not reach. (Cutting
   // the signed distance at -mm is not: it measures to the mask's own edge voxels, so an
   // erosion after a dilation removed more than the dilation added, and a "closing" shrank.)
-  auto background = MaskType::New();
-  background->CopyInformation(mask);
-  background->SetRegions(mask->GetLargestPossibleRegion());
-  background->Allocate();
-  const unsigned char* m = mask->GetBufferPointer();
-  unsigned char* b = background->GetBufferPointer();
-  const std::size_t n = mask->GetLargestPossibleRegion().GetNumberOfPixels();
-  for (std::size_t i = 0; i < n; ++i) b[i] = m[i] ? 0 : 1;
-  if (!any_set(background)) return const_cast<MaskType*>(mask);
-  const auto grown = distance_at_most(signed_distance_mm(background), mm);
-  unsigned char* g = grown->GetBufferPointer();
-  for (std::size_t i = 0; i < n; ++i) g[i] = g[i] ? 0 : 1;
-  return grown;
+  return inverted(dilate_mask(inverted(mask), mm));
 }
 
 ImageType::Pointer mask_image(const ImageType* image, const MaskType* mask) {

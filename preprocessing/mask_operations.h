@@ -6,6 +6,9 @@
 
 namespace brainage::preprocessing {
 
+/// An all-zero mask on `reference`'s grid.
+MaskType::Pointer new_mask_like(const itk::ImageBase<3>* reference);
+
 /// Signed Euclidean distance (mm) to the boundary of `mask` > 0: negative inside.
 ImageType::Pointer signed_distance_mm(const MaskType* mask);
 

@@ -217,9 +217,10 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   result.mni_to_native = registration.mni_to_native;
   lap("registration");
 
-  // 4. Brain extraction (BrainExtractionImageFilter) of `image` through a template->native transform.
-  // The search reaches as far (mm) on the working grid as on the scan's own grid.
-  const double native_voxel_mm = result.corrected_native->GetSpacing().GetVnlVector().max_value();
+  // 4. Brain extraction (BrainExtractionImageFilter) of `image` through a template->native
+  // transform; the search distance is in the scan's voxels whatever grid `image` is on.
+  const double search_mm =
+      options.brain.search_dilation_voxels * result.corrected_native->GetSpacing().GetVnlVector().max_value();
   auto extract_brain = [&](const ImageType* image, const AffineTransformType* mni_to_native) {
     auto extract = BrainExtractionImageFilter::New();
     extract->SetInput(image);
@@ -227,8 +228,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     extract->SetTemplateToNativeTransform(mni_to_native);
     extract->SetSkullStripped(stripped.skull_stripped);
     extract->SetCoreErosionMM(options.brain.core_erosion_mm);
-    extract->SetSearchDilationVoxels(options.brain.search_dilation_voxels * native_voxel_mm /
-                                     image->GetSpacing().GetVnlVector().max_value());
+    extract->SetSearchDilationMM(search_mm);
     extract->SetLowerThresholdFraction(options.brain.lower_threshold_fraction);
     extract->SetUpperThresholdFraction(options.brain.upper_threshold_fraction);
     extract->SetOpeningRadiusMM(options.brain.opening_radius_mm);

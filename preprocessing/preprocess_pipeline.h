@@ -28,7 +28,10 @@ namespace brainage::preprocessing {
 struct BrainExtractionOptions {
   /** See BrainExtractionImageFilter. Default = 6.0. */
   double core_erosion_mm{6.0};
-  /** Voxels (× the scan's largest spacing) the search reaches beyond the prior. Default = 1.0 (see BrainExtractionImageFilter). */
+  /** How far the search reaches beyond the prior, in voxels of the scan (× its largest
+      spacing, as a Euclidean distance: 1 = the face neighbours), on every grid the brain is
+      extracted on. Default = 1.0 (measured: IXI 2 mm, Colin27 1.5 mm and MRISnapshot
+      1.05-1.2 mm all lose Dice with 1.5-3 mm searches; docs/BENCHMARKS.md). */
   double search_dilation_voxels{1.0};
   /** Default = 0.30 (about the CSF level: partial-volume CSF stays in, skull and background go). */
   double lower_threshold_fraction{0.30};

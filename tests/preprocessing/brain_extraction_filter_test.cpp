@@ -61,7 +61,7 @@ MaskType::Pointer extract(const ImageType* head) {
   filter->SetInput(head);
   filter->SetTemplateMask(make_template_mask());
   filter->SetTemplateToNativeTransform(AffineTransformType::New());
-  filter->SetSearchDilationVoxels(3.0);  // the prior is 2-3 mm small: the search (6 mm) must reach past that
+  filter->SetSearchDilationMM(6.0);  // the prior is 2-3 mm small: the search must reach past that
   filter->Update();
   MaskType::Pointer out = filter->GetOutput();
   out->DisconnectPipeline();
