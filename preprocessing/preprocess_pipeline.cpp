@@ -156,6 +156,59 @@ std::string to_string(PassWhen when) {
   return "?";
 }
 
+nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
+  RegistrationOptions reg_options = options.registration;
+  if (reg_options.threads == 0) reg_options.threads = options.threads;
+  return {
+      {"threads", options.threads},
+      {"template_dir", options.template_dir.string()},
+      {"skull_stripped_input",
+       {{"assume", options.assume_skull_stripped}, {"detect", options.detect_skull_stripped},
+        {"foreground_fraction", options.skull_strip_detection.foreground_fraction},
+        {"max_foreground_ml", options.skull_strip_detection.max_foreground_ml},
+        {"min_zero_fraction", options.skull_strip_detection.min_zero_fraction}}},
+      {"plausibility",
+       {{"min_neighbour_correlation", options.plausibility.min_neighbour_correlation},
+        {"max_outlier_ratio", options.plausibility.max_outlier_ratio}}},
+      {"bias_correction",
+       {{"skipped", options.skip_bias_correction}, {"shrink_to_mm", options.bias.shrink_to_mm},
+        {"iterations", options.bias.iterations}, {"convergence_threshold", options.bias.convergence_threshold},
+        {"control_points", options.bias.control_points}, {"spline_order", options.bias.spline_order},
+        {"bias_field_fwhm", options.bias.bias_field_fwhm}}},
+      {"registration",
+       {{"working_spacing_mm", reg_options.working_spacing_mm},
+        {"rigid", {{"shrink", reg_options.rigid.shrink_factors}, {"sigmas_mm", reg_options.rigid.smoothing_sigmas_mm},
+                   {"iterations", reg_options.rigid.iterations}, {"learning_rate", reg_options.rigid.learning_rate}}},
+        {"affine", {{"shrink", reg_options.affine.shrink_factors}, {"sigmas_mm", reg_options.affine.smoothing_sigmas_mm},
+                    {"iterations", reg_options.affine.iterations}, {"learning_rate", reg_options.affine.learning_rate}}},
+        {"metric", "Mattes MI"}, {"histogram_bins", reg_options.histogram_bins},
+        {"moments_initialisation", reg_options.moments_initialisation},
+        {"start_search", {{"shrink", reg_options.start_search.shrink_factors},
+                          {"sigmas_mm", reg_options.start_search.smoothing_sigmas_mm},
+                          {"iterations", reg_options.start_search.iterations},
+                          {"learning_rate", reg_options.start_search.learning_rate}}},
+        {"registration_mask_dilation_mm", options.registration_mask_dilation_mm},
+        {"max_samples", reg_options.max_samples}, {"minimum_step", reg_options.minimum_step}, {"seed", reg_options.seed},
+        {"head_centroid_depth_mm", reg_options.head_centroid_depth_mm},
+        {"metric_mask", "ch2bet > 0 dilated by " + std::to_string(options.registration_mask_dilation_mm) + " mm"},
+        {"focused_pass", pass_json(options.focused_pass)},
+        {"brain_pass", pass_json(options.brain_pass)}}},
+      {"brain_extraction",
+       {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_voxels", options.brain.search_dilation_voxels},
+        {"lower_threshold_fraction", options.brain.lower_threshold_fraction},
+        {"upper_threshold_fraction", options.brain.upper_threshold_fraction},
+        {"opening_radius_mm", options.brain.opening_radius_mm}, {"closing_radius_mm", options.brain.closing_radius_mm}}},
+      {"normalization",
+       {{"method", "divide by the brain's reference percentile, clip"},
+        {"reference_percentile", options.normalization.reference_percentile},
+        {"clip_max", options.normalization.clip_max}}},
+      {"tissue", {{"method", "1-D K-means of brain intensities, 3 classes (CSF, GM, WM), median-smoothed labels"},
+                  {"seed_quantiles", options.tissue.seed_quantiles},
+                  {"smoothing_radius", options.tissue.smoothing_radius}}},
+      {"qc", {{"min_brain_volume_ml", options.min_brain_volume_ml}, {"max_brain_volume_ml", options.max_brain_volume_ml},
+              {"max_final_metric", options.max_final_metric}, {"max_focused_metric", options.max_focused_metric}, {"max_affine_scale", options.max_affine_scale}}}};
+}
+
 PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& options) {
   const auto start = Clock::now();
   auto last = start;
@@ -360,39 +413,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
                    {"registration_target", stripped.skull_stripped ? "ch2bet.nii.gz" : "ch2.nii.gz"},
                    {"brain_mask", "ch2bet.nii.gz > 0"}};
   r["skull_stripped_input"] = {{"value", stripped.skull_stripped}, {"reason", stripped.reason}};
-  r["parameters"] = {
-      {"threads", options.threads},
-      {"bias_correction",
-       {{"skipped", options.skip_bias_correction}, {"shrink_to_mm", options.bias.shrink_to_mm},
-        {"iterations", options.bias.iterations}, {"convergence_threshold", options.bias.convergence_threshold},
-        {"control_points", options.bias.control_points}, {"spline_order", options.bias.spline_order},
-        {"bias_field_fwhm", options.bias.bias_field_fwhm}}},
-      {"registration",
-       {{"working_spacing_mm", reg_options.working_spacing_mm},
-        {"rigid", {{"shrink", reg_options.rigid.shrink_factors}, {"sigmas_mm", reg_options.rigid.smoothing_sigmas_mm},
-                   {"iterations", reg_options.rigid.iterations}, {"learning_rate", reg_options.rigid.learning_rate}}},
-        {"affine", {{"shrink", reg_options.affine.shrink_factors}, {"sigmas_mm", reg_options.affine.smoothing_sigmas_mm},
-                    {"iterations", reg_options.affine.iterations}, {"learning_rate", reg_options.affine.learning_rate}}},
-        {"metric", "Mattes MI"}, {"histogram_bins", reg_options.histogram_bins},
-        {"max_samples", reg_options.max_samples}, {"minimum_step", reg_options.minimum_step}, {"seed", reg_options.seed},
-        {"head_centroid_depth_mm", reg_options.head_centroid_depth_mm},
-        {"metric_mask", "ch2bet > 0 dilated by " + std::to_string(options.registration_mask_dilation_mm) + " mm"},
-        {"focused_pass", pass_json(options.focused_pass)},
-        {"brain_pass", pass_json(options.brain_pass)}}},
-      {"brain_extraction",
-       {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_voxels", options.brain.search_dilation_voxels},
-        {"lower_threshold_fraction", options.brain.lower_threshold_fraction},
-        {"upper_threshold_fraction", options.brain.upper_threshold_fraction},
-        {"opening_radius_mm", options.brain.opening_radius_mm}, {"closing_radius_mm", options.brain.closing_radius_mm}}},
-      {"normalization",
-       {{"method", "divide by the brain's reference percentile, clip"},
-        {"reference_percentile", options.normalization.reference_percentile},
-        {"clip_max", options.normalization.clip_max}}},
-      {"tissue", {{"method", "1-D K-means of brain intensities, 3 classes (CSF, GM, WM), median-smoothed labels"},
-                  {"seed_quantiles", options.tissue.seed_quantiles},
-                  {"smoothing_radius", options.tissue.smoothing_radius}}},
-      {"qc", {{"min_brain_volume_ml", options.min_brain_volume_ml}, {"max_brain_volume_ml", options.max_brain_volume_ml},
-              {"max_final_metric", options.max_final_metric}, {"max_focused_metric", options.max_focused_metric}, {"max_affine_scale", options.max_affine_scale}}}};
+  r["parameters"] = preprocess_parameters_json(options);
   r["registration"] = {{"attempts", registration_attempts},
                        {"start_rotation_deg", registration.start.rotation_deg},
                        {"start_shift_mm", registration.start.shift_mm},

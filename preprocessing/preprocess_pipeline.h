@@ -129,6 +129,10 @@ struct PreprocessResult {
   RGBImageType::Pointer qc_image;
 };
 
+/// Every preprocessing parameter that can change an output, as the "parameters" object of
+/// preprocess.json (also the content of cohort cache keys). Never throws.
+nlohmann::json preprocess_parameters_json(const PreprocessOptions& options);
+
 /// Runs the pipeline on `scan`. Throws InvalidInputError for broken/unsuitable inputs (a
 /// noise image, an empty image, 2D) and never returns a mask for them; QC failures do not
 /// throw: they set qc_passed = false and qc_flags.
