@@ -7,6 +7,9 @@
 #include <iomanip>
 #include <sstream>
 
+#include "preprocessing/native_header.h"
+#include "preprocessing/nifti_xform.h"
+
 namespace brainage::preprocessing {
 
 std::string orientation_code(const ImageType::DirectionType& direction) {
@@ -41,6 +44,7 @@ ScanInfo describe_scan(const LoadedScan& scan, double anisotropy_warning_ratio) 
     for (unsigned j = 0; j < 3; ++j) info.direction[i][j] = image.GetDirection()[i][j];
   }
   info.orientation = orientation_code(image.GetDirection());
+  if (const auto header = attached_nifti_header(scan.image)) info.nifti_xforms = nifti_xforms_json(*header);
   auto calc = itk::MinimumMaximumImageCalculator<ImageType>::New();
   calc->SetImage(scan.image);
   calc->Compute();
@@ -73,6 +77,7 @@ nlohmann::json to_json(const ScanInfo& info) {
   j["intensity_range"] = {info.min_intensity, info.max_intensity};
   j["spatial_dims"] = info.spatial_dims;
   j["volumes"] = info.volumes;
+  if (!info.nifti_xforms.is_null()) j["nifti_xforms"] = info.nifti_xforms;
   j["warnings"] = info.warnings;
   return j;
 }
@@ -90,8 +95,14 @@ std::string to_text(const ScanInfo& info) {
     << "size         " << triple(info.size, "x", " voxels") << "\n"
     << "spacing      " << triple(info.spacing, " x ", " mm") << "\n"
     << "origin       " << triple(info.origin, ", ", " mm (LPS)") << "\n"
-    << "orientation  " << info.orientation << "\n"
-    << "extent       " << triple(info.extent_mm, " x ", " mm") << "\n"
+    << "orientation  " << info.orientation << "\n";
+  if (!info.nifti_xforms.is_null())
+    o << "transforms   qform code " << info.nifti_xforms["qform"]["code"] << ", sform code "
+      << info.nifti_xforms["sform"]["code"] << "; placed by "
+      << (info.nifti_xforms["used"] == "none" ? std::string("pixdim alone")
+                                              : "the " + info.nifti_xforms["used"].get<std::string>())
+      << "\n";
+  o << "extent       " << triple(info.extent_mm, " x ", " mm") << "\n"
     << "intensities  " << info.min_intensity << " .. " << info.max_intensity << "\n";
   if (info.volumes > 1) o << "volumes      " << info.volumes << "\n";
   for (const auto& w : info.warnings) o << "warning      " << w << "\n";

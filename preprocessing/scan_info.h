@@ -23,6 +23,7 @@ struct ScanInfo {
   double min_intensity{0}, max_intensity{0};
   int spatial_dims{3};
   std::int64_t volumes{1};
+  nlohmann::json nifti_xforms;              // a NIfTI's qform and sform (nifti_xforms_json); null otherwise
   std::vector<std::string> warnings;
 };
 

@@ -39,7 +39,11 @@ struct LoadedScan {
   std::vector<std::string> warnings; // things a user should know, e.g. "4D: 3 volumes, first used"
 };
 
-/// Reads and validates a scan. See the header comment for what is rejected.
+/// Reads and validates a scan. See the header comment for what is rejected. A NIfTI's voxels
+/// are placed by the rule of nifti_xform.h (the sform when sform_code > 0, else the
+/// qform), whatever ITK chose; a qform/sform disagreement or an unusable sform adds a
+/// line to `warnings`. The returned image carries the file's header (native_header.h's
+/// attached_nifti_header), so native outputs can be written with the input's qform/sform.
 LoadedScan load_scan(const std::filesystem::path& path, const ScanValidationOptions& options = {});
 
 }  // namespace brainage::preprocessing
