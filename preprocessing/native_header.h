@@ -9,8 +9,9 @@
 //
 // The input's header travels with the image that load_scan returns (its
 // MetaDataDictionary), so anything holding the native image can write "like the input".
-// NIfTI-2 inputs: outputs are NIfTI-1 (what ITK writes) with the input's transforms
-// rounded to float32, the NIfTI-1 field type (sub-micrometre at head coordinates).
+// NIfTI-2 inputs never get here: ITK 5.2 cannot read them and load_scan refuses them
+// (exit 3). Were they read, the copy would round their float64 transforms to NIfTI-1's
+// float32.
 #include <filesystem>
 #include <optional>
 #include <string>

@@ -68,6 +68,9 @@ void impose_placement(ImageType& image, const VoxelPlacement& placement) {
 
 LoadedScan read_nifti(const std::filesystem::path& path, const ScanValidationOptions& options) {
   const NiftiHeader header = read_nifti_header(path, options.header);
+  if (header.version == 2)
+    fail(path, "NIfTI-2 files cannot be read (ITK 5.2 reads NIfTI-1 only); convert it to NIfTI-1 first, e.g. "
+               "nibabel.Nifti1Image(img.dataobj, img.affine, img.header)");
   LoadedScan scan;
   scan.format = header.version == 1 ? "NIfTI-1" : "NIfTI-2";
   scan.datatype = header.datatype_name();

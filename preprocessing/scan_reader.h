@@ -32,7 +32,7 @@ struct ScanValidationOptions {
 struct LoadedScan {
   ImageType::Pointer image;          // the first (or only) 3D volume, scaling applied
   std::filesystem::path source;      // what the user gave
-  std::string format;                // "NIfTI-1", "NIfTI-2" or "DICOM series (N files)"
+  std::string format;                // "NIfTI-1" or "DICOM series (N files)" (NIfTI-2 is refused)
   std::string datatype;              // stored voxel type, e.g. "uint8 (scl_slope 13.7)"
   int spatial_dims{3};               // 2..5 as stored
   std::int64_t volumes{1};           // volumes along axes 4..7
