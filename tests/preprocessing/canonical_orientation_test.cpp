@@ -161,15 +161,39 @@ TEST(CanonicalOrientation, Exact45DegreeTiesGoToTheIdentityPermutation) {
   EXPECT_EQ(canonical_axis_reindexing(rotation(0, 50.0)).source_axis, (std::array<unsigned, 3>{0, 2, 1}));
 }
 
+namespace {
+/// The canonical image itk::OrientImageFilter (what the pipeline used before) makes.
+ImageType::Pointer orient_image_filter(const ImageType* input) {
+  auto orient = itk::OrientImageFilter<ImageType, ImageType>::New();
+  orient->SetInput(input);
+  orient->UseImageDirectionOn();
+  orient->SetDesiredCoordinateOrientation(itk::SpatialOrientation::ITK_COORDINATE_ORIENTATION_LPI);
+  orient->Update();
+  return orient->GetOutput();
+}
+}  // namespace
+
+// On real scans the re-indexing gives what the pipeline got before, bit for bit, so
+// preprocessing outputs do not change where the old filter worked.
+TEST(CanonicalOrientation, RealScansBitForBitAsWithOrientImageFilter) {
+  for (const auto& path : {brainage::testing::shared_data_dir() / "fieldcases" / "00_ixi012_orig.nii.gz",
+                           brainage::testing::mricron_templates_dir() / "ch2.nii.gz"}) {
+    if (!std::filesystem::exists(path)) continue;
+    const auto scan = load_scan(path);
+    const auto ours = to_canonical_orientation(scan.image), theirs = orient_image_filter(scan.image);
+    EXPECT_EQ(ours->GetLargestPossibleRegion(), theirs->GetLargestPossibleRegion()) << path;
+    EXPECT_EQ(ours->GetSpacing(), theirs->GetSpacing()) << path;
+    EXPECT_EQ(ours->GetOrigin(), theirs->GetOrigin()) << path;
+    EXPECT_EQ(ours->GetDirection(), theirs->GetDirection()) << path;
+    const std::size_t n = ours->GetLargestPossibleRegion().GetNumberOfPixels();
+    EXPECT_EQ(std::memcmp(ours->GetBufferPointer(), theirs->GetBufferPointer(), n * sizeof(float)), 0) << path;
+  }
+}
+
 TEST(CanonicalOrientation, SameResultAsItkOrientImageFilterWhereThatFilterWorks) {
   for (double deg : {0.0, 15.0, 30.0, 60.0, 75.0, 90.0}) {
     const auto input = numbered_image(rotation(1, deg) * rotation(2, 90.0));
-    auto orient = itk::OrientImageFilter<ImageType, ImageType>::New();
-    orient->SetInput(input);
-    orient->UseImageDirectionOn();
-    orient->SetDesiredCoordinateOrientation(itk::SpatialOrientation::ITK_COORDINATE_ORIENTATION_LPI);
-    orient->Update();
-    const auto theirs = orient->GetOutput();
+    const auto theirs = orient_image_filter(input);
     const auto ours = to_canonical_orientation(input);
     EXPECT_EQ(ours->GetLargestPossibleRegion(), theirs->GetLargestPossibleRegion()) << deg;
     EXPECT_EQ(ours->GetSpacing(), theirs->GetSpacing()) << deg;
