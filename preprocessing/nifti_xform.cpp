@@ -96,8 +96,21 @@ NiftiXformChoice choose_nifti_xform(const NiftiHeader& header, const NiftiXformO
   }
   if (has_s && has_q) {
     const double apart = corner_distance_mm(q, s, header);
-    const bool axes_differ = affine_axis_codes(q) != affine_axis_codes(s);
-    if (apart > options.disagreement_mm || axes_differ) {
+    // Unit axis directions: any visible turn counts (a small box may move its corners by
+    // under a millimetre); "axis order/direction" names turns beyond 60 degrees (swaps, flips).
+    const VoxelPlacement pq = placement_from_affine(q), ps = placement_from_affine(s);
+    double worst_dot = 1;
+    bool turned = false;
+    for (unsigned j = 0; j < 3; ++j) {
+      double dot = 0;
+      for (unsigned r = 0; r < 3; ++r) {
+        dot += pq.direction[r][j] * ps.direction[r][j];
+        turned = turned || std::abs(pq.direction[r][j] - ps.direction[r][j]) > options.max_direction_difference;
+      }
+      worst_dot = std::min(worst_dot, dot);
+    }
+    const bool axes_differ = worst_dot < 0.5;
+    if (apart > options.disagreement_mm || turned) {
       char text[480];
       std::snprintf(text, sizeof text, "%s and %s disagree (voxels up to %.1f mm apart%s); following the %s",
                     describe("qform", header.qform_code, q).c_str(), describe("sform", header.sform_code, s).c_str(),

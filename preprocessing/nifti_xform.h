@@ -4,8 +4,8 @@
 // and FSL's: the sform when sform_code > 0, else the qform when qform_code > 0. ITK
 // holds only a rotation, so an sform that shears the voxel axes cannot be followed: the
 // qform is, with a warning. When the two transforms disagree (some corner of the voxel
-// box placed more than 1 mm apart, or a different axis order/direction), a warning names
-// both. ITK 5.2's NiftiImageIO makes its own choice (measured in nifti_xform_test.cpp);
+// box placed more than 1 mm apart, or an axis turned: a different order/direction), a
+// warning names both. ITK 5.2's NiftiImageIO makes its own choice (measured in nifti_xform_test.cpp);
 // scan_reader imposes this one on what ITK read.
 #include <array>
 #include <string>
@@ -22,6 +22,9 @@ struct NiftiXformOptions {
   /** qform and sform disagree when they place a corner of the voxel box more than this
       many mm apart. Default = 1.0. */
   double disagreement_mm{1.0};
+  /** qform and sform also disagree when a unit axis direction differs by more than this
+      in any component (about 0.06 degrees). Default = 1e-3. */
+  double max_direction_difference{1e-3};
   /** Largest |cosine| between two sform axes still taken as perpendicular; above it the
       sform shears the axes. Default = 1e-4. */
   double max_shear_cosine{1e-4};

@@ -7,21 +7,23 @@
 #include <iomanip>
 #include <sstream>
 
+#include "preprocessing/canonical_orientation.h"
 #include "preprocessing/native_header.h"
 #include "preprocessing/nifti_xform.h"
 
 namespace brainage::preprocessing {
 
 std::string orientation_code(const ImageType::DirectionType& direction) {
-  // LPS world: +x = Left, +y = Posterior, +z = Superior.
+  // LPS world: +x = Left, +y = Posterior, +z = Superior. The axis assignment is the
+  // canonical re-indexing's (one world axis per voxel axis, ties broken the same way), so
+  // an oblique header never gets a code that repeats an axis ("PPR").
   static const char kPositive[3] = {'L', 'P', 'S'};
   static const char kNegative[3] = {'R', 'A', 'I'};
+  const AxisReindexing re = canonical_axis_reindexing(direction);
   std::string code(3, '?');
-  for (unsigned axis = 0; axis < 3; ++axis) {
-    unsigned best = 0;
-    for (unsigned w = 1; w < 3; ++w)
-      if (std::abs(direction[w][axis]) > std::abs(direction[best][axis])) best = w;
-    code[axis] = direction[best][axis] >= 0 ? kPositive[best] : kNegative[best];
+  for (unsigned w = 0; w < 3; ++w) {
+    const unsigned axis = re.source_axis[w];
+    code[axis] = direction[w][axis] >= 0 ? kPositive[w] : kNegative[w];
   }
   return code;
 }

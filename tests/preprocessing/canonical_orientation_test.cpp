@@ -215,3 +215,13 @@ TEST(CanonicalOrientation, FieldCase11dObliquePitch45) {
   ASSERT_NO_THROW(canonical = to_canonical_orientation(scan.image));
   expect_voxels_in_place(scan.image, canonical, "11d");
 }
+
+TEST(CanonicalOrientation, OrientationCodesNameEachWorldAxisOnce) {
+  for (unsigned axis = 0; axis < 3; ++axis)
+    for (double deg : {0.0, 15.0, 45.0, 60.0, 90.0}) {
+      const std::string code = orientation_code(rotation(axis, deg) * rotation((axis + 1) % 3, 45.0));
+      const auto has = [&](char a, char b) { return code.find(a) != std::string::npos || code.find(b) != std::string::npos; };
+      EXPECT_TRUE(has('R', 'L') && has('A', 'P') && has('S', 'I')) << code << " for " << deg << " deg about " << axis;
+    }
+  EXPECT_EQ(orientation_code(rotation(0, 45.0)), "LPS");  // the tie goes to the identity axis order
+}

@@ -178,3 +178,12 @@ TEST(NiftiXform, FieldCase05bSformFollowedWithAWarning) {
   for (unsigned r = 0; r < 3; ++r)
     for (unsigned c = 0; c < 3; ++c) EXPECT_NEAR(b.image->GetDirection()[r][c], a.image->GetDirection()[r][c], 1e-6);
 }
+
+// Field case 11d: the header rotated 45 degrees pitch + 15 degrees yaw, qform = sform.
+// Equal transforms are no disagreement, however the ties of an exact 45 degrees fall.
+TEST(NiftiXform, FieldCase11dAgreeingObliqueTransformsGiveNoWarning) {
+  const auto path = shared_data_dir() / "fieldcases" / "11d_ixi012_oblique_pitch45.nii.gz";
+  BRAINAGE_REQUIRE_PATH(path);
+  const auto scan = load_scan(path);
+  EXPECT_TRUE(scan.warnings.empty()) << scan.warnings.front();
+}
