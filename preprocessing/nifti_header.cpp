@@ -32,6 +32,23 @@ T load(const std::string& bytes, std::size_t offset, bool swap) {
   return value;
 }
 
+/// qfac (pixdim[0], at `qfac_at`) and the transform fields, laid out alike in NIfTI-1
+/// (Code int16, Real float) and NIfTI-2 (int32, double): qform_code and sform_code at
+/// `codes_at`, then quatern_b/c/d, qoffset_x/y/z and srow_x/y/z, all Real.
+template <typename Code, typename Real>
+void load_xforms(const std::string& bytes, bool swap, std::size_t qfac_at, std::size_t codes_at, NiftiHeader& h) {
+  h.qfac = load<Real>(bytes, qfac_at, swap);
+  h.qform_code = load<Code>(bytes, codes_at, swap);
+  h.sform_code = load<Code>(bytes, codes_at + sizeof(Code), swap);
+  const std::size_t at = codes_at + 2 * sizeof(Code), r = sizeof(Real);
+  for (std::size_t i = 0; i < 3; ++i) {
+    h.quatern[i] = load<Real>(bytes, at + r * i, swap);
+    h.qoffset[i] = load<Real>(bytes, at + r * (3 + i), swap);
+  }
+  for (std::size_t row = 0; row < 3; ++row)
+    for (std::size_t c = 0; c < 4; ++c) h.srow[row][c] = load<Real>(bytes, at + r * (6 + 4 * row + c), swap);
+}
+
 /// Bits per voxel for each NIfTI datatype code, 0 for unknown codes.
 int bits_for_datatype(int code) {
   switch (code) {
@@ -217,13 +234,7 @@ NiftiHeader parse_nifti_header(const std::string& name, const std::string& bytes
     h.vox_offset = load<float>(bytes, 108, s);
     h.scl_slope = load<float>(bytes, 112, s);
     h.scl_inter = load<float>(bytes, 116, s);
-    h.qfac = load<float>(bytes, 76, s);
-    h.qform_code = load<std::int16_t>(bytes, 252, s);
-    h.sform_code = load<std::int16_t>(bytes, 254, s);
-    for (int i = 0; i < 3; ++i) h.quatern[i] = load<float>(bytes, 256 + 4 * i, s);
-    for (int i = 0; i < 3; ++i) h.qoffset[i] = load<float>(bytes, 268 + 4 * i, s);
-    for (int r = 0; r < 3; ++r)
-      for (int c = 0; c < 4; ++c) h.srow[r][c] = load<float>(bytes, 280 + 16 * r + 4 * c, s);
+    load_xforms<std::int16_t, float>(bytes, s, 76, 252, h);
   } else if (load<std::int32_t>(bytes, 0, false) == 540 || load<std::int32_t>(bytes, 0, true) == 540) {
     if (bytes.size() < kNifti2HeaderSize) fail(name, "NIfTI-2 header truncated (" + std::to_string(bytes.size()) + " of 540 bytes)");
     h.version = 2;
@@ -239,13 +250,7 @@ NiftiHeader parse_nifti_header(const std::string& name, const std::string& bytes
     h.vox_offset = static_cast<double>(load<std::int64_t>(bytes, 168, s));
     h.scl_slope = load<double>(bytes, 176, s);
     h.scl_inter = load<double>(bytes, 184, s);
-    h.qfac = load<double>(bytes, 104, s);
-    h.qform_code = load<std::int32_t>(bytes, 344, s);
-    h.sform_code = load<std::int32_t>(bytes, 348, s);
-    for (int i = 0; i < 3; ++i) h.quatern[i] = load<double>(bytes, 352 + 8 * i, s);
-    for (int i = 0; i < 3; ++i) h.qoffset[i] = load<double>(bytes, 376 + 8 * i, s);
-    for (int r = 0; r < 3; ++r)
-      for (int c = 0; c < 4; ++c) h.srow[r][c] = load<double>(bytes, 400 + 32 * r + 8 * c, s);
+    load_xforms<std::int32_t, double>(bytes, s, 104, 344, h);
   } else {
     fail(name, "not a NIfTI file: header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)");
   }

@@ -3,6 +3,7 @@
 // test time (no committed binaries): wrong dims, bad spacing, truncation, NaN voxels, ...
 #include <zlib.h>
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -90,6 +91,23 @@ inline std::string nifti2_bytes(const NiftiSpec& spec, const std::string& voxels
       put(400 + 32 * r + 8 * c, &v, 8);
     }
   return h + voxels;
+}
+
+/// IXI's storage: voxel axes P, S, R at 2 mm (qfac -1), the same placement as a qform
+/// (code 1) and an sform (code 1), voxel (0, 0, 0) at `origin_ras` (mm).
+inline NiftiSpec psr_2mm_spec(std::vector<std::int16_t> dims, const std::array<float, 3>& origin_ras) {
+  NiftiSpec spec;
+  spec.dims = std::move(dims);
+  spec.pixdim = {2.f, 2.f, 2.f};
+  spec.qform_code = 1;
+  spec.qfac = -1;
+  spec.quatern[0] = 0.5f;
+  spec.quatern[1] = -0.5f;
+  spec.quatern[2] = -0.5f;
+  const float srow[3][4] = {{0, 0, 2, 0}, {-2, 0, 0, 0}, {0, 2, 0, 0}};
+  std::memcpy(spec.srow, srow, sizeof srow);
+  for (int i = 0; i < 3; ++i) spec.qoffset[i] = spec.srow[i][3] = origin_ras[i];
+  return spec;
 }
 
 /// Float voxels for `spec` (all its dims), filled with a smooth blob so the image is not constant.

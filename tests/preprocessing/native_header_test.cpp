@@ -40,20 +40,9 @@ std::string xform_bytes(const std::string& header) { return header.substr(76, 16
 
 /// IXI-like PSR storage whose sform (code 2) is 40 mm anterior of its qform (code 1).
 NiftiSpec disagreeing_spec() {
-  NiftiSpec spec;
-  spec.dims = {14, 12, 10};
-  spec.pixdim = {2.f, 2.f, 2.f};
-  spec.qform_code = 1;
+  NiftiSpec spec = psr_2mm_spec({14, 12, 10}, {-8.5f, 11.25f, -13.75f});
   spec.sform_code = 2;
-  spec.qfac = -1;
-  spec.quatern[0] = 0.5f;
-  spec.quatern[1] = -0.5f;
-  spec.quatern[2] = -0.5f;
-  spec.qoffset[0] = -8.5f;
-  spec.qoffset[1] = 11.25f;
-  spec.qoffset[2] = -13.75f;
-  const float srow[3][4] = {{0, 0, 2, -8.5f}, {-2, 0, 0, 51.25f}, {0, 2, 0, -13.75f}};
-  std::memcpy(spec.srow, srow, sizeof srow);
+  spec.srow[1][3] += 40;
   return spec;
 }
 

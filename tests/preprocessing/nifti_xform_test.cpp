@@ -19,22 +19,7 @@ using namespace brainage::preprocessing;
 namespace {
 
 /// IXI's storage (PSR, 2 mm) as both a qform and an sform: the header of fieldcase 00.
-NiftiSpec ixi_like_spec() {
-  NiftiSpec spec;
-  spec.dims = {12, 12, 10};
-  spec.pixdim = {2.f, 2.f, 2.f};
-  spec.qform_code = 1;
-  spec.qfac = -1;
-  spec.quatern[0] = 0.5f;
-  spec.quatern[1] = -0.5f;
-  spec.quatern[2] = -0.5f;
-  spec.qoffset[0] = -88.16f;
-  spec.qoffset[1] = 118.23f;
-  spec.qoffset[2] = -135.27f;
-  const float srow[3][4] = {{0, 0, 2, -88.16f}, {-2, 0, 0, 118.23f}, {0, 2, 0, -135.27f}};
-  std::memcpy(spec.srow, srow, sizeof srow);
-  return spec;
-}
+NiftiSpec ixi_like_spec() { return psr_2mm_spec({12, 12, 10}, {-88.16f, 118.23f, -135.27f}); }
 
 NiftiHeader parse(const NiftiSpec& spec) {
   return parse_nifti_bytes("spec.nii", nifti_bytes(spec, float_voxels(spec)));
