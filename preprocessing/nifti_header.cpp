@@ -32,6 +32,23 @@ T load(const std::string& bytes, std::size_t offset, bool swap) {
   return value;
 }
 
+/// qfac (pixdim[0], at `qfac_at`) and the transform fields, laid out alike in NIfTI-1
+/// (Code int16, Real float) and NIfTI-2 (int32, double): qform_code and sform_code at
+/// `codes_at`, then quatern_b/c/d, qoffset_x/y/z and srow_x/y/z, all Real.
+template <typename Code, typename Real>
+void load_xforms(const std::string& bytes, bool swap, std::size_t qfac_at, std::size_t codes_at, NiftiHeader& h) {
+  h.qfac = load<Real>(bytes, qfac_at, swap);
+  h.qform_code = load<Code>(bytes, codes_at, swap);
+  h.sform_code = load<Code>(bytes, codes_at + sizeof(Code), swap);
+  const std::size_t at = codes_at + 2 * sizeof(Code), r = sizeof(Real);
+  for (std::size_t i = 0; i < 3; ++i) {
+    h.quatern[i] = load<Real>(bytes, at + r * i, swap);
+    h.qoffset[i] = load<Real>(bytes, at + r * (3 + i), swap);
+  }
+  for (std::size_t row = 0; row < 3; ++row)
+    for (std::size_t c = 0; c < 4; ++c) h.srow[row][c] = load<Real>(bytes, at + r * (6 + 4 * row + c), swap);
+}
+
 /// Bits per voxel for each NIfTI datatype code, 0 for unknown codes.
 int bits_for_datatype(int code) {
   switch (code) {
@@ -150,6 +167,37 @@ std::string NiftiHeader::datatype_name() const {
   }
 }
 
+std::array<std::array<double, 4>, 4> NiftiHeader::qform_matrix() const {
+  // nifti1_io.c, nifti_quatern_to_mat44: a from b, c, d (renormalised when |(b,c,d)| > 1),
+  // non-positive voxel sizes read as 1, qfac 0 read as 1.
+  double b = quatern[0], c = quatern[1], d = quatern[2];
+  double a = 1.0 - (b * b + c * c + d * d);
+  if (a < 1e-7) {
+    a = 1.0 / std::sqrt(b * b + c * c + d * d);
+    b *= a;
+    c *= a;
+    d *= a;
+    a = 0.0;
+  } else {
+    a = std::sqrt(a);
+  }
+  const double xd = pixdim[0] > 0 ? pixdim[0] : 1.0, yd = pixdim[1] > 0 ? pixdim[1] : 1.0;
+  const double zd = (pixdim[2] > 0 ? pixdim[2] : 1.0) * (qfac < 0 ? -1.0 : 1.0);
+  const double r[3][3] = {{a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)},
+                          {2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)},
+                          {2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b}};
+  std::array<std::array<double, 4>, 4> m{};
+  for (int i = 0; i < 3; ++i) {
+    m[i] = {r[i][0] * xd, r[i][1] * yd, r[i][2] * zd, qoffset[i]};
+  }
+  m[3] = {0, 0, 0, 1};
+  return m;
+}
+
+std::array<std::array<double, 4>, 4> NiftiHeader::sform_matrix() const {
+  return {srow[0], srow[1], srow[2], std::array<double, 4>{0, 0, 0, 1}};
+}
+
 bool has_nifti_extension(const std::filesystem::path& path) {
   std::string name = path.filename().string();
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -186,6 +234,7 @@ NiftiHeader parse_nifti_header(const std::string& name, const std::string& bytes
     h.vox_offset = load<float>(bytes, 108, s);
     h.scl_slope = load<float>(bytes, 112, s);
     h.scl_inter = load<float>(bytes, 116, s);
+    load_xforms<std::int16_t, float>(bytes, s, 76, 252, h);
   } else if (load<std::int32_t>(bytes, 0, false) == 540 || load<std::int32_t>(bytes, 0, true) == 540) {
     if (bytes.size() < kNifti2HeaderSize) fail(name, "NIfTI-2 header truncated (" + std::to_string(bytes.size()) + " of 540 bytes)");
     h.version = 2;
@@ -197,10 +246,11 @@ NiftiHeader parse_nifti_header(const std::string& name, const std::string& bytes
     h.bitpix = load<std::int16_t>(bytes, 14, s);
     h.ndim = static_cast<int>(load<std::int64_t>(bytes, 16, s));
     for (int i = 0; i < 7; ++i) h.dim[i] = load<std::int64_t>(bytes, 24 + 8 * i, s);
-    for (int i = 0; i < 7; ++i) h.pixdim[i] = load<double>(bytes, 88 + 8 * i, s);
+    for (int i = 0; i < 7; ++i) h.pixdim[i] = load<double>(bytes, 112 + 8 * i, s);
     h.vox_offset = static_cast<double>(load<std::int64_t>(bytes, 168, s));
     h.scl_slope = load<double>(bytes, 176, s);
     h.scl_inter = load<double>(bytes, 184, s);
+    load_xforms<std::int32_t, double>(bytes, s, 104, 344, h);
   } else {
     fail(name, "not a NIfTI file: header size field is neither 348 (NIfTI-1) nor 540 (NIfTI-2)");
   }

@@ -31,6 +31,16 @@ struct NiftiHeader {
   std::int64_t data_bytes_available{0}; // bytes after vox_offset in the (decompressed) file
   std::int64_t non_finite_voxels{0};    // NaN/Inf among float voxels (counted when the data is read)
 
+  // Where the voxels lie: the two transforms of the NIfTI standard, as stored (NIfTI-1
+  // stores them as float32, NIfTI-2 as float64). Codes: 0 unknown, 1 scanner, 2 aligned,
+  // 3 Talairach, 4 MNI152, 5 template.
+  int qform_code{0};
+  int sform_code{0};
+  std::array<double, 3> quatern{};      // quatern_b, quatern_c, quatern_d
+  std::array<double, 3> qoffset{};      // qoffset_x, qoffset_y, qoffset_z (mm, RAS)
+  double qfac{1};                       // pixdim[0] as stored (-1 flips the third axis; 0 is read as 1)
+  std::array<std::array<double, 4>, 3> srow{};  // srow_x, srow_y, srow_z: rows of the sform (mm, RAS)
+
   /// Spatial dimensionality: 2 when the third axis has one slice, else min(ndim, 5).
   int spatial_dims() const;
   /// Number of volumes along the 4th and higher axes (1 for a 3D image).
@@ -38,6 +48,12 @@ struct NiftiHeader {
   std::int64_t voxel_count() const;
   /// "uint8", "int16", "float32", ... ("unknown(N)" for codes NIfTI does not define).
   std::string datatype_name() const;
+  /// The qform as a 4x4 voxel-index -> RAS mm matrix, by the standard's method 2 (quaternion,
+  /// pixdim[1..3], qfac, qoffset; nifti1_io's nifti_quatern_to_mat44). Meaningful when
+  /// qform_code > 0.
+  std::array<std::array<double, 4>, 4> qform_matrix() const;
+  /// The sform (method 3) as a 4x4 matrix; meaningful when sform_code > 0.
+  std::array<std::array<double, 4>, 4> sform_matrix() const;
 };
 
 /// Reads and checks the header of a .nii / .nii.gz file. Throws InvalidInputError, whose

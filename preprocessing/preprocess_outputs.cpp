@@ -5,6 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/errors.h"
+#include "preprocessing/native_header.h"
 #include "preprocessing/preprocess_pipeline.h"
 
 namespace brainage::preprocessing {
@@ -13,7 +14,8 @@ namespace fs = std::filesystem;
 
 void write_preprocess_outputs(const PreprocessResult& result, const fs::path& dir) {
   ensure_writable_directory(dir);
-  write_mask(result.brain_mask_native, dir / "brain_mask_native.nii.gz");
+  // The input's own qform and sform, so viewers overlay the mask on the scan (native_header.h).
+  write_like_input(result.brain_mask_native, dir / "brain_mask_native.nii.gz", result.native_image);
   write_image(result.t1_model, dir / "t1_mni2mm.nii.gz");
   write_mask(result.brain_mask_model, dir / "brain_mask_mni2mm.nii.gz");
   write_mask(result.tissue_model, dir / "tissue_mni2mm.nii.gz");

@@ -7,18 +7,23 @@
 #include <iomanip>
 #include <sstream>
 
+#include "preprocessing/canonical_orientation.h"
+#include "preprocessing/native_header.h"
+#include "preprocessing/nifti_xform.h"
+
 namespace brainage::preprocessing {
 
 std::string orientation_code(const ImageType::DirectionType& direction) {
-  // LPS world: +x = Left, +y = Posterior, +z = Superior.
+  // LPS world: +x = Left, +y = Posterior, +z = Superior. The axis assignment is the
+  // canonical re-indexing's (one world axis per voxel axis, ties broken the same way), so
+  // an oblique header never gets a code that repeats an axis ("PPR").
   static const char kPositive[3] = {'L', 'P', 'S'};
   static const char kNegative[3] = {'R', 'A', 'I'};
+  const AxisReindexing re = canonical_axis_reindexing(direction);
   std::string code(3, '?');
-  for (unsigned axis = 0; axis < 3; ++axis) {
-    unsigned best = 0;
-    for (unsigned w = 1; w < 3; ++w)
-      if (std::abs(direction[w][axis]) > std::abs(direction[best][axis])) best = w;
-    code[axis] = direction[best][axis] >= 0 ? kPositive[best] : kNegative[best];
+  for (unsigned w = 0; w < 3; ++w) {
+    const unsigned axis = re.source_axis[w];
+    code[axis] = direction[w][axis] >= 0 ? kPositive[w] : kNegative[w];
   }
   return code;
 }
@@ -41,6 +46,7 @@ ScanInfo describe_scan(const LoadedScan& scan, double anisotropy_warning_ratio) 
     for (unsigned j = 0; j < 3; ++j) info.direction[i][j] = image.GetDirection()[i][j];
   }
   info.orientation = orientation_code(image.GetDirection());
+  if (const auto header = attached_nifti_header(scan.image)) info.nifti_xforms = nifti_xforms_json(*header);
   auto calc = itk::MinimumMaximumImageCalculator<ImageType>::New();
   calc->SetImage(scan.image);
   calc->Compute();
@@ -73,6 +79,7 @@ nlohmann::json to_json(const ScanInfo& info) {
   j["intensity_range"] = {info.min_intensity, info.max_intensity};
   j["spatial_dims"] = info.spatial_dims;
   j["volumes"] = info.volumes;
+  if (!info.nifti_xforms.is_null()) j["nifti_xforms"] = info.nifti_xforms;
   j["warnings"] = info.warnings;
   return j;
 }
@@ -90,8 +97,14 @@ std::string to_text(const ScanInfo& info) {
     << "size         " << triple(info.size, "x", " voxels") << "\n"
     << "spacing      " << triple(info.spacing, " x ", " mm") << "\n"
     << "origin       " << triple(info.origin, ", ", " mm (LPS)") << "\n"
-    << "orientation  " << info.orientation << "\n"
-    << "extent       " << triple(info.extent_mm, " x ", " mm") << "\n"
+    << "orientation  " << info.orientation << "\n";
+  if (!info.nifti_xforms.is_null())
+    o << "transforms   qform code " << info.nifti_xforms["qform"]["code"] << ", sform code "
+      << info.nifti_xforms["sform"]["code"] << "; placed by "
+      << (info.nifti_xforms["used"] == "none" ? std::string("pixdim alone")
+                                              : "the " + info.nifti_xforms["used"].get<std::string>())
+      << "\n";
+  o << "extent       " << triple(info.extent_mm, " x ", " mm") << "\n"
     << "intensities  " << info.min_intensity << " .. " << info.max_intensity << "\n";
   if (info.volumes > 1) o << "volumes      " << info.volumes << "\n";
   for (const auto& w : info.warnings) o << "warning      " << w << "\n";

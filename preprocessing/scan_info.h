@@ -23,12 +23,15 @@ struct ScanInfo {
   double min_intensity{0}, max_intensity{0};
   int spatial_dims{3};
   std::int64_t volumes{1};
+  nlohmann::json nifti_xforms;              // a NIfTI's qform and sform (nifti_xforms_json); null otherwise
   std::vector<std::string> warnings;
 };
 
 /// The three-letter orientation code of a direction matrix in ITK's LPS world, in the
 /// convention of nibabel's aff2axcodes: letter i names the direction voxel axis i points
-/// towards (R/L, A/P, S/I). A canonical NIfTI (identity sform) is "RAS".
+/// towards (R/L, A/P, S/I). A canonical NIfTI (identity sform) is "RAS". Each world axis
+/// is named once: voxel axes are matched to world axes as canonical_axis_reindexing does
+/// (largest summed |cosine|), so exact 45-degree obliques get a deterministic code.
 std::string orientation_code(const ImageType::DirectionType& direction);
 
 /// Summarises a loaded scan, adding warnings for anisotropic voxels (ratio > 1.5 by default).

@@ -11,6 +11,8 @@
 
 #include "common/errors.h"
 #include "preprocessing/itk_error_text.h"
+#include "preprocessing/native_header.h"
+#include "preprocessing/nifti_xform.h"
 
 namespace brainage::preprocessing {
 namespace {
@@ -47,8 +49,28 @@ LoadedScan read_dicom_folder(const std::filesystem::path& dir) {
   return scan;
 }
 
+/// Sets `image`'s spacing, origin and direction to `placement` where ITK placed it
+/// differently (beyond 1e-4 mm, 1e-5 relative spacing, 1e-5 in a cosine), so scans ITK
+/// already reads by the rule keep ITK's values bit for bit.
+void impose_placement(ImageType& image, const VoxelPlacement& placement) {
+  bool same = true;
+  for (unsigned i = 0; i < kDim; ++i) {
+    same = same && std::abs(image.GetSpacing()[i] - placement.spacing[i]) <= 1e-5 * placement.spacing[i] &&
+           std::abs(image.GetOrigin()[i] - placement.origin[i]) <= 1e-4;
+    for (unsigned j = 0; j < kDim; ++j)
+      same = same && std::abs(image.GetDirection()[i][j] - placement.direction[i][j]) <= 1e-5;
+  }
+  if (same) return;
+  image.SetSpacing(placement.spacing);
+  image.SetOrigin(placement.origin);
+  image.SetDirection(placement.direction);
+}
+
 LoadedScan read_nifti(const std::filesystem::path& path, const ScanValidationOptions& options) {
   const NiftiHeader header = read_nifti_header(path, options.header);
+  if (header.version == 2)
+    fail(path, "NIfTI-2 files cannot be read (ITK 5.2 reads NIfTI-1 only); convert it to NIfTI-1 first, e.g. "
+               "nibabel.Nifti1Image(img.dataobj, img.affine, img.header)");
   LoadedScan scan;
   scan.format = header.version == 1 ? "NIfTI-1" : "NIfTI-2";
   scan.datatype = header.datatype_name();
@@ -98,6 +120,12 @@ LoadedScan read_nifti(const std::filesystem::path& path, const ScanValidationOpt
     fail(path, "ITK cannot read the image (" + itk_error_text(e.GetDescription()) + ")");
   }
   scan.image = reader->GetOutput();
+  // ITK 5.2 places the voxels by its own choice between qform and sform; impose the rule
+  // of nifti_xform.h (nibabel's and FSL's) and keep the header for native outputs.
+  const NiftiXformChoice xform = choose_nifti_xform(header);
+  scan.warnings.insert(scan.warnings.end(), xform.warnings.begin(), xform.warnings.end());
+  if (xform.used != "none") impose_placement(*scan.image, xform.placement);
+  attach_nifti_header(scan.image, header);
   return scan;
 }
 

@@ -32,14 +32,18 @@ struct ScanValidationOptions {
 struct LoadedScan {
   ImageType::Pointer image;          // the first (or only) 3D volume, scaling applied
   std::filesystem::path source;      // what the user gave
-  std::string format;                // "NIfTI-1", "NIfTI-2" or "DICOM series (N files)"
+  std::string format;                // "NIfTI-1" or "DICOM series (N files)" (NIfTI-2 is refused)
   std::string datatype;              // stored voxel type, e.g. "uint8 (scl_slope 13.7)"
   int spatial_dims{3};               // 2..5 as stored
   std::int64_t volumes{1};           // volumes along axes 4..7
   std::vector<std::string> warnings; // things a user should know, e.g. "4D: 3 volumes, first used"
 };
 
-/// Reads and validates a scan. See the header comment for what is rejected.
+/// Reads and validates a scan. See the header comment for what is rejected. A NIfTI's voxels
+/// are placed by the rule of nifti_xform.h (the sform when sform_code > 0, else the
+/// qform), whatever ITK chose; a qform/sform disagreement or an unusable sform adds a
+/// line to `warnings`. The returned image carries the file's header (native_header.h's
+/// attached_nifti_header), so native outputs can be written with the input's qform/sform.
 LoadedScan load_scan(const std::filesystem::path& path, const ScanValidationOptions& options = {});
 
 }  // namespace brainage::preprocessing

@@ -7,6 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/errors.h"
+#include "preprocessing/native_header.h"
 #include "preprocessing/scan_reader.h"
 #include "viz/colour_tables.h"
 #include "viz/label_painter.h"
@@ -84,7 +85,8 @@ MapsReport render_expert_maps(const MapsOptions& opt) {
     reference = preprocessing::load_scan(scan, validation).image.GetPointer();
     reference_name = scan;
   } else if (fs::exists(in / "brain_mask_native.nii.gz")) {
-    reference = read_label_volume(in / "brain_mask_native.nii.gz").GetPointer();
+    // load_scan places it by its (the input's) sform/qform and keeps that header.
+    reference = preprocessing::load_scan(in / "brain_mask_native.nii.gz").image.GetPointer();
     reference_name = (in / "brain_mask_native.nii.gz").string();
     report.warnings.push_back("scan " + (scan.empty() ? std::string("(not recorded)") : scan) +
                               " not found: native geometry taken from brain_mask_native.nii.gz");
@@ -92,9 +94,12 @@ MapsReport render_expert_maps(const MapsOptions& opt) {
     throw InvalidInputError(in.string() + ": neither the scan named in prediction.json nor brain_mask_native.nii.gz "
                                           "exists, so the native geometry is unknown");
   }
-  write_volume(labels_to_native(painted.labels, transform, reference), out / "experts_native.nii.gz");
+  // Written with the input's qform and sform (preprocessing/native_header.h).
+  preprocessing::write_like_input(labels_to_native(painted.labels, transform, reference), out / "experts_native.nii.gz",
+                                  reference);
   emit(out / "experts_native.nii.gz");
-  write_volume(scores_to_native(painted.scores, transform, reference), out / "experts_score_native.nii.gz");
+  preprocessing::write_like_input(scores_to_native(painted.scores, transform, reference),
+                                  out / "experts_score_native.nii.gz", reference);
   emit(out / "experts_score_native.nii.gz");
 
   // Tables.

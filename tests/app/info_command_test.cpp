@@ -1,6 +1,7 @@
 // The `brainage` executable end to end: help, version, info, and exit codes on bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <string>
@@ -58,4 +59,48 @@ TEST(Cli, InfoOnBrokenFileExitsWithInvalidInput) {
   EXPECT_NE(r.out.find("not a NIfTI"), std::string::npos) << r.out;
   // One line, no ITK stack dump.
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+}
+
+// Field case 09b: a 2-volume 4D file stored PSR. `info` describes it (orientation PSR, the
+// first volume's geometry); preprocess refuses it with exit 3 and one line.
+TEST(Cli, InfoOnFourDimensionalFieldCasePrintsItsStoredOrientation) {
+  const auto path = shared_data_dir() / "fieldcases" / "09b_ixi012_4d_two_volumes.nii.gz";
+  BRAINAGE_REQUIRE_PATH(path);
+  const auto text = run_brainage("info " + path.string());
+  ASSERT_EQ(text.code, 0) << text.out;
+  EXPECT_NE(text.out.find("orientation  PSR\n"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("volumes      2\n"), std::string::npos) << text.out;
+  const auto json = run_brainage("info --json " + path.string());
+  ASSERT_EQ(json.code, 0) << json.out;
+  EXPECT_EQ(nlohmann::json::parse(json.out)["orientation"], "PSR");
+
+  const auto out = scratch_dir("cli-info-09b");
+  const auto refused = run_brainage("preprocess " + path.string() + " -o " + (out / "pre").string());
+  EXPECT_EQ(refused.code, 3) << refused.out;
+  const auto at = refused.out.find("InvalidInputError: " + path.string() + ": ");
+  ASSERT_NE(at, std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("4D with 2 volumes", at), std::string::npos) << refused.out;
+  EXPECT_EQ(std::count(refused.out.begin() + static_cast<std::ptrdiff_t>(at), refused.out.end(), '\n'), 1)
+      << refused.out;
+}
+
+// Field case 05b: qform (code 1) and sform (code 2, 40 mm anterior). `info` records both
+// transforms, names the one followed, and warns.
+TEST(Cli, InfoShowsBothTransformsWhenTheyDisagree) {
+  const auto path = shared_data_dir() / "fieldcases" / "05b_ixi012_qs_disagree_shift.nii.gz";
+  BRAINAGE_REQUIRE_PATH(path);
+  const auto r = run_brainage("info --json " + path.string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["nifti_xforms"]["used"], "sform");
+  EXPECT_EQ(j["nifti_xforms"]["qform"]["code"], 1);
+  EXPECT_EQ(j["nifti_xforms"]["sform"]["code"], 2);
+  EXPECT_NEAR(j["nifti_xforms"]["sform"]["matrix"][1][3].get<double>() -
+                  j["nifti_xforms"]["qform"]["matrix"][1][3].get<double>(),
+              40.0, 1e-3);
+  ASSERT_EQ(j["warnings"].size(), 1u);
+  EXPECT_NE(j["warnings"][0].get<std::string>().find("following the sform"), std::string::npos);
+  const auto text = run_brainage("info " + path.string());
+  EXPECT_NE(text.out.find("transforms   qform code 1, sform code 2; placed by the sform"), std::string::npos)
+      << text.out;
 }

@@ -244,3 +244,25 @@ TEST(ScanReaderReal, IxiScanIsPsr2mm) {
   EXPECT_EQ(info.orientation, "PSR");
   for (double s : info.spacing) EXPECT_NEAR(s, 2.0, 1e-3);
 }
+
+// Field case 09b: IXI012 twice in one 4D file, stored PSR. For `info` the first volume is
+// placed exactly like the 3D original; processing refuses it.
+TEST(ScanReaderReal, FieldCase09bFourDimensionalKeepsItsOrientation) {
+  const auto dir = shared_data_dir() / "fieldcases";
+  const auto four = dir / "09b_ixi012_4d_two_volumes.nii.gz", orig = dir / "00_ixi012_orig.nii.gz";
+  BRAINAGE_REQUIRE_PATH(four);
+  BRAINAGE_REQUIRE_PATH(orig);
+  brainage::preprocessing::ScanValidationOptions options;
+  options.allow_multivolume = true;
+  const auto scan = load_scan(four, options);
+  const auto reference = load_scan(orig);
+  EXPECT_EQ(scan.volumes, 2);
+  EXPECT_EQ(brainage::preprocessing::describe_scan(scan).orientation, "PSR");
+  for (unsigned r = 0; r < 3; ++r) {
+    EXPECT_NEAR(scan.image->GetOrigin()[r], reference.image->GetOrigin()[r], 1e-3);
+    EXPECT_NEAR(scan.image->GetSpacing()[r], reference.image->GetSpacing()[r], 1e-6);
+    for (unsigned c = 0; c < 3; ++c)
+      EXPECT_NEAR(scan.image->GetDirection()[r][c], reference.image->GetDirection()[r][c], 1e-6);
+  }
+  expect_rejected(four, "4D with 2 volumes");
+}

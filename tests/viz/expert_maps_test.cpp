@@ -8,8 +8,10 @@
 #include <vtkImageData.h>
 #include <vtkNew.h>
 #include <vtkPNGReader.h>
+#include <zlib.h>
 
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -279,4 +281,57 @@ TEST_F(ExpertMaps, ThreeDimensionalViewRendersOffScreen) {
   }
   for (int e = 0; e < 8; ++e) EXPECT_GT(near[static_cast<std::size_t>(e)], 200) << "expert " << e + 1 << " not visible";
   if (!HasFailure()) fs::remove_all(png.parent_path());
+}
+
+// The native maps carry the scan's own qform and sform (here a qform 40 mm off the sform,
+// which is followed), or brain_mask_native.nii.gz's when the scan is gone.
+TEST_F(ExpertMaps, NativeMapsCarryTheScansQformAndSform) {
+  const fs::path dir = process_scratch_dir("expert-maps-headers");
+  fs::copy(prediction_->dir, dir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  auto read_all = [](const fs::path& p) {
+    gzFile f = gzopen(p.c_str(), "rb");
+    std::string bytes, chunk(1 << 16, '\0');
+    int n;
+    while ((n = gzread(f, chunk.data(), static_cast<unsigned>(chunk.size()))) > 0) bytes.append(chunk.data(), n);
+    gzclose(f);
+    return bytes;
+  };
+  // pixdim[0..3] and qform_code .. srow_z of a NIfTI-1 header.
+  auto xform_bytes = [&](const fs::path& p) {
+    const std::string h = read_all(p);
+    return h.substr(76, 16) + h.substr(252, 76);
+  };
+  std::string scan = read_all(prediction_->scan);
+  float qoffset_y;
+  std::memcpy(&qoffset_y, scan.data() + 272, 4);
+  qoffset_y += 40.f;
+  std::memcpy(scan.data() + 272, &qoffset_y, 4);
+  const fs::path scan_path = dir / "scan_qform_shifted.nii.gz";
+  {
+    gzFile f = gzopen(scan_path.c_str(), "wb");
+    gzwrite(f, scan.data(), static_cast<unsigned>(scan.size()));
+    gzclose(f);
+  }
+  nlohmann::json prediction;
+  std::ifstream(dir / "prediction.json") >> prediction;
+  prediction["scan"] = fs::absolute(scan_path).string();
+  std::ofstream(dir / "prediction.json") << prediction.dump(1);
+
+  MapsOptions opt;
+  opt.prediction_dir = dir;
+  opt.output_dir = dir / "maps";
+  opt.render_3d = false;
+  opt.render_2d = false;
+  render_expert_maps(opt);
+  for (const char* f : {"experts_native.nii.gz", "experts_score_native.nii.gz"})
+    EXPECT_EQ(xform_bytes(opt.output_dir / f), xform_bytes(scan_path)) << f;
+  const auto native = read_label_volume(opt.output_dir / "experts_native.nii.gz");
+  require_same_grid(read_float_volume(prediction_->scan), "scan", native, "experts_native", 1e-4);
+
+  fs::remove(scan_path);
+  opt.output_dir = dir / "maps_without_scan";
+  const auto report = render_expert_maps(opt);
+  EXPECT_FALSE(report.warnings.empty());
+  EXPECT_EQ(xform_bytes(opt.output_dir / "experts_native.nii.gz"), xform_bytes(dir / "brain_mask_native.nii.gz"));
+  if (!HasFailure()) fs::remove_all(dir);
 }
