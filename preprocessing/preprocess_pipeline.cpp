@@ -19,6 +19,8 @@
 #include "preprocessing/itk_version.h"
 #include "preprocessing/mask_metrics.h"
 #include "preprocessing/mask_operations.h"
+#include "preprocessing/native_header.h"
+#include "preprocessing/nifti_xform.h"
 #include "preprocessing/scan_reader.h"
 
 namespace brainage::preprocessing {
@@ -481,6 +483,7 @@ nlohmann::json make_report(const fs::path& scan, const PreprocessResult& result,
   r["format"] = result.format;
   r["datatype"] = result.datatype;
   r["input_geometry"] = geometry_json(result.native_image);
+  if (const auto header = attached_nifti_header(result.native_image)) r["input_nifti_xforms"] = nifti_xforms_json(*header);
   r["versions"] = {{"brainage", build_info::kVersion}, {"git_sha", build_info::kGitSha}, {"itk", itk_version()},
                    {"compiler", build_info::kCompiler}};
   r["template"] = {{"dir", options.template_dir.string()},
