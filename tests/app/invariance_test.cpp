@@ -313,6 +313,8 @@ struct Subject {
   bool one_millimetre;
 };
 
+/// Colin27 and three IXI-HH scans (24, 39, 75 y); $BRAINAGE_INVARIANCE_SUBJECTS (comma-
+/// separated ids, e.g. "Colin27,IXI012-HH-1211") runs a subset.
 std::vector<Subject> subjects() {
   std::vector<Subject> s;
   s.push_back({"Colin27", mricron_templates_dir() / "ch2.nii.gz", mricron_templates_dir() / "ch2bet.nii.gz", true});
@@ -320,6 +322,12 @@ std::vector<Subject> subjects() {
   for (const char* id : {"IXI012-HH-1211", "IXI015-HH-1258", "IXI204-HH-1651"})
     s.push_back({id, ixi / "t1" / (std::string(id) + "_T1.nii.gz"), ixi / "labels" / (std::string(id) + "_labels.nii.gz"),
                  false});
+  if (const char* only = std::getenv("BRAINAGE_INVARIANCE_SUBJECTS")) {
+    const std::string list = std::string(",") + only + ",";
+    s.erase(std::remove_if(s.begin(), s.end(),
+                           [&](const Subject& x) { return list.find("," + x.id + ",") == std::string::npos; }),
+            s.end());
+  }
   return s;
 }
 
