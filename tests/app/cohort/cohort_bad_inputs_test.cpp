@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "app/cohort/cohort_evaluation.h"
-#include "app/cohort/csv.h"
+#include "common/csv.h"
 #include "app/cohort/journal.h"
 #include "common/errors.h"
 #include "preprocessing/scan_plausibility.h"
