@@ -47,9 +47,9 @@ BiasCorrection BiasCorrection::fit(const std::vector<double>& ages, const std::v
   c.slope = sap / saa;
   c.intercept = mp - c.slope * ma;
   c.n = ages.size();
-  if (!(c.slope > kMinBiasSlope))
-    return refuse("fitted slope " + std::to_string(c.slope) + " is <= " + std::to_string(kMinBiasSlope) +
-                  " (predictions barely follow age; correcting would amplify errors)");
+  if (!c.usable() && why_not)
+    *why_not = "fitted slope " + std::to_string(c.slope) + " is <= " + std::to_string(kMinBiasSlope) +
+               " (predictions barely follow age; correcting would amplify errors)";
   return c;
 }
 

@@ -7,7 +7,7 @@
 // held-out predictions fit  predicted = slope · age + intercept  by least squares; a
 // prediction is corrected as (predicted − intercept) / slope. A slope ≤ kMinBiasSlope is
 // not usable (predictions barely follow age; dividing would multiply errors by more than
-// 10): fit() refuses it and apply() leaves predictions unchanged.
+// 10): apply() then leaves predictions unchanged, in `predict` and `evaluate` alike.
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -37,8 +37,10 @@ struct BiasCorrection {
   double apply(double predicted) const { return usable() ? (predicted - intercept) / slope : predicted; }
 
   /// Least-squares fit on paired ages and predictions (years). Returns the identity (n = 0)
-  /// with the reason in `*why_not` (when given) for fewer than 3 pairs, sizes that differ,
-  /// no spread in age, or a slope ≤ kMinBiasSlope. Never throws.
+  /// for fewer than 3 pairs, sizes that differ or no spread in age; a fit whose slope is
+  /// ≤ kMinBiasSlope is returned as fitted (n > 0, recorded in checkpoints) but is not
+  /// usable(). In every case but a usable fit the reason goes to `*why_not` (when given).
+  /// Never throws.
   static BiasCorrection fit(const std::vector<double>& ages, const std::vector<double>& predictions,
                             std::string* why_not = nullptr);
 };

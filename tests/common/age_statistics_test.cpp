@@ -34,7 +34,10 @@ TEST(AgeStatistics, UnusableCorrectionsAreRefusedWithAReasonAndNeverApplied) {
   EXPECT_NE(why.find("at least 3"), std::string::npos) << why;
   EXPECT_FALSE(BiasCorrection::fit({50, 50, 50}, {40, 45, 50}, &why).usable());
   EXPECT_NE(why.find("ages are equal"), std::string::npos) << why;
-  EXPECT_FALSE(BiasCorrection::fit({20, 40, 60}, {50, 50.5, 51}, &why).usable());  // slope 0.025
+  const auto flat_fit = BiasCorrection::fit({20, 40, 60}, {50, 50.5, 51}, &why);  // slope 0.025
+  EXPECT_FALSE(flat_fit.usable());
+  EXPECT_EQ(flat_fit.n, 3u) << "recorded as fitted, never applied";
+  EXPECT_DOUBLE_EQ(flat_fit.apply(51.0), 51.0);
   EXPECT_NE(why.find("slope"), std::string::npos) << why;
   // A stored correction whose slope is too small, or that was never fitted, leaves ages as they are.
   BiasCorrection flat;

@@ -82,5 +82,5 @@ TEST(CohortMetrics, DegenerateCalibrationsAreRefused) {
   EXPECT_THROW(fit_calibration({20, 30}, {25, 30}, "x"), brainage::ProcessingError);
   EXPECT_THROW(fit_calibration({30, 30, 30}, {25, 30, 35}, "x"), brainage::ProcessingError);
   EXPECT_THROW(fit_calibration({20, 30, 40}, {40, 40, 40}, "x"), brainage::ProcessingError);
-  EXPECT_TRUE(std::isnan(pearson({1, 1, 1}, {1, 2, 3})));
+  EXPECT_TRUE(std::isnan(brainage::pearson({1, 1, 1}, {1, 2, 3})));
 }
