@@ -24,6 +24,9 @@
 
 namespace fs = std::filesystem;
 using namespace brainage::cohort;
+using brainage::column_index;
+using brainage::CsvTable;
+using brainage::read_delimited_file;
 using namespace brainage::testing;
 
 namespace {
