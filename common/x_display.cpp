@@ -77,7 +77,7 @@ bool start_private_xvfb() {
   std::atexit(stop_private_xvfb);
   std::string number;
   pollfd p{fds[0], POLLIN, 0};
-  while (number.find('\n') == std::string::npos && ::poll(&p, 1, 10000) > 0) {
+  while (number.find('\n') == std::string::npos && ::poll(&p, 1, 30000) > 0) {
     char buf[32];
     const ssize_t got = ::read(fds[0], buf, sizeof buf);
     if (got <= 0) break;

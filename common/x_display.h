@@ -12,7 +12,7 @@ bool x_display_available();
 
 /// Makes sure DISPLAY names a server that answers: keeps a working DISPLAY; otherwise, unless
 /// $BRAINAGE_NO_XVFB is set, starts `Xvfb -displayfd N -screen 0 1280x1024x24 -nolisten tcp`
-/// (it picks a free display number, reported through a pipe; up to 10 s), sets DISPLAY to
+/// (it picks a free display number, reported through a pipe; up to 30 s on a loaded machine), sets DISPLAY to
 /// it, and stops it at exit (and if this process dies: PR_SET_PDEATHSIG). Returns false when
 /// no display can be had (Xvfb missing or failing): renderers then skip with a warning.
 /// Sets an environment variable: call it from the main thread before starting workers

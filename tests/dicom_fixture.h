@@ -48,7 +48,10 @@ inline std::filesystem::path write_dicom_series(const std::filesystem::path& nif
     volume->TransformIndexToPhysicalPoint(first, position);
     auto io = itk::GDCMImageIO::New();
     io->KeepOriginalUIDOn();
-    auto& tags = io->GetMetaDataDictionary();
+    // ImageFileWriter hands the image's dictionary to the IO: the tags go on the slice.
+    Slice::Pointer slice = extract->GetOutput();
+    slice->DisconnectPipeline();
+    itk::MetaDataDictionary tags;
     auto set = [&](const char* tag, const std::string& value) { itk::EncapsulateMetaData<std::string>(tags, tag, value); };
     set("0008|0060", "MR");
     set("0008|0008", "ORIGINAL\\PRIMARY");
@@ -63,8 +66,9 @@ inline std::filesystem::path write_dicom_series(const std::filesystem::path& nif
     set("0028|0030", pixel_spacing);
     std::snprintf(text, sizeof text, "%.6f", spacing[2]);
     set("0018|0050", text);
+    slice->SetMetaDataDictionary(tags);
     auto writer = itk::ImageFileWriter<Slice>::New();
-    writer->SetInput(extract->GetOutput());
+    writer->SetInput(slice);
     writer->SetImageIO(io);
     std::snprintf(text, sizeof text, "IM%04u.dcm", k + 1);
     writer->SetFileName((dir / text).string());
