@@ -6,12 +6,13 @@
 #include <thread>
 
 #include "app/cli.h"
-#include "app/cohort/cohort_evaluation.h"
-#include "app/cohort/subject_predictor.h"
+#include "app/cohort/cohort.h"
+#include "app/prediction/subject_predictor.h"
 #include "app/predict_command.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
 #include "common/errors.h"
+#include "common/x_display.h"
 #include "model/checkpoint.h"
 
 namespace brainage::app {
@@ -30,18 +31,20 @@ cohort::CalibrationChoice choose_calibration(const EvaluateOptions& o, const fs:
     c.given = cohort::calibration_from_predictions_csv(o.calibration);
   } else {
     const model::CheckpointInfo info = model::read_checkpoint_info(model);
-    if (info.bias_correction.n > 0) {
+    if (info.bias_correction.usable()) {  // the same correction `predict` applies
       cohort::Calibration cal;
-      cal.slope = info.bias_correction.slope;
-      cal.intercept = info.bias_correction.intercept;
-      cal.n = static_cast<std::size_t>(info.bias_correction.n);
+      cal.correction = info.bias_correction;
       cal.source = "model checkpoint " + model::checkpoint_json_path(model).string() +
-                   " (fitted on its validation predictions, N=" + std::to_string(cal.n) + ")";
+                   " (fitted on its validation predictions, N=" + std::to_string(cal.correction.n) + ")";
       c.mode = cohort::CalibrationChoice::Mode::kGiven;
       c.given = cal;
     } else {
-      c.note = "the model checkpoint holds no bias-correction parameters; pass --calibration <predictions.csv of a "
-               "held-out cohort> (or --fit-calibration-on-cohort, marked as such)";
+      c.note = std::string(info.bias_correction.n > 0
+                               ? "the model checkpoint's bias correction has a slope <= 0.1 and is not applied (as in "
+                                 "brainage predict)"
+                               : "the model checkpoint holds no bias-correction parameters") +
+               "; pass --calibration <predictions.csv of a held-out cohort> (or --fit-calibration-on-cohort, marked "
+               "as such)";
     }
   }
   return c;
@@ -69,13 +72,14 @@ int run_evaluate(const EvaluateOptions& o) {
   s.calibration = choose_calibration(o, model);
 
   const int cores = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  SubjectPredictorOptions p;
+  prediction::SubjectPredictorOptions p;
   p.model = model;
   p.cache_dir = o.cache_dir.empty() ? o.out / "cache" : o.cache_dir;
   p.threads_per_subject = std::max(1, cores / o.jobs);
   p.write_prediction_folder = o.maps;
   p.preprocess.assume_skull_stripped = o.skull_stripped;
   configure_all_threads(p.threads_per_subject);
+  if (o.plots || o.maps) ensure_x_display();  // headless: a private Xvfb, before the workers start
 
   std::string cmd;
   for (const auto& a : o.command_line) cmd += (cmd.empty() ? "" : " ") + a;
@@ -88,7 +92,7 @@ int run_evaluate(const EvaluateOptions& o) {
                   {"cache_dir", fs::absolute(p.cache_dir).string()}};
   std::cerr << "brainage evaluate: " << o.jobs << " job(s) x " << p.threads_per_subject << " thread(s), model "
             << model.string() << "\n";
-  return cohort::evaluate_cohort(s, make_subject_predictor(p)).exit_code;
+  return cohort::evaluate_cohort(s, prediction::make_subject_predictor(p)).exit_code;
 }
 
 int evaluate_main(const std::vector<std::string>& args) {

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "app/cli.h"
-#include "app/cohort/cohort_evaluation.h"
+#include "app/cohort/cohort.h"
 
 namespace brainage::app {
 

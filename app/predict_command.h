@@ -1,14 +1,12 @@
 #pragma once
-// `brainage predict <scan> [-o DIR] [--model CKPT] [--json] [--maps]`: preprocessing
-// (library call) -> model -> the predicted age. With -o DIR the preprocessing outputs and
+// `brainage predict <scan> [-o DIR] [--model CKPT] [--json] [--maps]`: option table and
+// wiring around prediction::predict_scan (app/prediction/scan_prediction.h). With -o DIR the preprocessing outputs and
 // prediction.json (docs/ARCHITECTURE.md) are written there; --maps then renders the expert
 // maps into DIR/maps (what `brainage visualize DIR` does).
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
-#include "model/checkpoint.h"
 
 namespace brainage::app {
 
@@ -27,12 +25,8 @@ struct PredictOptions {
 /// ModelError naming the paths tried when none exists.
 std::filesystem::path default_model_path();
 
-/// Runs the model on one preprocessed volume [1,1,Z,Y,X]: the prediction.json content
-/// (without "scan"): predicted_age (raw model output), bias_corrected_age, model_id,
-/// model (checkpoint path), routing (model::routing_summary), forward_seconds.
-nlohmann::json predict_volume(model::LoadedModel& model, const torch::Tensor& volume,
-                              const std::filesystem::path& model_path);
-
+/// prediction::predict_scan on one scan, the prediction printed (text or JSON) and, with
+/// -o, the prediction folder written; --maps then renders the expert maps.
 int run_predict(const PredictOptions& options);
 int predict_main(const std::vector<std::string>& args);
 

@@ -6,34 +6,21 @@
 #include <iostream>
 
 #include "app/cli.h"
-#include "app/cohort/csv.h"
+#include "common/csv.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
 #include "common/errors.h"
 #include "model/distributed_training.h"
 #include "model/runtime.h"
-#include "preprocessing/model_grid.h"
-#include "preprocessing/preprocess_pipeline.h"
+#include "app/prediction/scan_prediction.h"
 
 namespace brainage::app {
 namespace fs = std::filesystem;
 
 namespace {
 
-/// What the preprocessing that produced the model inputs is: recorded in the checkpoints
-/// and compared by `brainage predict`.
-std::string preprocessing_version() { return std::string("brainage-preprocess ") + build_info::kVersion; }
 const char* kIntensityNormalisation =
     "brain voxels divided by the brain's 99th intensity percentile, clipped to [0, 1.5]; background 0";
-
-torch::Tensor volume_tensor(const preprocessing::ImageType* image) {
-  const std::vector<float> buffer = preprocessing::image_to_buffer(image);
-  const auto& g = preprocessing::kModelGridSize;  // x, y, z
-  return torch::from_blob(const_cast<float*>(buffer.data()),
-                          {1, static_cast<int64_t>(g[2]), static_cast<int64_t>(g[1]), static_cast<int64_t>(g[0])},
-                          torch::kFloat32)
-      .clone();
-}
 
 /// Distributed: joins the group, then loads only the volumes this rank trains and
 /// validates on (model/distributed_training.h); the ages and ids of every subject are kept
@@ -59,11 +46,11 @@ model::TrainingData load_rank_data(const std::vector<ManifestEntry>& entries, co
 }  // namespace
 
 std::vector<ManifestEntry> read_training_manifest(const fs::path& manifest) {
-  const auto table = cohort::read_delimited_file(manifest);
-  const int id_col = cohort::column_index(table.header, "subject_id");
-  const int age_col = cohort::column_index(table.header, "age");
-  int path_col = cohort::column_index(table.header, "path");
-  if (path_col < 0) path_col = cohort::column_index(table.header, "t1");
+  const auto table = read_delimited_file(manifest);
+  const int id_col = column_index(table.header, "subject_id");
+  const int age_col = column_index(table.header, "age");
+  int path_col = column_index(table.header, "path");
+  if (path_col < 0) path_col = column_index(table.header, "t1");
   if (id_col < 0 || age_col < 0 || path_col < 0)
     throw InvalidInputError(manifest.string() + ": a training manifest needs the columns subject_id, age, path (or t1)");
   const fs::path base = fs::absolute(manifest).parent_path();
@@ -71,7 +58,7 @@ std::vector<ManifestEntry> read_training_manifest(const fs::path& manifest) {
   for (size_t r = 0; r < table.rows.size(); ++r) {
     const auto& row = table.rows[r];
     const std::string where = manifest.string() + ":" + std::to_string(table.line_numbers[r]);
-    auto cell = [&](int col) { return col < static_cast<int>(row.size()) ? cohort::trim(row[col]) : std::string(); };
+    auto cell = [&](int col) { return col < static_cast<int>(row.size()) ? trim(row[col]) : std::string(); };
     ManifestEntry e;
     e.subject_id = cell(id_col);
     if (e.subject_id.empty()) throw InvalidInputError(where + ": empty subject_id");
@@ -96,42 +83,23 @@ model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries
   model::TrainingData data;
   std::vector<torch::Tensor> volumes;
   const auto t0 = std::chrono::steady_clock::now();
+  // The path `predict` and `evaluate` take (app/prediction/): the same preprocessing, cache
+  // and model input; a file already on the model grid is used as is.
+  prediction::PreprocessStepOptions options;
+  options.cache_dir = cache_dir;
+  options.accept_model_grid_input = true;
   size_t preprocessed = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
     if (!fs::exists(e.path)) throw InvalidInputError(e.path.string() + ": file in the manifest does not exist");
-    const fs::path cached = cache_dir / e.subject_id / "t1_mni2mm.nii.gz";
-    preprocessing::ImageType::Pointer image;
-    if (fs::exists(cached)) {
-      image = preprocessing::read_image(cached);
-    } else {
-      // A volume already on the model grid is used as is; anything else is a raw scan.
-      bool on_grid = false;
-      try {
-        auto candidate = preprocessing::read_image(e.path);
-        if (preprocessing::is_model_grid(candidate)) {
-          image = candidate;
-          on_grid = true;
-        }
-      } catch (const Error&) {
-        // not readable as a plain image: let the pipeline's validation report it
-      }
-      if (!on_grid) {
-        if (progress)
-          std::cout << "preprocessing " << e.subject_id << " (" << i + 1 << "/" << entries.size() << "): " << e.path.string()
-                    << std::endl;
-        auto result = preprocessing::preprocess_scan(e.path);
-        if (!result.qc_passed) {
-          std::string flags;
-          for (const auto& f : result.qc_flags) flags += (flags.empty() ? "" : "; ") + f;
-          throw ProcessingError(e.path.string() + ": preprocessing failed QC (" + flags + ")");
-        }
-        preprocessing::write_preprocess_outputs(result, cache_dir / e.subject_id);
-        image = result.t1_model;
-        ++preprocessed;
-      }
+    const auto scan = prediction::preprocess_for_model(e.path, options);
+    if (scan.fresh) {
+      ++preprocessed;
+      if (progress)
+        std::cout << "preprocessed " << e.subject_id << " (" << i + 1 << "/" << entries.size() << "): " << e.path.string()
+                  << std::endl;
     }
-    volumes.push_back(volume_tensor(image));
+    volumes.push_back(prediction::model_input(scan)[0]);  // [C, Z, Y, X]
     data.ages.push_back(e.age);
     data.subject_ids.push_back(e.subject_id);
   }
@@ -157,7 +125,7 @@ int run_train(const TrainCommandOptions& options) {
               << options.distributed.master_addr << ":" << options.distributed.master_port << " (gloo)" << std::endl;
   const auto data = load_rank_data(entries, train, dist, train.progress);
 
-  train.preprocessing_version = preprocessing_version();
+  train.preprocessing_version = prediction::preprocessing_version();
   train.intensity_normalisation = kIntensityNormalisation;
   double min_age = 1e9, max_age = -1e9, mean = 0;
   for (double a : data.ages) {

@@ -6,6 +6,7 @@
 
 #include "app/cli.h"
 #include "common/errors.h"
+#include "common/x_display.h"
 
 namespace brainage::app {
 
@@ -20,6 +21,7 @@ int run_visualize(const VisualizeOptions& options) {
   }
   viz::MapsOptions maps = options.maps;
   maps.prediction_dir = in;
+  if (maps.render_3d) ensure_x_display();  // headless: a private Xvfb, before any thread starts
   const auto t0 = std::chrono::steady_clock::now();
   const viz::MapsReport report = viz::render_expert_maps(maps);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -45,8 +47,8 @@ int visualize_main(const std::vector<std::string>& args) {
   desc.add_options()
     ("input", po::value(&input)->required(), "prediction folder written by `brainage predict -o DIR`")
     ("output,o", po::value(&output), "output folder (default: the prediction folder)")
-    ("no-3d", po::bool_switch(&no_3d), "skip the 3D view (default: rendered when an X display is present; "
-                                       "use xvfb-run -a on a headless machine)")
+    ("no-3d", po::bool_switch(&no_3d), "skip the 3D view (default: rendered; on a headless machine brainage "
+                                       "starts a private Xvfb)")
     ("no-layer-maps", po::bool_switch(&no_layers), "write only the summary map, not one map per MoE layer")
     ("layer", po::value(&options.maps.figure_layer)->default_value(0),
      "MoE layer the figures show (0 = the summary: majority over layers)")

@@ -1,5 +1,6 @@
 #include "model/checkpoint.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -7,38 +8,10 @@
 
 #include "common/atomic_file.h"
 #include "common/errors.h"
-#include "model/sha256.h"
+#include "common/content_hash.h"
 
 namespace brainage::model {
 namespace fs = std::filesystem;
-
-double BiasCorrection::apply(double predicted) const {
-  if (n == 0 || std::abs(slope) < 0.05) return predicted;
-  return (predicted - intercept) / slope;
-}
-
-BiasCorrection BiasCorrection::fit(const std::vector<double>& ages, const std::vector<double>& predictions) {
-  BiasCorrection fit;
-  const size_t n = std::min(ages.size(), predictions.size());
-  if (n < 3) return fit;
-  double mean_age = 0, mean_pred = 0;
-  for (size_t i = 0; i < n; ++i) {
-    mean_age += ages[i];
-    mean_pred += predictions[i];
-  }
-  mean_age /= n;
-  mean_pred /= n;
-  double sxx = 0, sxy = 0;
-  for (size_t i = 0; i < n; ++i) {
-    sxx += (ages[i] - mean_age) * (ages[i] - mean_age);
-    sxy += (ages[i] - mean_age) * (predictions[i] - mean_pred);
-  }
-  if (sxx <= 1e-12) return fit;
-  fit.slope = sxy / sxx;
-  fit.intercept = mean_pred - fit.slope * mean_age;
-  fit.n = static_cast<int64_t>(n);
-  return fit;
-}
 
 fs::path checkpoint_json_path(const fs::path& path) {
   fs::path p = path;
@@ -54,16 +27,18 @@ std::string model_id_for(const ModelOptions& options, const std::string& sha) {
   return kind + "-" + sha.substr(0, 12);
 }
 
+nlohmann::json bias_correction_json(const BiasCorrection& correction) {
+  nlohmann::json j = to_json(correction);
+  j["fitted_on"] = "validation predictions: pred = slope*age + intercept; corrected = (pred - intercept)/slope";
+  return j;
+}
+
 nlohmann::json info_to_json(const CheckpointInfo& info) {
   return {{"model", to_json(info.model)},
           {"grid", info.model.grid},
           {"preprocessing_version", info.preprocessing_version},
           {"intensity_normalisation", info.intensity_normalisation},
-          {"bias_correction",
-           {{"slope", info.bias_correction.slope},
-            {"intercept", info.bias_correction.intercept},
-            {"n", info.bias_correction.n},
-            {"fitted_on", "validation predictions: pred = slope*age + intercept; corrected = (pred - intercept)/slope"}}},
+          {"bias_correction", bias_correction_json(info.bias_correction)},
           {"training", info.training},
           {"metrics", info.metrics}};
 }
@@ -110,7 +85,7 @@ CheckpointInfo info_from_json(const nlohmann::json& j, const fs::path& json_path
     const auto& bc = j.at("bias_correction");
     info.bias_correction.slope = bc.at("slope").get<double>();
     info.bias_correction.intercept = bc.at("intercept").get<double>();
-    info.bias_correction.n = bc.at("n").get<int64_t>();
+    info.bias_correction.n = static_cast<std::size_t>(std::max<int64_t>(0, bc.at("n").get<int64_t>()));
     info.training = j.value("training", nlohmann::json::object());
     info.metrics = j.value("metrics", nlohmann::json::object());
     info.model_id = j.at("model_id").get<std::string>();
@@ -183,7 +158,12 @@ LoadedModel load_checkpoint(const fs::path& path) {
   if (actual_bytes != bytes)
     fail(weights, "checkpoint weights are " + std::to_string(actual_bytes) + " bytes, the JSON says " +
                       std::to_string(bytes) + " (truncated or replaced)");
-  const std::string actual_sha = sha256_file_hex(weights);
+  std::string actual_sha;
+  try {
+    actual_sha = sha256_file_hex(weights);
+  } catch (const InvalidInputError& e) {
+    fail(weights, std::string("checkpoint weights unreadable (") + e.what() + ")");
+  }
   if (actual_sha != sha) fail(weights, "checkpoint weights SHA-256 " + actual_sha + " differs from the JSON's " + sha + " (corrupt)");
 
   loaded.model = BrainAgeModel(loaded.info.model);

@@ -6,8 +6,8 @@
 //     "model": {ModelOptions}, "grid": [Z,Y,X], "preprocessing_version": "...",
 //     "intensity_normalisation": "...", "training": {...}, "metrics": {...},
 //     "bias_correction": { "slope": a, "intercept": b, "fitted_on": "validation", "n": n } }
-// Bias correction (Beheshti/Cole): on the validation predictions fit  pred = a*age + b;
-// corrected = (pred - b) / a.
+// Bias correction: common/age_statistics.h (BiasCorrection), fitted on the validation
+// predictions of the final weights.
 // A pair renamed together (model.{pt,json} -> brainage-default.{pt,json}) still loads: when
 // weights_file is absent, the .pt with the JSON's stem is used (same SHA-256 check).
 // Loading checks format, version, size, SHA-256 and that the weights fit the options;
@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <string>
 
+#include "common/age_statistics.h"
 #include "model/brain_age_model.h"
 
 namespace brainage::model {
@@ -24,21 +25,11 @@ namespace brainage::model {
 inline constexpr int kCheckpointFormatVersion = 1;
 inline constexpr const char* kCheckpointFormat = "brainage-checkpoint";
 
-struct BiasCorrection {
-  double slope = 1.0;      /** Default = 1 (identity). a in pred = a*age + b. */
-  double intercept = 0.0;  /** Default = 0 (identity). b in pred = a*age + b. */
-  int64_t n = 0;           // validation predictions it was fitted on (0 = not fitted)
-  /// (pred - b) / a; returns `predicted` unchanged when not fitted or |a| < 0.05.
-  double apply(double predicted) const;
-  /// Least-squares fit of pred = a*age + b; identity when fewer than 3 points or no spread.
-  static BiasCorrection fit(const std::vector<double>& ages, const std::vector<double>& predictions);
-};
-
 struct CheckpointInfo {
   ModelOptions model;
   std::string preprocessing_version = "unknown";  // what produced the training inputs
   std::string intensity_normalisation = "unknown";
-  BiasCorrection bias_correction;
+  BiasCorrection bias_correction;  // common/age_statistics.h; identity when not fitted
   nlohmann::json training = nlohmann::json::object();  // data summary, options, history
   nlohmann::json metrics = nlohmann::json::object();   // final/best metrics
   std::string model_id;  // filled on save/load: "ermoe-ba-<sha256 prefix>"

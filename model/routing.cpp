@@ -29,6 +29,14 @@ RoutingResult route(const torch::Tensor& tokens, const torch::Tensor& bases, con
   return route_cpu(tokens, bases, options);
 }
 
+torch::Tensor top_d_keep_mask(const torch::Tensor& selected_scores, double top_d_threshold) {
+  TORCH_CHECK(selected_scores.dim() == 2, "top_d_keep_mask: expected selected scores [T, k], got ",
+              selected_scores.dim(), "D");
+  auto keep = selected_scores.detach().to(torch::kFloat64).ge(top_d_threshold);
+  if (keep.size(1) > 0) keep.select(1, 0).fill_(true);
+  return keep;
+}
+
 torch::Tensor dispatch_tokens(const torch::Tensor& tokens, const RoutingResult& routing) {
   const int64_t k = routing.expert_ids.size(1);
   return tokens.index_select(0, torch::div(routing.permutation, k, "floor"));

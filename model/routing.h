@@ -61,6 +61,15 @@ RoutingResult route_cpu_for_device(const torch::Tensor& tokens, const torch::Ten
 /// If every kept score of a token is 0 the kept slots share the weight equally.
 RoutingResult route_from_scores(const torch::Tensor& scores, const RoutingOptions& options);
 
+/// The Top-D kept mask of the selected scores [T, k] (scores[t, expert_ids[t, j]], any
+/// floating dtype and device): bool [T, k], slot j kept when j == 0 or its score widened to
+/// double is >= top_d_threshold. The one statement of the rule: the CPU reference and the
+/// CUDA backward call it, and the CUDA forward kernel compares `(double)score >= threshold`.
+/// Comparing a float tensor with the double threshold in ATen (`ge`) would round the
+/// threshold to float and keep a score equal to float(threshold) < threshold that the
+/// forward dropped.
+torch::Tensor top_d_keep_mask(const torch::Tensor& selected_scores, double top_d_threshold);
+
 /// Gathers the token rows in expert order: row i of the result is
 /// tokens[permutation[i] / k]. [T, d] -> [T*k, d]. Differentiable w.r.t. tokens.
 torch::Tensor dispatch_tokens(const torch::Tensor& tokens, const RoutingResult& routing);

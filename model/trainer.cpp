@@ -12,15 +12,17 @@
 #include <numeric>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "common/atomic_file.h"
 #include "common/errors.h"
+#include "common/progress_bar.h"
 #include "model/brain_age_model.h"
 #include "model/checkpoint.h"
 #include "model/distributed.h"
 #include "model/distributed_training.h"
 #include "model/routing_stats.h"
-#include "model/sha256.h"
+#include "common/content_hash.h"
 
 namespace brainage::model {
 namespace fs = std::filesystem;
@@ -37,19 +39,6 @@ struct EvalResult {
     return e;
   }
 };
-
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const size_t n = a.size();
-  if (n < 2) return 0;
-  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n, mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < n; ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return (saa > 0 && sbb > 0) ? sab / std::sqrt(saa * sbb) : 0.0;
-}
 
 EvalResult evaluate(BrainAgeModel& model, const TrainingData& data, const std::vector<int64_t>& indices,
                     int64_t batch_size) {
@@ -192,14 +181,6 @@ std::string epoch_stem(int64_t epoch) {
   return name;
 }
 
-void draw_progress(int64_t epoch, int64_t epochs, int64_t done, int64_t total, double loss) {
-  const int width = 30;
-  const int filled = total > 0 ? static_cast<int>(width * done / total) : width;
-  std::cerr << "\repoch " << epoch << "/" << epochs << " [" << std::string(filled, '=')
-            << std::string(width - filled, ' ') << "] " << done << "/" << total << " scans  loss " << std::fixed
-            << std::setprecision(4) << loss << std::defaultfloat << std::flush;
-}
-
 }  // namespace
 
 FinalWeights final_weights_from_string(const std::string& name) {
@@ -268,7 +249,12 @@ double learning_rate_at(int64_t step, int64_t warmup_steps, int64_t total_steps,
   return peak * (min_fraction + (1 - min_fraction) * 0.5 * (1 + std::cos(M_PI * progress)));
 }
 
-TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
+namespace {
+
+// ---- train_model, step by step ------------------------------------------------------
+
+/// Step 1: the data and options fit together. Throws ModelError naming the rule.
+void check_training_inputs(const TrainingData& data, const TrainOptions& o) {
   const int64_t n = static_cast<int64_t>(data.ages.size());
   const int64_t volumes_expected = data.volume_rows.empty() ? n : data.volumes.size(0);  // distributed: a subset
   if (!data.volumes.defined() || data.volumes.dim() != 5 || data.volumes.size(0) != volumes_expected ||
@@ -281,272 +267,337 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
   if (n < 2) throw ModelError("training: needs at least 2 subjects, got " + std::to_string(n));
   if (o.batch_size < 1 || o.epochs < 1) throw ModelError("training: batch_size and epochs must be >= 1");
   if (o.output_dir.empty()) throw ModelError("training: no output folder given");
-  const fs::path checkpoints = o.output_dir / "checkpoints";
-  ensure_writable_directory(checkpoints);
-  // Data parallel (model/distributed.h): every rank runs this function on its shard; the
-  // gradients are averaged every step and only rank 0 writes outputs and prints.
-  DistributedContext single_process;
-  DistributedContext& dist = o.distributed ? *o.distributed : single_process;
-  const bool main_rank = dist.is_main();
+}
+
+/// What a run decides before its first epoch.
+struct RunPlan {
+  std::vector<int64_t> train_idx, val_idx;
+  bool validating = false;
+  int64_t local_batch = 0;        // this rank's share of the global batch
+  ModelOptions model_options;     // o.model with age_mean/age_std of the training ages
+  nlohmann::json run_options;     // options_json(o): a resume must match it
+  CheckpointInfo base_info;       // metadata every checkpoint of the run carries
+  fs::path checkpoints;           // output_dir/checkpoints
+};
+
+/// Step 2: the split (written to split.csv), the age normalisation and the checkpoint
+/// metadata. Throws ModelError for an unusable split or batch.
+RunPlan plan_run(const TrainingData& data, const TrainOptions& o, DistributedContext& dist) {
+  const int64_t n = static_cast<int64_t>(data.ages.size());
+  RunPlan plan;
+  plan.checkpoints = o.output_dir / "checkpoints";
+  ensure_writable_directory(plan.checkpoints);
   if (o.batch_size % dist.world_size() != 0)
     throw ModelError("training: batch size " + std::to_string(o.batch_size) + " (the global batch) must be a multiple of the " +
                      std::to_string(dist.world_size()) + " ranks");
-  const int64_t local_batch = o.batch_size / dist.world_size();
+  plan.local_batch = o.batch_size / dist.world_size();
   dist.check_same_on_all_ranks("the number of subjects in the manifest", n);
 
-  const auto [train_idx, val_idx] = split_subjects(data.ages, o);
-  const bool validating = !val_idx.empty();
+  std::tie(plan.train_idx, plan.val_idx) = split_subjects(data.ages, o);
+  plan.validating = !plan.val_idx.empty();
   const bool train_on_everyone = o.folds == 0 && o.val_fraction == 0;  // no validation set, as asked
-  if (train_idx.empty() || (!validating && !train_on_everyone))
+  if (plan.train_idx.empty() || (!plan.validating && !train_on_everyone))
     throw ModelError("training: the split leaves an empty training or validation set (" +
-                     std::to_string(train_idx.size()) + " / " + std::to_string(val_idx.size()) + ")");
-  if (!validating && o.final_weights != FinalWeights::kLastEpoch)
+                     std::to_string(plan.train_idx.size()) + " / " + std::to_string(plan.val_idx.size()) + ")");
+  if (!plan.validating && o.final_weights != FinalWeights::kLastEpoch)
     throw ModelError("training: without a validation set (val_fraction 0) the final model can only be the last "
                      "epoch's (final weights 'last'), not the best validation epoch's");
-  if (main_rank) {
+  if (dist.is_main()) {
     std::ostringstream split;
     split << "subject_id,age,set\n";
     for (int64_t i = 0; i < n; ++i)
       split << (data.subject_ids.size() == size_t(n) ? data.subject_ids[i] : std::to_string(i)) << ','
             << data.ages[i] << ','
-            << (std::find(val_idx.begin(), val_idx.end(), i) != val_idx.end() ? "validation" : "train") << '\n';
+            << (std::find(plan.val_idx.begin(), plan.val_idx.end(), i) != plan.val_idx.end() ? "validation" : "train")
+            << '\n';
     write_file_atomic(o.output_dir / "split.csv", split.str());
   }
 
-  ModelOptions model_options = o.model;
-  {
-    double mean = 0, var = 0;
-    for (auto i : train_idx) mean += data.ages[i];
-    mean /= train_idx.size();
-    for (auto i : train_idx) var += (data.ages[i] - mean) * (data.ages[i] - mean);
-    model_options.age_mean = mean;
-    model_options.age_std = std::max(1.0, std::sqrt(var / train_idx.size()));
-  }
-  const nlohmann::json run_options = options_json(o);
+  plan.model_options = o.model;
+  double mean = 0, var = 0;
+  for (auto i : plan.train_idx) mean += data.ages[i];
+  mean /= plan.train_idx.size();
+  for (auto i : plan.train_idx) var += (data.ages[i] - mean) * (data.ages[i] - mean);
+  plan.model_options.age_mean = mean;
+  plan.model_options.age_std = std::max(1.0, std::sqrt(var / plan.train_idx.size()));
+  plan.run_options = options_json(o);
 
-  CheckpointInfo base_info;
-  base_info.preprocessing_version = o.preprocessing_version;
-  base_info.intensity_normalisation = o.intensity_normalisation;
-  base_info.training = {{"options", run_options},
-                        {"data", o.data_summary},
-                        {"subjects_train", train_idx.size()},
-                        {"subjects_validation", val_idx.size()},
-                        {"loss", "L1 on age / age_std (+ weighted aux loss for softmax MoE)"}};
+  plan.base_info.preprocessing_version = o.preprocessing_version;
+  plan.base_info.intensity_normalisation = o.intensity_normalisation;
+  plan.base_info.training = {{"options", plan.run_options},
+                             {"data", o.data_summary},
+                             {"subjects_train", plan.train_idx.size()},
+                             {"subjects_validation", plan.val_idx.size()},
+                             {"loss", "L1 on age / age_std (+ weighted aux loss for softmax MoE)"}};
+  return plan;
+}
 
-  // ---- fresh start or resume ---------------------------------------------------------
-  torch::manual_seed(o.seed);
-  BrainAgeModel model(model_options);
+/// What evolves over the epochs and an epoch checkpoint stores for --resume.
+struct RunState {
+  BrainAgeModel model{nullptr};
   int64_t start_epoch = 1, best_epoch = 0, since_best = 0, step = 0;
   double best_val = std::numeric_limits<double>::infinity();
   std::vector<EpochMetrics> history;
-  fs::path resume_optimizer;
-  if (o.resume) {
-    std::vector<fs::path> candidates;
-    for (const auto& entry : fs::directory_iterator(checkpoints)) {
-      const auto name = entry.path().filename().string();
-      if (name.rfind("epoch_", 0) == 0 && entry.path().extension() == ".json") candidates.push_back(entry.path());
-    }
-    std::sort(candidates.rbegin(), candidates.rend());
-    std::string last_error = "no epoch checkpoint in " + checkpoints.string();
-    for (const auto& json_path : candidates) {
-      try {
-        auto loaded = load_checkpoint(json_path);
-        const auto& state = loaded.info.training.at("state");
-        if (loaded.info.training.at("options") != run_options)
-          throw ModelError(json_path.string() + ": training options differ from the interrupted run's (resume needs the same options)");
-        const fs::path optim = json_path.parent_path() / state.at("optimizer_file").get<std::string>();
-        if (!fs::exists(optim) || sha256_file_hex(optim) != state.at("optimizer_sha256").get<std::string>())
-          throw ModelError(optim.string() + ": optimiser state missing or corrupt");
-        model = loaded.model;
-        start_epoch = state.at("epoch").get<int64_t>() + 1;
-        step = state.at("step").get<int64_t>();
-        best_epoch = state.at("best_epoch").get<int64_t>();
-        best_val = state.at("best_val_mae").is_null() ? std::numeric_limits<double>::infinity()
-                                                      : state.at("best_val_mae").get<double>();
-        since_best = state.at("epochs_since_best").get<int64_t>();
-        for (const auto& m : state.at("history")) history.push_back(metrics_from_json(m));
-        resume_optimizer = optim;
-        if (o.progress) std::cout << "resuming after epoch " << start_epoch - 1 << " from " << json_path.string() << "\n";
-        break;
-      } catch (const ModelError& e) {
-        last_error = e.what();
-      } catch (const nlohmann::json::exception& e) {
-        last_error = json_path.string() + ": resume state unreadable (" + e.what() + ")";
-      }
-    }
-    if (resume_optimizer.empty()) throw ModelError("cannot resume: " + last_error);
+  fs::path resume_optimizer;  // the optimiser state to load ("" for a fresh run)
+};
+
+/// Step 3a: the newest usable epoch checkpoint of an interrupted run with the same options.
+/// Throws ModelError naming the last reason when there is none.
+void resume_from_checkpoint(RunState& state, const RunPlan& plan, const TrainOptions& o) {
+  std::vector<fs::path> candidates;
+  for (const auto& entry : fs::directory_iterator(plan.checkpoints)) {
+    const auto name = entry.path().filename().string();
+    if (name.rfind("epoch_", 0) == 0 && entry.path().extension() == ".json") candidates.push_back(entry.path());
   }
-  dist.check_same_on_all_ranks("the epoch training resumes after", start_epoch - 1);
-  dist.broadcast_parameters(*model);
-  if (!o.resume && main_rank) {
-    // A fresh run owns the folder: epoch checkpoints of an earlier run would otherwise be
-    // picked up by a later --resume.
-    std::vector<fs::path> stale;
-    for (const auto& entry : fs::directory_iterator(checkpoints))
-      if (entry.path().filename().string().rfind("epoch_", 0) == 0) stale.push_back(entry.path());
-    for (const auto& p : stale) fs::remove(p);
-  }
-  model->train();
-  torch::optim::AdamW optimizer(parameter_groups(model, o));
-  if (!resume_optimizer.empty()) {
+  std::sort(candidates.rbegin(), candidates.rend());
+  std::string last_error = "no epoch checkpoint in " + plan.checkpoints.string();
+  for (const auto& json_path : candidates) {
     try {
-      torch::load(optimizer, resume_optimizer.string());
-    } catch (const c10::Error& e) {
-      throw ModelError(resume_optimizer.string() + ": optimiser state does not load");
+      auto loaded = load_checkpoint(json_path);
+      const auto& saved = loaded.info.training.at("state");
+      if (loaded.info.training.at("options") != plan.run_options)
+        throw ModelError(json_path.string() + ": training options differ from the interrupted run's (resume needs the same options)");
+      const fs::path optim = json_path.parent_path() / saved.at("optimizer_file").get<std::string>();
+      if (!fs::exists(optim) || sha256_file_hex(optim) != saved.at("optimizer_sha256").get<std::string>())
+        throw ModelError(optim.string() + ": optimiser state missing or corrupt");
+      state.model = loaded.model;
+      state.start_epoch = saved.at("epoch").get<int64_t>() + 1;
+      state.step = saved.at("step").get<int64_t>();
+      state.best_epoch = saved.at("best_epoch").get<int64_t>();
+      state.best_val = saved.at("best_val_mae").is_null() ? std::numeric_limits<double>::infinity()
+                                                          : saved.at("best_val_mae").get<double>();
+      state.since_best = saved.at("epochs_since_best").get<int64_t>();
+      for (const auto& m : saved.at("history")) state.history.push_back(metrics_from_json(m));
+      state.resume_optimizer = optim;
+      if (o.progress) std::cout << "resuming after epoch " << state.start_epoch - 1 << " from " << json_path.string() << "\n";
+      return;
+    } catch (const ModelError& e) {
+      last_error = e.what();
+    } catch (const nlohmann::json::exception& e) {
+      last_error = json_path.string() + ": resume state unreadable (" + e.what() + ")";
     }
   }
+  throw ModelError("cannot resume: " + last_error);
+}
 
-  const int64_t n_train = static_cast<int64_t>(train_idx.size());
-  const int64_t n_local = dist.enabled() ? static_cast<int64_t>(rank_training_subjects(train_idx, dist.rank(), dist.world_size()).size())
-                                         : n_train;  // this rank's (padded) shard
-  const int64_t steps_per_epoch = (n_local + local_batch - 1) / local_batch;
-  const int64_t total_steps = steps_per_epoch * o.epochs;
-  const int64_t warmup_steps = steps_per_epoch * o.warmup_epochs;
-  const double age_std = model_options.age_std;
-  const bool tty = o.progress && main_rank && ::isatty(2);
+/// Step 3b: a fresh run owns the folder. Epoch checkpoints of an earlier run would otherwise
+/// be picked up by a later --resume, and its best.{json,pt} chosen as this run's final model.
+void clear_earlier_run(const RunPlan& plan, const TrainOptions& o) {
+  std::vector<fs::path> stale{o.output_dir / "best.json", o.output_dir / "best.pt"};
+  for (const auto& entry : fs::directory_iterator(plan.checkpoints))
+    if (entry.path().filename().string().rfind("epoch_", 0) == 0) stale.push_back(entry.path());
+  for (const auto& p : stale) fs::remove(p);
+}
 
-  TrainResult result;
-  for (int64_t epoch = start_epoch; epoch <= o.epochs; ++epoch) {
-    const auto t0 = std::chrono::steady_clock::now();
-    model->train();
-    std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<uint64_t>(epoch));
-    torch::manual_seed(o.seed * 7919ULL + static_cast<uint64_t>(epoch));  // dropout
-    std::vector<int64_t> order = train_idx;
-    std::shuffle(order.begin(), order.end(), rng);
-    if (dist.enabled()) {  // this rank's shard; its own augmentation and dropout draws
-      order = rank_epoch_order(order, train_idx, dist);
-      rng.seed(o.seed * 1000003ULL + static_cast<uint64_t>(epoch) + 7919ULL * static_cast<uint64_t>(dist.rank() + 1));
-      torch::manual_seed(o.seed * 7919ULL + static_cast<uint64_t>(epoch) + 1000003ULL * static_cast<uint64_t>(dist.rank()));
-    }
-    double loss_sum = 0, abs_sum = 0, aux_sum = 0, lr = 0;
-    for (int64_t start = 0; start < n_local; start += local_batch) {
-      const int64_t end = std::min(n_local, start + local_batch);
-      std::vector<int64_t> batch(order.begin() + start, order.begin() + end);
-      std::vector<float> ages;
-      for (auto i : batch) ages.push_back(static_cast<float>(data.ages[i]));
-      const auto x = augment_batch(select_volumes(data, batch), o.augmentation, rng);
-      const auto y = torch::tensor(ages);
-      lr = learning_rate_at(step, warmup_steps, total_steps, o.learning_rate, o.min_lr_fraction);
-      for (auto& group : optimizer.param_groups())
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-      const auto out = model->forward(x);
-      const auto l1 = (out.age - y).abs().mean();
-      const auto loss = l1 / age_std + out.aux_loss;
-      optimizer.zero_grad();
-      loss.backward();
-      dist.all_reduce_gradients(*model);  // average over ranks (no-op in one process)
-      if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip);
-      optimizer.step();
-      model->retract_bases();
-      ++step;
-      const double count = static_cast<double>(end - start);
-      loss_sum += loss.item<double>() * count;
-      abs_sum += l1.item<double>() * count;
-      aux_sum += out.aux_loss.item<double>() * count;
-      if (tty) draw_progress(epoch, o.epochs, end, n_local, loss_sum / end);
-    }
-    if (tty) std::cerr << "\r" << std::string(90, ' ') << "\r" << std::flush;
-    // Sums over ranks; every rank validates on the whole validation split with the same
-    // weights, and decides on rank 0's numbers (identical bits on every rank).
-    const auto totals = dist.all_reduce_sum({loss_sum, abs_sum, aux_sum, static_cast<double>(n_local)});
-    const double n_seen = totals[3];
-    loss_sum = totals[0];
-    abs_sum = totals[1];
-    aux_sum = totals[2];
-    const double train_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    auto eval = validating ? evaluate(model, data, val_idx, o.eval_batch_size) : EvalResult::not_measured();
-    if (dist.enabled() && validating) {
-      const auto rank0 = dist.all_reduce_sum({main_rank ? eval.mae : 0.0, main_rank ? eval.rmse : 0.0, main_rank ? eval.r : 0.0});
-      eval.mae = rank0[0];
-      eval.rmse = rank0[1];
-      eval.r = rank0[2];
-    }
-    EpochMetrics m;
-    m.epoch = epoch;
-    m.train_loss = loss_sum / n_seen;
-    m.train_mae = abs_sum / n_seen;
-    m.aux_loss = aux_sum / n_seen;
-    m.val_mae = eval.mae;
-    m.val_rmse = eval.rmse;
-    m.val_r = eval.r;
-    m.learning_rate = lr;
-    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    m.scans_per_second = n_seen / std::max(1e-9, train_seconds);
-    m.load_cv = eval.load_cv;
-    m.routing_entropy = eval.entropy;
-    history.push_back(m);
+/// Step 3: a freshly initialised model (seeded), or the state of the interrupted run.
+RunState start_or_resume(const RunPlan& plan, const TrainOptions& o, DistributedContext& dist) {
+  torch::manual_seed(o.seed);
+  RunState state;
+  state.model = BrainAgeModel(plan.model_options);
+  if (o.resume) resume_from_checkpoint(state, plan, o);
+  dist.check_same_on_all_ranks("the epoch training resumes after", state.start_epoch - 1);
+  dist.broadcast_parameters(*state.model);
+  if (!o.resume && dist.is_main()) clear_earlier_run(plan, o);
+  state.model->train();
+  return state;
+}
 
-    CheckpointInfo info = base_info;
-    info.metrics = to_json(m);
-    if (validating && eval.mae < best_val) {
-      best_val = eval.mae;
-      best_epoch = epoch;
-      since_best = 0;
-      CheckpointInfo best_info = info;
-      best_info.training["epoch"] = epoch;
-      if (main_rank) save_checkpoint(o.output_dir / "best", model, best_info);
-    } else {
-      ++since_best;
-    }
-
-    // Epoch checkpoint: optimiser state first, weights, then the JSON that names both.
-    if (main_rank) {  // (distributed: rank 0 writes, every rank resumes from it)
-    const std::string stem = epoch_stem(epoch);
-    const fs::path optim_path = checkpoints / (stem + ".optim.pt");
-    write_via_temp(optim_path, [&](const fs::path& temp) { torch::save(optimizer, temp.string()); });
-    nlohmann::json history_json = nlohmann::json::array();
-    for (const auto& h : history) history_json.push_back(to_json(h));
-    info.training["state"] = {{"epoch", epoch},
-                              {"step", step},
-                              {"best_epoch", best_epoch},
-                              {"best_val_mae", best_val},
-                              {"epochs_since_best", since_best},
-                              {"optimizer_file", optim_path.filename().string()},
-                              {"optimizer_sha256", sha256_file_hex(optim_path)},
-                              {"history", history_json}};
-    save_checkpoint(checkpoints / stem, model, info);
-    // Keep the two newest epoch checkpoints.
-    if (epoch >= 3) {
-      const std::string old = epoch_stem(epoch - 2);
-      for (const char* ext : {".json", ".pt", ".optim.pt"}) fs::remove(checkpoints / (old + ext));
-    }
-    write_metrics(o.output_dir, history);
-    }  // main_rank
-    if (o.progress && main_rank) {
-      std::cout << "epoch " << epoch << "/" << o.epochs << std::fixed << std::setprecision(3) << "  loss "
-                << m.train_loss << "  train MAE " << std::setprecision(2) << m.train_mae << "  val MAE " << m.val_mae
-                << "  r " << std::setprecision(3) << m.val_r << "  lr " << std::scientific << std::setprecision(2)
-                << m.learning_rate << std::fixed << "  " << std::setprecision(1) << m.seconds << " s ("
-                << m.scans_per_second << " scans/s)" << (best_epoch == epoch ? "  *best" : "") << std::defaultfloat
-                << std::endl;
-    }
-    result.epochs_run = epoch;
-    if (o.stop_after_epoch > 0 && epoch == o.stop_after_epoch && epoch < o.epochs) {
-      result.interrupted = true;
-      break;
-    }
-    if (validating && o.patience > 0 && since_best >= o.patience) {
-      result.stopped_early = true;
-      if (o.progress && main_rank) std::cout << "early stopping: no better validation MAE for " << since_best << " epochs\n";
-      break;
-    }
+/// Loads the interrupted run's optimiser state (nothing for a fresh run). Throws ModelError.
+void load_optimizer_state(torch::optim::AdamW& optimizer, const fs::path& path) {
+  if (path.empty()) return;
+  try {
+    torch::load(optimizer, path.string());
+  } catch (const c10::Error& e) {
+    throw ModelError(path.string() + ": optimiser state does not load");
   }
-  result.history = history;
-  result.best_epoch = best_epoch;
-  result.best_val_mae = best_val;
-  if (result.interrupted || !main_rank) return result;  // rank 0 writes the final model
+}
 
-  // ---- final model: best or last epoch + bias correction on its validation predictions --
+/// The learning-rate schedule in optimiser steps, from this rank's shard size.
+struct Schedule {
+  int64_t n_local = 0;  // training subjects this rank sees per epoch (padded shard)
+  int64_t total_steps = 0, warmup_steps = 0;
+};
+
+Schedule make_schedule(const RunPlan& plan, const TrainOptions& o, const DistributedContext& dist) {
+  Schedule s;
+  const int64_t n_train = static_cast<int64_t>(plan.train_idx.size());
+  s.n_local = dist.enabled()
+                  ? static_cast<int64_t>(rank_training_subjects(plan.train_idx, dist.rank(), dist.world_size()).size())
+                  : n_train;
+  const int64_t steps_per_epoch = (s.n_local + plan.local_batch - 1) / plan.local_batch;
+  s.total_steps = steps_per_epoch * o.epochs;
+  s.warmup_steps = steps_per_epoch * o.warmup_epochs;
+  return s;
+}
+
+/// Sums over one epoch's training steps (all ranks).
+struct EpochTotals {
+  double loss_sum = 0, abs_sum = 0, aux_sum = 0, n_seen = 0;
+  double learning_rate = 0;  // of the last step
+  double seconds = 0;        // training only (without validation)
+};
+
+/// Step 4: one pass over this rank's shard in a seeded order, with augmentation, AdamW
+/// steps, gradient averaging over ranks, clipping and basis retraction.
+EpochTotals train_one_epoch(RunState& state, torch::optim::AdamW& optimizer, const TrainingData& data,
+                            const RunPlan& plan, const Schedule& schedule, const TrainOptions& o,
+                            DistributedContext& dist, int64_t epoch) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto& model = state.model;
+  model->train();
+  std::mt19937_64 rng(o.seed * 1000003ULL + static_cast<uint64_t>(epoch));
+  torch::manual_seed(o.seed * 7919ULL + static_cast<uint64_t>(epoch));  // dropout
+  std::vector<int64_t> order = plan.train_idx;
+  std::shuffle(order.begin(), order.end(), rng);
+  if (dist.enabled()) {  // this rank's shard; its own augmentation and dropout draws
+    order = rank_epoch_order(order, plan.train_idx, dist);
+    rng.seed(o.seed * 1000003ULL + static_cast<uint64_t>(epoch) + 7919ULL * static_cast<uint64_t>(dist.rank() + 1));
+    torch::manual_seed(o.seed * 7919ULL + static_cast<uint64_t>(epoch) + 1000003ULL * static_cast<uint64_t>(dist.rank()));
+  }
+  const int64_t n_local = schedule.n_local;
+  const bool tty = o.progress && dist.is_main() && ::isatty(2);
+  ProgressBar bar(static_cast<std::size_t>(n_local), tty, std::cerr, /*interactive=*/true,
+                  "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs));
+  double loss_sum = 0, abs_sum = 0, aux_sum = 0, lr = 0;
+  for (int64_t start = 0; start < n_local; start += plan.local_batch) {
+    const int64_t end = std::min(n_local, start + plan.local_batch);
+    std::vector<int64_t> batch(order.begin() + start, order.begin() + end);
+    std::vector<float> ages;
+    for (auto i : batch) ages.push_back(static_cast<float>(data.ages[i]));
+    const auto x = augment_batch(select_volumes(data, batch), o.augmentation, rng);
+    const auto y = torch::tensor(ages);
+    lr = learning_rate_at(state.step, schedule.warmup_steps, schedule.total_steps, o.learning_rate, o.min_lr_fraction);
+    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const auto out = model->forward(x);
+    const auto l1 = (out.age - y).abs().mean();
+    const auto loss = l1 / plan.model_options.age_std + out.aux_loss;
+    optimizer.zero_grad();
+    loss.backward();
+    dist.all_reduce_gradients(*model);  // average over ranks (no-op in one process)
+    if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip);
+    optimizer.step();
+    model->retract_bases();
+    ++state.step;
+    const double count = static_cast<double>(end - start);
+    loss_sum += loss.item<double>() * count;
+    abs_sum += l1.item<double>() * count;
+    aux_sum += out.aux_loss.item<double>() * count;
+    char loss_text[32];
+    std::snprintf(loss_text, sizeof loss_text, "loss %.4f", loss_sum / end);
+    bar.update(static_cast<std::size_t>(end), loss_text);
+  }
+  bar.finish(/*erase=*/true);
+  // Sums over ranks; every rank validates on the whole validation split with the same
+  // weights, and decides on rank 0's numbers (identical bits on every rank).
+  const auto totals = dist.all_reduce_sum({loss_sum, abs_sum, aux_sum, static_cast<double>(n_local)});
+  EpochTotals t;
+  t.loss_sum = totals[0];
+  t.abs_sum = totals[1];
+  t.aux_sum = totals[2];
+  t.n_seen = totals[3];
+  t.learning_rate = lr;
+  t.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return t;
+}
+
+/// Step 5: the epoch's metrics, with the validation on rank 0's numbers.
+EpochMetrics measure_epoch(BrainAgeModel& model, const EpochTotals& t, const TrainingData& data, const RunPlan& plan,
+                           const TrainOptions& o, DistributedContext& dist, int64_t epoch,
+                           std::chrono::steady_clock::time_point epoch_start) {
+  auto eval = plan.validating ? evaluate(model, data, plan.val_idx, o.eval_batch_size) : EvalResult::not_measured();
+  if (dist.enabled() && plan.validating) {
+    const bool main_rank = dist.is_main();
+    const auto rank0 = dist.all_reduce_sum({main_rank ? eval.mae : 0.0, main_rank ? eval.rmse : 0.0, main_rank ? eval.r : 0.0});
+    eval.mae = rank0[0];
+    eval.rmse = rank0[1];
+    eval.r = rank0[2];
+  }
+  EpochMetrics m;
+  m.epoch = epoch;
+  m.train_loss = t.loss_sum / t.n_seen;
+  m.train_mae = t.abs_sum / t.n_seen;
+  m.aux_loss = t.aux_sum / t.n_seen;
+  m.val_mae = eval.mae;
+  m.val_rmse = eval.rmse;
+  m.val_r = eval.r;
+  m.learning_rate = t.learning_rate;
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
+  m.scans_per_second = t.n_seen / std::max(1e-9, t.seconds);
+  m.load_cv = eval.load_cv;
+  m.routing_entropy = eval.entropy;
+  return m;
+}
+
+/// Step 6: a better validation MAE makes this epoch the best (rank 0 saves best.{pt,json}).
+void keep_if_best(RunState& state, const EpochMetrics& m, const RunPlan& plan, const TrainOptions& o, bool main_rank) {
+  if (plan.validating && m.val_mae < state.best_val) {
+    state.best_val = m.val_mae;
+    state.best_epoch = m.epoch;
+    state.since_best = 0;
+    CheckpointInfo best_info = plan.base_info;
+    best_info.metrics = to_json(m);
+    best_info.training["epoch"] = m.epoch;
+    if (main_rank) save_checkpoint(o.output_dir / "best", state.model, best_info);
+  } else {
+    ++state.since_best;
+  }
+}
+
+/// Step 7 (rank 0): the epoch checkpoint (optimiser state first, weights, then the JSON that
+/// names both and holds the resume state), the two newest kept; metrics.{csv,json}.
+void save_epoch_checkpoint(const RunState& state, torch::optim::AdamW& optimizer, const EpochMetrics& m,
+                           const RunPlan& plan, const TrainOptions& o) {
+  const std::string stem = epoch_stem(m.epoch);
+  const fs::path optim_path = plan.checkpoints / (stem + ".optim.pt");
+  write_via_temp(optim_path, [&](const fs::path& temp) { torch::save(optimizer, temp.string()); });
+  nlohmann::json history_json = nlohmann::json::array();
+  for (const auto& h : state.history) history_json.push_back(to_json(h));
+  CheckpointInfo info = plan.base_info;
+  info.metrics = to_json(m);
+  info.training["state"] = {{"epoch", m.epoch},
+                            {"step", state.step},
+                            {"best_epoch", state.best_epoch},
+                            {"best_val_mae", state.best_val},
+                            {"epochs_since_best", state.since_best},
+                            {"optimizer_file", optim_path.filename().string()},
+                            {"optimizer_sha256", sha256_file_hex(optim_path)},
+                            {"history", history_json}};
+  BrainAgeModel model = state.model;
+  save_checkpoint(plan.checkpoints / stem, model, info);
+  if (m.epoch >= 3) {
+    const std::string old = epoch_stem(m.epoch - 2);
+    for (const char* ext : {".json", ".pt", ".optim.pt"}) fs::remove(plan.checkpoints / (old + ext));
+  }
+  write_metrics(o.output_dir, state.history);
+}
+
+void print_epoch(const EpochMetrics& m, const TrainOptions& o, bool best) {
+  std::cout << "epoch " << m.epoch << "/" << o.epochs << std::fixed << std::setprecision(3) << "  loss " << m.train_loss
+            << "  train MAE " << std::setprecision(2) << m.train_mae << "  val MAE " << m.val_mae << "  r "
+            << std::setprecision(3) << m.val_r << "  lr " << std::scientific << std::setprecision(2) << m.learning_rate
+            << std::fixed << "  " << std::setprecision(1) << m.seconds << " s (" << m.scans_per_second << " scans/s)"
+            << (best ? "  *best" : "") << std::defaultfloat << std::endl;
+}
+
+/// Step 8 (rank 0): the final model — the best validation epoch's or the last epoch's
+/// weights — with a bias correction fitted on its validation predictions, saved as
+/// model.{pt,json}, and validation_predictions.csv. Throws ModelError when the best epoch
+/// is asked for and no epoch reached a finite validation MAE.
+void write_final_model(TrainResult& result, const RunState& state, const TrainingData& data, const RunPlan& plan,
+                       const TrainOptions& o) {
   LoadedModel chosen;
   if (o.final_weights == FinalWeights::kBestValidation) {
+    if (state.best_epoch == 0)  // every validation MAE was NaN (diverged weights or non-finite inputs)
+      throw ModelError(o.output_dir.string() + ": no epoch reached a finite validation MAE, so there is no best model "
+                       "(check the inputs for NaN, or lower the learning rate)");
     chosen = load_checkpoint(o.output_dir / "best.json");
   } else {
-    chosen.model = model;  // save_checkpoint records its options
-    chosen.info = base_info;
+    chosen.model = state.model;  // save_checkpoint records its options
+    chosen.info = plan.base_info;
     chosen.info.training["epoch"] = result.epochs_run;
   }
-  const auto eval = validating ? evaluate(chosen.model, data, val_idx, o.eval_batch_size) : EvalResult::not_measured();
+  const auto& val_idx = plan.val_idx;
+  const auto eval = plan.validating ? evaluate(chosen.model, data, val_idx, o.eval_batch_size) : EvalResult::not_measured();
   std::vector<double> val_ages;
   for (auto i : val_idx) val_ages.push_back(data.ages[i]);
   CheckpointInfo final_info = chosen.info;
@@ -556,8 +607,8 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
   double corrected_mae = corrected.empty() ? std::numeric_limits<double>::quiet_NaN() : 0.0;
   for (size_t i = 0; i < corrected.size(); ++i) corrected_mae += std::abs(corrected[i] - val_ages[i]) / corrected.size();
   final_info.metrics = {{"final_weights", to_string(o.final_weights)},
-                        {"final_epoch", o.final_weights == FinalWeights::kLastEpoch ? result.epochs_run : best_epoch},
-                        {"best_epoch", best_epoch},
+                        {"final_epoch", o.final_weights == FinalWeights::kLastEpoch ? result.epochs_run : state.best_epoch},
+                        {"best_epoch", state.best_epoch},
                         {"val_mae", eval.mae},
                         {"val_rmse", eval.rmse},
                         {"val_r", eval.r},
@@ -568,6 +619,7 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
                         {"stopped_early", result.stopped_early}};
   final_info.training.erase("state");
   save_checkpoint(o.output_dir / "model", chosen.model, final_info);
+  const int64_t n = static_cast<int64_t>(data.ages.size());
   std::ostringstream csv;
   csv << "subject_id,age,predicted_age,bias_corrected_age\n" << std::setprecision(6);
   for (size_t i = 0; i < val_idx.size(); ++i)
@@ -575,6 +627,48 @@ TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
         << val_ages[i] << ',' << eval.predictions[i] << ',' << corrected[i] << '\n';
   write_file_atomic(o.output_dir / "validation_predictions.csv", csv.str());
   result.model_path = o.output_dir / "model.json";
+}
+
+}  // namespace
+
+TrainResult train_model(const TrainingData& data, const TrainOptions& o) {
+  check_training_inputs(data, o);
+  // Data parallel (model/distributed.h): every rank runs this function on its shard; the
+  // gradients are averaged every step and only rank 0 writes outputs and prints.
+  DistributedContext single_process;
+  DistributedContext& dist = o.distributed ? *o.distributed : single_process;
+  const bool main_rank = dist.is_main();
+  const RunPlan plan = plan_run(data, o, dist);
+  RunState state = start_or_resume(plan, o, dist);
+  torch::optim::AdamW optimizer(parameter_groups(state.model, o));
+  load_optimizer_state(optimizer, state.resume_optimizer);
+  const Schedule schedule = make_schedule(plan, o, dist);
+
+  TrainResult result;
+  for (int64_t epoch = state.start_epoch; epoch <= o.epochs; ++epoch) {
+    const auto epoch_start = std::chrono::steady_clock::now();
+    const EpochTotals totals = train_one_epoch(state, optimizer, data, plan, schedule, o, dist, epoch);
+    const EpochMetrics m = measure_epoch(state.model, totals, data, plan, o, dist, epoch, epoch_start);
+    state.history.push_back(m);
+    keep_if_best(state, m, plan, o, main_rank);
+    if (main_rank) save_epoch_checkpoint(state, optimizer, m, plan, o);  // every rank resumes from it
+    if (o.progress && main_rank) print_epoch(m, o, state.best_epoch == epoch);
+    result.epochs_run = epoch;
+    if (o.stop_after_epoch > 0 && epoch == o.stop_after_epoch && epoch < o.epochs) {
+      result.interrupted = true;
+      break;
+    }
+    if (plan.validating && o.patience > 0 && state.since_best >= o.patience) {
+      result.stopped_early = true;
+      if (o.progress && main_rank) std::cout << "early stopping: no better validation MAE for " << state.since_best << " epochs\n";
+      break;
+    }
+  }
+  result.history = state.history;
+  result.best_epoch = state.best_epoch;
+  result.best_val_mae = state.best_val;
+  if (result.interrupted || !main_rank) return result;  // rank 0 writes the final model
+  write_final_model(result, state, data, plan, o);
   return result;
 }
 

@@ -17,6 +17,7 @@ packages=(
   xvfb xauth                    # off-screen 3D rendering without a display
   libfftw3-dev                    # ITK's FFT module links it
   zlib1g-dev                      # reading gzip streams during NIfTI validation
+  libssl-dev                      # OpenSSL libcrypto: SHA-256 content hashes and checksums
   nlohmann-json3-dev              # JSON for reports, checkpoints and --json output
 )
 

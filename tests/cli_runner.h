@@ -14,8 +14,9 @@ struct CliResult {
   std::string out;  // stdout + stderr
 };
 
-inline CliResult run_brainage(const std::string& args) {
-  const std::string cmd = std::string("\"") + BRAINAGE_EXE + "\" " + args + " 2>&1";
+/// `env_prefix` goes before the executable, e.g. "env -u DISPLAY" for a headless run.
+inline CliResult run_brainage_env(const std::string& env_prefix, const std::string& args) {
+  const std::string cmd = env_prefix + " \"" + BRAINAGE_EXE + "\" " + args + " 2>&1";
   CliResult r{-1, {}};
   FILE* pipe = ::popen(cmd.c_str(), "r");
   std::array<char, 4096> buf{};
@@ -24,5 +25,7 @@ inline CliResult run_brainage(const std::string& args) {
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
 }
+
+inline CliResult run_brainage(const std::string& args) { return run_brainage_env("", args); }
 
 }  // namespace brainage::testing

@@ -190,7 +190,7 @@ MapsReport render_expert_maps(const MapsOptions& opt) {
       render_surface_figure(overlay, opt.surface, out / "experts_3d.png");
       emit(out / "experts_3d.png");
     } else {
-      report.warnings.push_back("no X display: experts_3d.png skipped (run under `xvfb-run -a` to render it)");
+      report.warnings.push_back("no X display could be opened or started (install xvfb): experts_3d.png skipped");
     }
   }
 

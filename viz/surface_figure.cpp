@@ -64,7 +64,7 @@ struct View {
 
 void render_surface_figure(const ExpertOverlay& o, const SurfaceFigureOptions& opt, const std::filesystem::path& png) {
   if (!display_available())
-    throw ProcessingError(png.string() + ": the 3D view needs an X display; run under `xvfb-run -a` (or skip 3D)");
+    throw ProcessingError(png.string() + ": the 3D view needs an X display and none could be opened or started (Debian package xvfb; or skip 3D)");
   if (!o.brain_mask || !o.labels) throw ProcessingError("3D figure: mask and labels are required");
   check_palette_fits(o.num_experts, "3D figure");
   require_same_grid(o.brain_mask, "brain mask", o.labels, "expert map");

@@ -2,7 +2,7 @@
 // 3D view of the expert territories: each expert's voxels as a smoothed surface
 // (vtkDiscreteFlyingEdges3D + vtkWindowedSincPolyDataFilter) inside a translucent brain
 // surface, rendered off-screen from several viewpoints into one PNG. Debian's VTK renders
-// through X11: without a display, run under `xvfb-run -a`.
+// through X11: on a headless machine a private Xvfb is started (common/x_display.h).
 #include <filesystem>
 
 #include "viz/slice_figures.h"
@@ -28,7 +28,7 @@ struct SurfaceFigureOptions {
 bool display_available();
 
 /// Renders the 3D figure to `png`. Throws ProcessingError naming `png` when no display is
-/// available (message says to use xvfb-run).
+/// available and none can be started.
 void render_surface_figure(const ExpertOverlay& overlay, const SurfaceFigureOptions& options,
                            const std::filesystem::path& png);
 

@@ -1,20 +1,26 @@
 #pragma once
-// Reading and writing the NIfTI volumes of a prediction folder (ITK). Reads throw
-// InvalidInputError naming the file; writes go through common/atomic_file.h.
+// Reading and writing the NIfTI volumes of a prediction folder: the names viz uses for
+// preprocessing/model_grid.h's ITK reader and writer (the one image I/O of brainage). Reads
+// throw InvalidInputError naming the file; writes are atomic (common/atomic_file.h) and
+// throw OutputError.
 #include <filesystem>
+#include <string>
 
 #include "preprocessing/image_types.h"
+#include "preprocessing/model_grid.h"
 
 namespace brainage::viz {
 
 using preprocessing::ImageType;  // float volumes (T1, score maps)
 using LabelImageType = preprocessing::MaskType;  // uint8 masks and expert label maps
 
-ImageType::Pointer read_float_volume(const std::filesystem::path& path);
-LabelImageType::Pointer read_label_volume(const std::filesystem::path& path);
+inline ImageType::Pointer read_float_volume(const std::filesystem::path& path) { return preprocessing::read_image(path); }
+inline LabelImageType::Pointer read_label_volume(const std::filesystem::path& path) { return preprocessing::read_mask(path); }
 
-void write_volume(const ImageType* image, const std::filesystem::path& path);
-void write_volume(const LabelImageType* image, const std::filesystem::path& path);
+inline void write_volume(const ImageType* image, const std::filesystem::path& path) { preprocessing::write_image(image, path); }
+inline void write_volume(const LabelImageType* image, const std::filesystem::path& path) {
+  preprocessing::write_mask(image, path);
+}
 
 /// Throws InvalidInputError if `a` and `b` (named in the message) differ in size, or in
 /// spacing/origin/direction by more than `tolerance` (mm, or cosine).

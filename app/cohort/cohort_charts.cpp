@@ -61,7 +61,7 @@ struct Line {
 void render(const std::vector<ScatterSeries>& series, const Line& line, const std::string& title,
             const std::string& x_title, const std::string& y_title, const fs::path& png, const ChartOptions& options) {
   if (!charts_available())
-    throw OutputError(png.string() + ": cannot render VTK charts without an X display (run under xvfb-run -a)");
+    throw OutputError(png.string() + ": cannot render VTK charts: no X display could be opened or started (Debian package xvfb)");
   std::lock_guard<std::mutex> lock(render_mutex());
   vtkNew<vtkContextView> view;
   view->GetRenderWindow()->SetOffScreenRendering(1);

@@ -1,7 +1,8 @@
 #pragma once
 // Cohort plots rendered with VTK charts (vtkContextView + vtkChartXY) off-screen to PNG.
 // Debian's VTK renders through X11: without a display (no $DISPLAY) the charts cannot be
-// drawn; callers check charts_available() and run under `xvfb-run` on headless machines.
+// drawn; callers check charts_available(), which starts a private Xvfb on a headless machine
+// (common/x_display.h).
 #include <filesystem>
 #include <string>
 #include <vector>

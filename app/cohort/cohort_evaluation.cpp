@@ -2,7 +2,7 @@
 
 #include <iostream>
 
-#include "app/cohort/progress_bar.h"
+#include "common/progress_bar.h"
 #include "common/atomic_file.h"
 #include "common/errors.h"
 

@@ -4,7 +4,7 @@
 #include <map>
 
 #include "app/cohort/cohort_table.h"
-#include "app/cohort/csv.h"
+#include "common/csv.h"
 #include "common/errors.h"
 
 namespace brainage::cohort {
@@ -22,39 +22,13 @@ nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : 
 
 }  // namespace
 
-double pearson(const std::vector<double>& x, const std::vector<double>& y) {
-  if (x.size() != y.size() || x.size() < 2) return std::nan("");
-  const double mx = mean(x), my = mean(y);
-  double sxy = 0, sxx = 0, syy = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    sxy += (x[i] - mx) * (y[i] - my);
-    sxx += (x[i] - mx) * (x[i] - mx);
-    syy += (y[i] - my) * (y[i] - my);
-  }
-  if (sxx <= 0 || syy <= 0) return std::nan("");
-  return sxy / std::sqrt(sxx * syy);
-}
-
 Calibration fit_calibration(const std::vector<double>& ages, const std::vector<double>& predicted,
                             const std::string& source) {
-  if (ages.size() != predicted.size() || ages.size() < 3)
-    throw ProcessingError(source + ": a bias calibration needs at least 3 subjects with age and prediction, got " +
-                          std::to_string(std::min(ages.size(), predicted.size())));
-  const double ma = mean(ages), mp = mean(predicted);
-  double sap = 0, saa = 0;
-  for (std::size_t i = 0; i < ages.size(); ++i) {
-    sap += (ages[i] - ma) * (predicted[i] - mp);
-    saa += (ages[i] - ma) * (ages[i] - ma);
-  }
-  if (!(saa > 0)) throw ProcessingError(source + ": all ages are equal; a bias calibration needs an age range");
+  std::string why_not;
   Calibration c;
-  c.slope = sap / saa;
-  c.intercept = mp - c.slope * ma;
-  c.n = ages.size();
+  c.correction = BiasCorrection::fit(ages, predicted, &why_not);
+  if (!c.correction.usable()) throw ProcessingError(source + ": " + why_not);
   c.source = source;
-  if (!(c.slope > 0.1))
-    throw ProcessingError(source + ": fitted calibration slope " + std::to_string(c.slope) +
-                          " is <= 0.1 (predictions barely follow age; correcting would amplify errors)");
   return c;
 }
 
@@ -83,7 +57,7 @@ Calibration calibration_from_predictions_csv(const std::filesystem::path& csv) {
   }
   const std::string abs = std::filesystem::absolute(csv).lexically_normal().string();
   Calibration c = fit_calibration(ages, preds, abs);
-  c.source = "fitted on " + abs + " (--calibration, N=" + std::to_string(c.n) + ")";
+  c.source = "fitted on " + abs + " (--calibration, N=" + std::to_string(c.correction.n) + ")";
   return c;
 }
 
@@ -182,12 +156,12 @@ nlohmann::json to_json(const ErrorStats& s) {
 }
 
 nlohmann::json to_json(const Calibration& c) {
-  return {{"slope", number(c.slope)},
-          {"intercept", number(c.intercept)},
+  return {{"slope", number(c.correction.slope)},
+          {"intercept", number(c.correction.intercept)},
           {"model", "predicted = slope * age + intercept; corrected = (predicted - intercept) / slope"},
           {"source", c.source},
           {"fitted_on_evaluated_cohort", c.fitted_on_evaluated_cohort},
-          {"n", c.n}};
+          {"n", c.correction.n}};
 }
 
 nlohmann::json to_json(const CohortMetrics& m) {

@@ -1,11 +1,11 @@
 #pragma once
 // Accuracy of predicted against chronological age, and the bias correction.
 //
-// Bias correction (Cole et al. 2018 / de Lange & Cole 2020): on held-out data the
-// predictions are regressed on age, predicted = slope · age + intercept; a prediction is
-// corrected as (predicted − intercept) / slope. The parameters must come from data other
-// than the evaluated cohort (the model checkpoint's validation split, or another cohort's
-// predictions.csv); fitting them on the evaluated cohort is possible but always marked.
+// Bias correction: common/age_statistics.h (the same BiasCorrection `predict` applies, so
+// both give the same corrected age for the same checkpoint). The parameters must come from
+// data other than the evaluated cohort (the model checkpoint's validation split, or another
+// cohort's predictions.csv); fitting them on the evaluated cohort is possible but always
+// marked.
 #include <cstddef>
 #include <filesystem>
 #include <optional>
@@ -14,23 +14,22 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/age_statistics.h"
+
 namespace brainage::cohort {
 
+/// A bias correction with where it came from.
 struct Calibration {
-  /** Slope of predicted on chronological age. Default = 1 (no correction). */
-  double slope{1.0};
-  /** Intercept, years. Default = 0. */
-  double intercept{0.0};
+  /** The correction. Default = identity (not fitted). */
+  BiasCorrection correction{};
   std::string source;                       // where the numbers come from, in words
   bool fitted_on_evaluated_cohort = false;  // true only with --fit-calibration-on-cohort
-  std::size_t n = 0;                        // subjects the fit used (0 when unknown)
 
-  double correct(double predicted) const { return (predicted - intercept) / slope; }
+  double correct(double predicted) const { return correction.apply(predicted); }
 };
 
-/// Least-squares fit of predicted = slope · age + intercept. Throws ProcessingError naming
-/// `source` with fewer than 3 subjects, no spread in age, or a slope ≤ 0.1 (a correction
-/// that would multiply errors by more than 10).
+/// BiasCorrection::fit with the reason it refuses thrown: ProcessingError naming `source`
+/// with fewer than 3 subjects, no spread in age, or a slope ≤ kMinBiasSlope.
 Calibration fit_calibration(const std::vector<double>& ages, const std::vector<double>& predicted,
                             const std::string& source);
 
@@ -68,9 +67,6 @@ struct CohortMetrics {
   std::vector<GroupStats> by_sex;       // when the cohort has a sex column
   std::vector<GroupStats> by_site;      // when the cohort has a site column
 };
-
-/// Pearson correlation; NaN when either side has no spread or n < 2.
-double pearson(const std::vector<double>& x, const std::vector<double>& y);
 
 ErrorStats error_stats(const std::vector<double>& ages, const std::vector<double>& predicted);
 

@@ -5,7 +5,7 @@
 
 #include "app/cohort/cohort_charts.h"
 #include "app/cohort/cohort_report.h"
-#include "app/cohort/csv.h"
+#include "common/csv.h"
 #include "common/atomic_file.h"
 
 namespace brainage::cohort {
@@ -122,7 +122,7 @@ OutputSummary write_cohort_outputs(const fs::path& out_dir, const CohortResults&
     render_predicted_vs_age({pred, corr}, plots[0]);
     render_gap_vs_age({gap, cgap}, plots[1]);
   } else if (options.plots && summary.evaluated > 0) {
-    summary.plots_note = "plots not rendered: no X display (run brainage under xvfb-run -a to get them)";
+    summary.plots_note = "plots not rendered: no X display could be opened or started (is Xvfb installed? Debian package xvfb)";
   }
 
   if (options.report) {

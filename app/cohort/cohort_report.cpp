@@ -111,7 +111,7 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& opti
 
   o << "<h2>Bias correction</h2>\n";
   if (cal) {
-    o << "<p>predicted = " << fmt(cal->slope, 4) << " &times; age + " << fmt(cal->intercept, 3)
+    o << "<p>predicted = " << fmt(cal->correction.slope, 4) << " &times; age + " << fmt(cal->correction.intercept, 3)
       << "; corrected = (predicted &minus; intercept) / slope. Source: " << escape(cal->source) << ".</p>\n";
     if (cal->fitted_on_evaluated_cohort)
       o << "<div class=\"warn\"><b>Fitted on the evaluated cohort</b> (--fit-calibration-on-cohort): the corrected "

@@ -91,11 +91,11 @@ CalibrationChoice choice_from_json(const nlohmann::json& j) {
   if (!j.at("calibration").is_null()) {
     const auto& k = j.at("calibration");
     Calibration cal;
-    cal.slope = k.at("slope").get<double>();
-    cal.intercept = k.at("intercept").get<double>();
+    cal.correction.slope = k.at("slope").get<double>();
+    cal.correction.intercept = k.at("intercept").get<double>();
     cal.source = k.at("source").get<std::string>();
     cal.fitted_on_evaluated_cohort = k.at("fitted_on_evaluated_cohort").get<bool>();
-    cal.n = k.at("n").get<std::size_t>();
+    cal.correction.n = k.at("n").get<std::size_t>();
     c.given = cal;
   }
   return c;
@@ -213,7 +213,7 @@ std::optional<Calibration> resolve_calibration(const CohortResults& results, std
   try {
     Calibration c = fit_calibration(ages, preds, "the evaluated cohort");
     c.fitted_on_evaluated_cohort = true;
-    c.source = "fitted on the evaluated cohort itself (--fit-calibration-on-cohort, N=" + std::to_string(c.n) +
+    c.source = "fitted on the evaluated cohort itself (--fit-calibration-on-cohort, N=" + std::to_string(c.correction.n) +
                "): corrected metrics are optimistic";
     return c;
   } catch (const Error& e) {

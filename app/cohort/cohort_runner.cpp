@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "app/cohort/journal.h"
-#include "app/cohort/progress_bar.h"
+#include "common/progress_bar.h"
 #include "common/atomic_file.h"
 #include "common/errors.h"
 

@@ -7,7 +7,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "app/cohort/csv.h"
+#include "common/csv.h"
 #include "common/errors.h"
 
 namespace brainage::cohort {

@@ -2,7 +2,7 @@
 
 #include <fstream>
 
-#include "app/cohort/content_hash.h"
+#include "common/content_hash.h"
 #include "common/atomic_file.h"
 
 namespace brainage::cohort {
@@ -13,7 +13,7 @@ std::string safe_name(const std::string& id) {
   for (unsigned char c : id) out += (std::isalnum(c) || c == '.' || c == '_' || c == '-') ? static_cast<char>(c) : '_';
   if (out.empty() || out[0] == '.') out = "_" + out;
   if (out.size() > 80) out.resize(80);
-  return out + "-" + to_hex(fnv1a64(id)).substr(0, 8);
+  return out + "-" + sha256_hex(id).substr(0, 8);
 }
 
 Journal::Journal(fs::path dir) : dir_(std::move(dir)) { ensure_writable_directory(dir_); }

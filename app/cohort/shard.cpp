@@ -2,7 +2,7 @@
 
 #include <regex>
 
-#include "app/cohort/content_hash.h"
+#include "common/content_hash.h"
 #include "common/errors.h"
 
 namespace brainage::cohort {
@@ -20,7 +20,7 @@ ShardSpec parse_shard(const std::string& text) {
 
 int shard_of(const std::string& subject_id, int count) {
   if (count <= 1) return 0;
-  return static_cast<int>(fnv1a64(subject_id) % static_cast<std::uint64_t>(count));
+  return static_cast<int>(sha256_prefix64(subject_id) % static_cast<std::uint64_t>(count));
 }
 
 }  // namespace brainage::cohort

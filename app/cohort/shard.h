@@ -20,7 +20,7 @@ struct ShardSpec {
 /// Parses "i/N" with 0 ≤ i < N, N ≥ 1. Throws UsageError quoting the text otherwise.
 ShardSpec parse_shard(const std::string& text);
 
-/// The bucket of `subject_id` among `count` (FNV-1a 64 of the id, modulo count).
+/// The bucket of `subject_id` among `count` (the first 64 bits of the SHA-256 of the id, modulo count).
 int shard_of(const std::string& subject_id, int count);
 
 /// Whether `subject_id` belongs to `shard`.

@@ -34,22 +34,14 @@ RoutingResult route_from_scores(const torch::Tensor& scores, const RoutingOption
   result.scores = scores;
   const auto plain = scores.detach().contiguous();
   auto ids = torch::empty({num_tokens, k}, torch::kInt64);
-  auto keep = torch::empty({num_tokens, k}, scores.options().requires_grad(false));
   int64_t* id_ptr = ids.data_ptr<int64_t>();
   AT_DISPATCH_FLOATING_TYPES(plain.scalar_type(), "route_select", [&] {
     const scalar_t* s = plain.data_ptr<scalar_t>();
-    scalar_t* kp = keep.data_ptr<scalar_t>();
     std::vector<int64_t> order(num_experts);
-    for (int64_t t = 0; t < num_tokens; ++t) {
-      const scalar_t* row = s + t * num_experts;
-      select_top_k(row, num_experts, k, order, id_ptr + t * k);
-      for (int64_t j = 0; j < k; ++j) {
-        const bool kept = j == 0 || static_cast<double>(row[id_ptr[t * k + j]]) >= options.top_d_threshold;
-        kp[t * k + j] = kept ? scalar_t(1) : scalar_t(0);
-      }
-    }
+    for (int64_t t = 0; t < num_tokens; ++t) select_top_k(s + t * num_experts, num_experts, k, order, id_ptr + t * k);
   });
   result.expert_ids = ids;
+  const auto keep = top_d_keep_mask(plain.gather(1, ids), options.top_d_threshold).to(scores.scalar_type());
 
   // Gate weights: kept selected scores normalised to sum 1 (differentiable via gather).
   const auto selected = scores.gather(1, ids) * keep;

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "model/cuda/routing_kernels.cuh"
+#include "model/routing.h"
 
 namespace brainage::model {
 namespace {
@@ -27,13 +28,6 @@ cuda::RoutingShape shape_of(const Tensor& tokens, const Tensor& bases, int64_t t
   shape.rank = bases.size(2);
   shape.top_k = top_k;
   return shape;
-}
-
-/// The Top-D kept mask of the selected slots [T, k] (slot 0 always kept).
-Tensor kept_mask(const Tensor& selected, double top_d_threshold) {
-  auto keep = selected.ge(top_d_threshold);
-  keep.select(1, 0).fill_(true);
-  return keep;
 }
 
 /// Forward: the two routing launches. Backward: the weights' derivative w.r.t. the
@@ -85,7 +79,8 @@ class EigenbasisRouting : public torch::autograd::Function<EigenbasisRouting> {
       // w_j = keep_j s_j / S with S = Σ keep s (> 0): dL/ds_m = keep_m (g_m − Σ_j g_j w_j) / S;
       // for S = 0 the weights are constant (equal share), as in the CPU reference.
       const Tensor selected = scores.gather(1, ids);
-      const Tensor keep = kept_mask(selected, top_d_threshold).to(selected.dtype());
+      // The forward kernel's rule, decided in double (model/routing.h top_d_keep_mask).
+      const Tensor keep = top_d_keep_mask(selected, top_d_threshold).to(selected.dtype());
       const Tensor total = (selected * keep).sum(1, /*keepdim=*/true);
       const Tensor g = grads[1];
       Tensor grad_selected = keep * (g - (g * weights).sum(1, true)) / total.clamp_min(1e-30);

@@ -59,8 +59,11 @@ TEST(TrainPredict, TrainTwoEpochsThenPredictOnColin27) {
   EXPECT_TRUE(fs::exists(dir / "run" / "checkpoints" / "epoch_002.json"));
 
   BRAINAGE_REQUIRE_PATH(ch2);
-  const auto predict = run_brainage("predict \"" + ch2.string() + "\" --model \"" + (dir / "run" / "model.json").string() +
-                           "\" -o \"" + (dir / "pred").string() + "\" --json --threads 2");
+  // On a headless machine (DISPLAY unset, no xvfb-run): --maps renders the 3D view too.
+  const auto predict = run_brainage_env("env -u DISPLAY -u XAUTHORITY",
+                                        "predict \"" + ch2.string() + "\" --model \"" +
+                                            (dir / "run" / "model.json").string() + "\" -o \"" + (dir / "pred").string() +
+                                            "\" --json --maps --threads 2");
   ASSERT_EQ(predict.code, 0) << predict.out;
   std::ifstream in(dir / "pred" / "prediction.json");
   const auto j = nlohmann::json::parse(in);
@@ -72,6 +75,12 @@ TEST(TrainPredict, TrainTwoEpochsThenPredictOnColin27) {
   EXPECT_EQ(j["routing"]["layers"][0].at("score").size(), 150u);
   EXPECT_TRUE(fs::exists(dir / "pred" / "t1_mni2mm.nii.gz"));
   EXPECT_EQ(j.at("model_id").get<std::string>().rfind("ermoe-ba-", 0), 0u);
+  EXPECT_TRUE(fs::exists(dir / "pred" / "maps" / "experts_3d.png")) << predict.out;
+  EXPECT_EQ(predict.out.find("experts_3d.png skipped"), std::string::npos) << predict.out;
+  // The printed JSON is the prediction.json written into the folder (one writer).
+  const auto printed = nlohmann::json::parse(predict.out.substr(predict.out.find('{')));
+  EXPECT_EQ(printed.at("predicted_age"), j.at("predicted_age"));
+  EXPECT_EQ(printed.at("bias_correction"), j.at("bias_correction"));
 }
 
 TEST(TrainPredict, MissingOrCorruptCheckpointExitsWithModelError) {

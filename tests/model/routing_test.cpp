@@ -140,3 +140,26 @@ TEST(RoutingCpu, RejectsBadShapes) {
   EXPECT_THROW(bm::route_cpu(torch::randn({4, 8}), torch::randn({3, 9, 2}), {2, 0.0}), c10::Error);
   EXPECT_THROW(bm::route_cpu(torch::randn({4, 8}), torch::randn({3, 8, 2}), {4, 0.0}), c10::Error);
 }
+
+// Top-D is decided in double everywhere. 0.7 rounds down in float (0.699999988): a score
+// equal to float(0.7) is below the threshold and dropped by the forward (CPU reference and
+// CUDA kernel compare (double)score >= threshold); ATen's float `ge` with the same double
+// threshold keeps it, which is what the CUDA backward used to do (its gradient then flowed
+// into a slot whose weight was 0).
+TEST(RoutingCpu, TopDKeepMaskIsDecidedInDoubleAsTheForward) {
+  const double threshold = 0.7;
+  const float at_float_threshold = static_cast<float>(threshold);
+  ASSERT_LT(static_cast<double>(at_float_threshold), threshold);
+  const float above = std::nextafter(at_float_threshold, 1.0f);
+  const auto selected = torch::tensor({0.9f, at_float_threshold, 0.9f, above}).view({2, 2});
+  ASSERT_TRUE(selected.ge(threshold)[0][1].item<bool>()) << "ATen's float comparison (the old backward) keeps it";
+  const auto keep = bm::top_d_keep_mask(selected, threshold);
+  EXPECT_FALSE(keep[0][1].item<bool>());
+  EXPECT_TRUE(keep[1][1].item<bool>());
+  EXPECT_TRUE(keep.select(1, 0).all().item<bool>()) << "the best slot is always kept";
+  // The forward's weights agree: the dropped slot gets weight 0.
+  const auto scores = torch::tensor({0.9f, at_float_threshold, 0.1f, 0.9f, above, 0.1f}).view({2, 3});
+  const auto routing = bm::route_from_scores(scores, {2, threshold});
+  EXPECT_EQ(routing.weights[0][1].item<float>(), 0.0f);
+  EXPECT_GT(routing.weights[1][1].item<float>(), 0.0f);
+}

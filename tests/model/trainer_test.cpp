@@ -96,7 +96,7 @@ TEST(Trainer, TwoEpochsReduceTrainingLossAndWriteTheModel) {
   EXPECT_TRUE(fs::exists(o.output_dir / "metrics.csv"));
   EXPECT_TRUE(fs::exists(o.output_dir / "validation_predictions.csv"));
   const auto model = bm::load_checkpoint(result.model_path);
-  EXPECT_GT(model.info.bias_correction.n, 0);
+  EXPECT_GT(model.info.bias_correction.n, 0u);
   EXPECT_EQ(model.info.metrics.at("best_epoch").get<int64_t>(), result.best_epoch);
   EXPECT_LT(model.model->max_basis_orthonormality_error(), 1e-4);
 }
@@ -178,7 +178,7 @@ TEST(Trainer, ValFractionZeroTrainsOnEverySubjectWithoutValidation) {
   EXPECT_TRUE(std::isnan(result.history[1].val_mae));
   const auto model = bm::load_checkpoint(result.model_path);
   EXPECT_EQ(model.info.training.at("subjects_train").get<int64_t>(), 12);
-  EXPECT_EQ(model.info.bias_correction.n, 0);  // nothing to fit it on
+  EXPECT_EQ(model.info.bias_correction.n, 0u);  // nothing to fit it on
   EXPECT_TRUE(model.info.metrics.at("val_mae").is_null());
   // An interrupted run without validation resumes: the NaN (JSON null) numbers read back.
   o.output_dir = brainage::testing::scratch_dir("trainer-all-resume");
@@ -190,4 +190,30 @@ TEST(Trainer, ValFractionZeroTrainsOnEverySubjectWithoutValidation) {
   ASSERT_EQ(resumed.history.size(), 2u);
   EXPECT_TRUE(std::isnan(resumed.history[0].val_mae));
   EXPECT_DOUBLE_EQ(resumed.history[1].train_loss, result.history[1].train_loss);
+}
+
+// A fresh run into a folder that holds an earlier run's best.json must never end with that
+// old model: when no epoch of the new run reaches a finite validation MAE (here: NaN in the
+// validation volumes) there is no best model, and saying so is the only honest answer.
+TEST(Trainer, FreshRunNeverEndsWithAnEarlierRunsBestModel) {
+  const auto dir = brainage::testing::scratch_dir("trainer-stale-best");
+  auto data = synthetic(12);
+  auto o = options(dir);
+  o.epochs = 1;
+  o.warmup_epochs = 0;
+  const auto earlier = bm::train_model(data, o);
+  ASSERT_EQ(earlier.best_epoch, 1);
+  ASSERT_TRUE(fs::exists(dir / "best.json"));
+  const std::string earlier_id = bm::load_checkpoint(dir / "model.json").info.model_id;
+
+  for (auto i : bm::split_subjects(data.ages, o).second) data.volumes[i].fill_(std::nanf(""));
+  try {
+    const auto fresh = bm::train_model(data, o);
+    EXPECT_NE(bm::load_checkpoint(fresh.model_path).info.model_id, earlier_id)
+        << "the final model is the earlier run's best.json";
+    ADD_FAILURE() << "a run without any finite validation MAE has no best model, yet it wrote one";
+  } catch (const brainage::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("no epoch reached a finite validation MAE"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "best.json")) << "a fresh run removes the earlier run's best model";
 }

@@ -14,7 +14,7 @@
 #include <sstream>
 
 #include "app/cohort/cohort_evaluation.h"
-#include "app/cohort/csv.h"
+#include "common/csv.h"
 #include "app/cohort/journal.h"
 #include "common/errors.h"
 #include "preprocessing/scan_plausibility.h"
@@ -24,6 +24,9 @@
 
 namespace fs = std::filesystem;
 using namespace brainage::cohort;
+using brainage::column_index;
+using brainage::CsvTable;
+using brainage::read_delimited_file;
 using namespace brainage::testing;
 
 namespace {

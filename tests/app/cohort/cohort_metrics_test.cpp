@@ -37,9 +37,9 @@ TEST(CohortMetrics, EqualsHandComputation) {
 
 TEST(CohortMetrics, CalibrationFitAndCorrection) {
   const Calibration c = fit_calibration(kAges, kPred, "hand");
-  EXPECT_NEAR(c.slope, 1.1, kTol);
-  EXPECT_NEAR(c.intercept, -1.0, kTol);
-  EXPECT_EQ(c.n, 4u);
+  EXPECT_NEAR(c.correction.slope, 1.1, kTol);
+  EXPECT_NEAR(c.correction.intercept, -1.0, kTol);
+  EXPECT_EQ(c.correction.n, 4u);
   std::vector<MetricSubject> subjects;
   const char* sex[] = {"F", "M", "F", "M"};
   for (int i = 0; i < 4; ++i) subjects.push_back({kAges[i], kPred[i], sex[i], "S"});
@@ -70,9 +70,9 @@ TEST(CohortMetrics, CalibrationFromPredictionsCsv) {
              "subject_id,age,predicted_age,error\nA,20,25,\nB,30,30,\nC,40,35,\nD,50,60,\n"
              "E,60,,InvalidInputError: x\nF,,44,\n");
   const Calibration c = calibration_from_predictions_csv(dir / "predictions.csv");
-  EXPECT_NEAR(c.slope, 1.1, kTol);
-  EXPECT_NEAR(c.intercept, -1.0, kTol);
-  EXPECT_EQ(c.n, 4u) << "rows without age or prediction are not used";
+  EXPECT_NEAR(c.correction.slope, 1.1, kTol);
+  EXPECT_NEAR(c.correction.intercept, -1.0, kTol);
+  EXPECT_EQ(c.correction.n, 4u) << "rows without age or prediction are not used";
   EXPECT_NE(c.source.find("predictions.csv"), std::string::npos);
   write_text(dir / "other.csv", "subject_id,age\nA,20\n");
   EXPECT_THROW(calibration_from_predictions_csv(dir / "other.csv"), brainage::InvalidInputError);
@@ -82,5 +82,5 @@ TEST(CohortMetrics, DegenerateCalibrationsAreRefused) {
   EXPECT_THROW(fit_calibration({20, 30}, {25, 30}, "x"), brainage::ProcessingError);
   EXPECT_THROW(fit_calibration({30, 30, 30}, {25, 30, 35}, "x"), brainage::ProcessingError);
   EXPECT_THROW(fit_calibration({20, 30, 40}, {40, 40, 40}, "x"), brainage::ProcessingError);
-  EXPECT_TRUE(std::isnan(pearson({1, 1, 1}, {1, 2, 3})));
+  EXPECT_TRUE(std::isnan(brainage::pearson({1, 1, 1}, {1, 2, 3})));
 }

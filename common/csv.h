@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace brainage::cohort {
+namespace brainage {
 
 struct CsvTable {
   std::vector<std::string> header;            // first record, cells trimmed
@@ -33,4 +33,4 @@ int column_index(const std::vector<std::string>& header, const std::string& name
 /// `text` without leading/trailing spaces and tabs.
 std::string trim(const std::string& text);
 
-}  // namespace brainage::cohort
+}  // namespace brainage

@@ -1,11 +1,11 @@
 // CSV/TSV parsing as spreadsheets write it.
-#include "app/cohort/csv.h"
+#include "common/csv.h"
 
 #include <gtest/gtest.h>
 
 #include "common/errors.h"
 
-using namespace brainage::cohort;
+using namespace brainage;
 
 TEST(Csv, BomCrlfQuotesAndBlankLines) {
   const std::string text =

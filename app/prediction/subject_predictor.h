@@ -1,22 +1,14 @@
 #pragma once
-// The per-subject work of `brainage evaluate`: preprocessing (cached by content) then the
-// model. Compiled into brainage_app (it needs ITK and LibTorch; the rest of app/cohort/
-// needs neither).
-//
-// Cache: <cache_dir>/<FNV-1a 64 of the scan's bytes>-<pipeline key>/ holds the
-// preprocessing outputs of docs/ARCHITECTURE.md. The pipeline key hashes the brainage
-// version, git SHA and the options that change the result, so a new build or different
-// options never reuse stale outputs. Entries are written into a temporary folder and
-// renamed into place: a killed run never leaves a half entry that looks complete.
+// The per-subject processor of `brainage evaluate`: prediction::predict_scan with the
+// content-keyed preprocessing cache (app/prediction/preprocessed_scan.h), its record turned
+// into the cohort engine's SubjectOutcome. Optionally each subject's prediction folder and
+// expert maps. The cohort engine (app/cohort/) consumes it; it needs neither ITK nor Torch.
 #include <filesystem>
-#include <memory>
-#include <mutex>
-#include <string>
 
-#include "app/cohort/cohort_runner.h"
+#include "app/cohort/cohort.h"
 #include "preprocessing/preprocess_pipeline.h"
 
-namespace brainage::app {
+namespace brainage::prediction {
 
 struct SubjectPredictorOptions {
   /** Checkpoint (.json, .pt or stem). Required. */
@@ -37,7 +29,4 @@ struct SubjectPredictorOptions {
 /// throws (InvalidInputError / ProcessingError) and is recorded by the cohort runner.
 cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& options);
 
-/// The cache key part that is not the scan's content.
-std::string preprocessing_pipeline_key(const preprocessing::PreprocessOptions& options);
-
-}  // namespace brainage::app
+}  // namespace brainage::prediction

@@ -1,9 +1,10 @@
-#include "app/cohort/progress_bar.h"
+#include "common/progress_bar.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <ostream>
 
-namespace brainage::cohort {
+namespace brainage {
 
 std::string format_duration(double seconds) {
   if (!(seconds >= 0)) seconds = 0;
@@ -18,8 +19,8 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-ProgressBar::ProgressBar(std::size_t total, bool enabled, std::ostream& out, bool interactive)
-    : total_(total), enabled_(enabled && total > 0), interactive_(interactive), out_(out),
+ProgressBar::ProgressBar(std::size_t total, bool enabled, std::ostream& out, bool interactive, std::string prefix)
+    : total_(total), enabled_(enabled && total > 0), interactive_(interactive), out_(out), prefix_(std::move(prefix)),
       start_(std::chrono::steady_clock::now()) {
   if (enabled_ && interactive_) draw("", false);
 }
@@ -29,6 +30,13 @@ void ProgressBar::tick(const std::string& label, bool failed) {
   ++done_;
   if (failed) ++failed_;
   if (enabled_) draw(label, failed);
+}
+
+void ProgressBar::update(std::size_t done, const std::string& detail) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  done_ = done;
+  detail_ = detail;
+  if (enabled_) draw(detail, false);
 }
 
 void ProgressBar::draw(const std::string& label, bool failed) {
@@ -41,20 +49,29 @@ void ProgressBar::draw(const std::string& label, bool failed) {
                 static_cast<int>(fraction * 100 + 1e-9), format_duration(elapsed).c_str(), eta.c_str());
   std::string text = counts;
   if (failed_) text += ", " + std::to_string(failed_) + " failed";
+  if (!detail_.empty()) text += "  " + detail_;
+  const std::string head = prefix_.empty() ? std::string() : prefix_ + " ";
   if (interactive_) {
     constexpr int kWidth = 24;
     const int filled = static_cast<int>(fraction * kWidth);
-    out_ << "\r[" << std::string(static_cast<std::size_t>(filled), '#')
-         << std::string(static_cast<std::size_t>(kWidth - filled), '.') << "] " << text << "   " << std::flush;
+    const std::string line = head + "[" + std::string(static_cast<std::size_t>(filled), '#') +
+                             std::string(static_cast<std::size_t>(kWidth - filled), '.') + "] " + text + "   ";
+    drawn_width_ = std::max(drawn_width_, line.size());
+    out_ << "\r" << line << std::flush;
   } else {
-    out_ << "brainage: " << text << "  (" << label << (failed ? ": failed" : "") << ")\n" << std::flush;
+    out_ << "brainage: " << head << text << "  (" << label << (failed ? ": failed" : "") << ")\n" << std::flush;
   }
 }
 
-void ProgressBar::finish() {
+void ProgressBar::finish(bool erase) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (enabled_ && interactive_) out_ << "\n" << std::flush;
+  if (enabled_ && interactive_) {
+    if (erase)
+      out_ << "\r" << std::string(drawn_width_, ' ') << "\r" << std::flush;
+    else
+      out_ << "\n" << std::flush;
+  }
   enabled_ = false;
 }
 
-}  // namespace brainage::cohort
+}  // namespace brainage

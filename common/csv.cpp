@@ -1,4 +1,4 @@
-#include "app/cohort/csv.h"
+#include "common/csv.h"
 
 #include <algorithm>
 #include <cctype>
@@ -7,7 +7,7 @@
 
 #include "common/errors.h"
 
-namespace brainage::cohort {
+namespace brainage {
 
 std::string trim(const std::string& text) {
   const auto first = text.find_first_not_of(" \t");
@@ -137,4 +137,4 @@ int column_index(const std::vector<std::string>& header, const std::string& name
   return -1;
 }
 
-}  // namespace brainage::cohort
+}  // namespace brainage

@@ -1,0 +1,141 @@
+#include "app/prediction/preprocessed_scan.h"
+
+#include <unistd.h>
+
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "common/atomic_file.h"
+#include "common/build_info.h"
+#include "common/content_hash.h"
+#include "common/errors.h"
+#include "preprocessing/model_grid.h"
+
+namespace brainage::prediction {
+namespace fs = std::filesystem;
+
+std::string preprocessing_pipeline_key(const preprocessing::PreprocessOptions& options) {
+  const nlohmann::json key = {{"brainage_version", build_info::kVersion},
+                              {"git_sha", build_info::kGitSha},
+                              {"parameters", preprocessing::preprocess_parameters_json(options)}};
+  return sha256_hex(key.dump()).substr(0, 16);
+}
+
+namespace {
+
+const char* const kCacheFiles[] = {"t1_mni2mm.nii.gz", "preprocess.json"};
+
+bool cache_complete(const fs::path& entry) {
+  std::error_code ec;
+  for (const char* f : kCacheFiles)
+    if (!fs::is_regular_file(entry / f, ec)) return false;
+  return true;
+}
+
+/// The flags a passing scan carries on: the pipeline's, plus a note for a skull-stripped input.
+std::vector<std::string> carried_flags(const nlohmann::json& report, std::vector<std::string> flags) {
+  if (report.contains("skull_stripped_input") && report["skull_stripped_input"].value("value", false))
+    flags.push_back("input already skull-stripped");
+  return flags;
+}
+
+void require_qc_passed(const fs::path& scan, bool passed, const std::vector<std::string>& flags) {
+  if (passed) return;
+  std::string text;
+  for (const auto& f : flags) text += (text.empty() ? "" : "; ") + f;
+  throw ProcessingError(scan.string() + ": preprocessing failed QC (" + text + ")");
+}
+
+/// The input itself when it is a plain image on the model grid, else null.
+preprocessing::ImageType::Pointer model_grid_image(const fs::path& scan) {
+  std::error_code ec;
+  if (!fs::is_regular_file(scan, ec)) return nullptr;
+  try {
+    auto image = preprocessing::read_image(scan);
+    return preprocessing::is_model_grid(image) ? image : nullptr;
+  } catch (const Error&) {
+    return nullptr;  // not readable as a plain image: the pipeline's validation reports it
+  }
+}
+
+/// Stores a fresh result as a cache entry: a temporary folder renamed into place.
+void store_in_cache(const preprocessing::PreprocessResult& result, const fs::path& cache_dir, const fs::path& entry) {
+  ensure_writable_directory(cache_dir);
+  std::error_code ec;
+  const fs::path tmp = cache_dir / ("." + entry.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+                                    std::to_string(std::hash<std::thread::id>{}(std::this_thread::get_id())));
+  fs::remove_all(tmp, ec);
+  try {
+    preprocessing::write_preprocess_outputs(result, tmp);
+  } catch (...) {  // e.g. disk full: no half-written entry left behind
+    fs::remove_all(tmp, ec);
+    throw;
+  }
+  fs::rename(tmp, entry, ec);  // fails when another job finished the same scan first: keep theirs
+  if (ec) fs::remove_all(tmp, ec);
+}
+
+nlohmann::json read_cached_report(const fs::path& entry) {
+  std::ifstream in(entry / "preprocess.json");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const std::exception&) {
+    throw InvalidInputError((entry / "preprocess.json").string() + ": cached preprocessing report is not JSON");
+  }
+}
+
+}  // namespace
+
+PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStepOptions& options) {
+  std::error_code ec;
+  if (!fs::exists(scan, ec)) throw InvalidInputError(scan.string() + ": file does not exist");
+  PreprocessedScan out;
+  out.scan = scan;
+  if (options.accept_model_grid_input) {
+    if (auto image = model_grid_image(scan)) {
+      out.t1_model = image;
+      out.report = nlohmann::json::object();
+      out.model_grid_input = true;
+      return out;
+    }
+  }
+  if (!options.cache_dir.empty()) {
+    out.cache_entry = options.cache_dir / (sha256_path_hex(scan).substr(0, 16) + "-" +
+                                           preprocessing_pipeline_key(options.preprocess));
+    if (cache_complete(out.cache_entry)) {
+      out.from_cache = true;
+      out.report = read_cached_report(out.cache_entry);
+      const nlohmann::json qc = out.report.value("qc", nlohmann::json::object());
+      const auto flags = qc.value("flags", std::vector<std::string>());
+      require_qc_passed(scan, qc.value("passed", true), flags);
+      out.qc_flags = carried_flags(out.report, flags);
+      out.t1_model = preprocessing::read_image(out.cache_entry / "t1_mni2mm.nii.gz");
+      return out;
+    }
+  }
+  out.result = preprocessing::preprocess_scan(scan, options.preprocess);
+  out.fresh = true;
+  if (!out.cache_entry.empty()) store_in_cache(out.result, options.cache_dir, out.cache_entry);
+  require_qc_passed(scan, out.result.qc_passed, out.result.qc_flags);
+  out.report = out.result.report;
+  out.qc_flags = carried_flags(out.report, out.result.qc_flags);
+  out.t1_model = out.result.t1_model;
+  return out;
+}
+
+void write_preprocessing_outputs(const PreprocessedScan& scan, const fs::path& dir) {
+  if (scan.fresh) {
+    preprocessing::write_preprocess_outputs(scan.result, dir);
+    return;
+  }
+  if (scan.cache_entry.empty())
+    throw InvalidInputError(scan.scan.string() + ": an input already on the model grid has no preprocessing outputs to write");
+  ensure_writable_directory(dir);
+  for (const auto& e : fs::directory_iterator(scan.cache_entry)) {
+    const fs::path dst = dir / e.path().filename();
+    write_via_temp(dst, [&](const fs::path& tmp) { fs::copy_file(e.path(), tmp); });
+  }
+}
+
+}  // namespace brainage::prediction
