@@ -164,7 +164,6 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
   RegistrationOptions reg_options = options.registration;
   if (reg_options.threads == 0) reg_options.threads = options.threads;
   return {
-      {"threads", options.threads},
       {"template_dir", options.template_dir.string()},
       {"skull_stripped_input",
        {{"assume", options.assume_skull_stripped}, {"detect", options.detect_skull_stripped},
@@ -491,6 +490,7 @@ nlohmann::json make_report(const fs::path& scan, const PreprocessResult& result,
                    {"brain_mask", "ch2bet.nii.gz > 0"}};
   r["skull_stripped_input"] = {{"value", result.skull_stripped.skull_stripped}, {"reason", result.skull_stripped.reason}};
   r["parameters"] = preprocess_parameters_json(options);
+  r["threads"] = options.threads;  // not a parameter: outputs do not depend on it (docs/ROBUSTNESS.md)
   r["background_level"] = result.background_level;
   r["registration"] = {{"attempts", reg.attempts},
                        {"start_rotation_deg", reg.first.start.rotation_deg},
