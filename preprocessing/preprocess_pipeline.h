@@ -84,7 +84,7 @@ struct PreprocessOptions {
   bool detect_skull_stripped = true;
   /** Threads of the registration's resampling (0 = ITK's default). The pipeline never
       changes ITK's process-wide thread count (the caller sets it once: app's
-      configure_all_threads), and its outputs are bit-identical at any thread count. Default = 0. */
+      configure_all_threads); masks and transforms do not depend on it (docs/ROBUSTNESS.md). Default = 0. */
   int threads = 0;
   /** Removes an intensity offset before anything else (background_offset.h). Default = {1st percentile}. */
   BackgroundOffsetOptions background{};
