@@ -127,6 +127,7 @@ int main(int argc, char** argv) {
   volumes.clear();
   std::printf("%zu QC-passed subjects with maps (%.1f s to load)\n", ids.size(),
               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  std::fflush(stdout);
 
   std::vector<double> raw(ids.size()), corrected(ids.size());
   std::vector<int> fold_of(ids.size());
