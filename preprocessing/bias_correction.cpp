@@ -15,6 +15,11 @@
 
 namespace brainage::preprocessing {
 
+namespace {
+/// Work units of the N4 fit, whatever the thread count (results do not depend on threads).
+constexpr itk::ThreadIdType kBiasFitWorkUnits = 8;
+}  // namespace
+
 BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* mask,
                                         const BiasCorrectionOptions& options) {
   if (options.iterations.empty()) throw ProcessingError("bias correction: at least one fitting level is required");
@@ -75,6 +80,9 @@ BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* 
   n4->SetNumberOfControlPoints(control_points);
   n4->SetSplineOrder(options.spline_order);
   n4->SetBiasFieldFullWidthAtHalfMaximum(options.bias_field_fwhm);
+  // A fixed work-unit count: the B-spline fit sums one lattice per work unit, so the field
+  // would otherwise change (in the last digits) with the number of threads.
+  n4->SetNumberOfWorkUnits(kBiasFitWorkUnits);
   try {
     n4->Update();
   } catch (const itk::ExceptionObject& e) {

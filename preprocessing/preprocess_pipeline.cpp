@@ -4,11 +4,12 @@
 #include <itkImageRegionConstIterator.h>
 #include <itkImageRegionIterator.h>
 #include <itkLinearInterpolateImageFunction.h>
-#include <itkMultiThreaderBase.h>
 #include <itkResampleImageFilter.h>
 #include <vnl/algo/vnl_svd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <mutex>
 
@@ -39,7 +40,8 @@ struct Template {
   ImageType::Pointer brain;  // ch2bet
   MaskType::Pointer mask;    // ch2bet > 0
   std::map<double, WorkingTemplate> working;  // by working spacing (mm)
-  std::mutex mutex;                           // guards `working` (cohort workers share the template)
+  ContrastRegions contrast;                   // T1 check regions on the model grid (made on first use)
+  std::mutex mutex;                           // guards `working` and `contrast` (cohort workers share the template)
 };
 
 nlohmann::json pass_json(const RefinementPassOptions& pass) {
@@ -166,15 +168,27 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
        {{"assume", options.assume_skull_stripped}, {"detect", options.detect_skull_stripped},
         {"foreground_fraction", options.skull_strip_detection.foreground_fraction},
         {"max_foreground_ml", options.skull_strip_detection.max_foreground_ml},
-        {"min_zero_fraction", options.skull_strip_detection.min_zero_fraction}}},
+        {"min_zero_fraction", options.skull_strip_detection.min_zero_fraction},
+        {"max_face_foreground_fraction", options.skull_strip_detection.max_face_foreground_fraction}}},
       {"plausibility",
        {{"min_neighbour_correlation", options.plausibility.min_neighbour_correlation},
-        {"max_outlier_ratio", options.plausibility.max_outlier_ratio}}},
+        {"max_outlier_ratio", options.plausibility.max_outlier_ratio},
+        {"max_voxel_size_mm", options.max_voxel_size_mm}}},
+      {"background_offset", {{"background_percentile", options.background.background_percentile}}},
+      {"input_checks",
+       {{"max_brain_outside_fov", options.max_brain_outside_fov},
+        {"check_t1_contrast", options.check_t1_contrast},
+        {"min_wm_gm_ratio", options.contrast.min_wm_gm_ratio}}},
       {"bias_correction",
        {{"skipped", options.skip_bias_correction}, {"shrink_to_mm", options.bias.shrink_to_mm},
         {"iterations", options.bias.iterations}, {"convergence_threshold", options.bias.convergence_threshold},
         {"control_points", options.bias.control_points}, {"spline_order", options.bias.spline_order},
         {"bias_field_fwhm", options.bias.bias_field_fwhm}}},
+      {"brain_bias_correction",
+       {{"applied", options.brain_bias_correction}, {"shrink_to_mm", options.brain_bias.shrink_to_mm},
+        {"iterations", options.brain_bias.iterations}, {"convergence_threshold", options.brain_bias.convergence_threshold},
+        {"control_points", options.brain_bias.control_points}, {"spline_order", options.brain_bias.spline_order},
+        {"bias_field_fwhm", options.brain_bias.bias_field_fwhm}}},
       {"registration",
        {{"working_spacing_mm", reg_options.working_spacing_mm},
         {"rigid", {{"shrink", reg_options.rigid.shrink_factors}, {"sigmas_mm", reg_options.rigid.smoothing_sigmas_mm},
@@ -209,77 +223,99 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
               {"max_final_metric", options.max_final_metric}, {"max_focused_metric", options.max_focused_metric}, {"max_affine_scale", options.max_affine_scale}}}};
 }
 
-PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& options) {
-  const auto start = Clock::now();
-  auto last = start;
-  nlohmann::json seconds = nlohmann::json::object();
-  auto lap = [&](const char* step) {
+namespace {
+
+/// Wall-clock seconds of each step, in order.
+class StepTimer {
+ public:
+  explicit StepTimer(std::vector<std::pair<std::string, double>>& out) : out_(out), start_(Clock::now()), last_(start_) {}
+  void lap(const char* step) { out_.emplace_back(step, since(last_)); }
+  void total() { out_.emplace_back("total", since(start_)); }
+
+ private:
+  double since(Clock::time_point& t) {
     const auto now = Clock::now();
-    seconds[step] = std::round(std::chrono::duration<double>(now - last).count() * 1000.0) / 1000.0;
-    last = now;
-  };
-  if (options.threads > 0) itk::MultiThreaderBase::SetGlobalDefaultNumberOfThreads(options.threads);
+    const double s = std::round(std::chrono::duration<double>(now - t).count() * 1000.0) / 1000.0;
+    last_ = now;
+    return s;
+  }
+  std::vector<std::pair<std::string, double>>& out_;
+  Clock::time_point start_, last_;
+};
 
-  PreprocessResult result;
-  // 1. Load + validate, refuse what cannot be a head scan, canonical orientation.
+/// The template's T1-contrast regions on the model grid, made once per process.
+const ContrastRegions& contrast_regions(Template& t, const fs::path& template_dir) {
+  std::lock_guard<std::mutex> lock(t.mutex);
+  if (!t.contrast.white_matter) {
+    const fs::path aal = template_dir / "aal.nii.gz";
+    if (!fs::exists(aal))
+      throw InvalidInputError(aal.string() + ": atlas missing (install the Debian package mricron-data)");
+    const auto identity = AffineTransformType::New();
+    const auto brain_model = to_model_grid(t.brain, identity);
+    const auto aal_model = resample_mask_to_grid(read_mask(aal), brain_model);
+    t.contrast = make_contrast_regions(brain_model, aal_model);
+  }
+  return t.contrast;
+}
+
+/// Step 1: the scan as loaded (validated), refused when it cannot be a usable head scan,
+/// in canonical orientation with its background level moved to 0.
+ImageType::Pointer load_input(const fs::path& scan, const PreprocessOptions& options, PreprocessResult& result) {
   auto loaded = load_scan(scan);
-  result.native_image = loaded.image;
   check_scan_plausible(loaded.image, scan, options.plausibility);
-  const auto canonical = to_canonical_orientation(loaded.image);
-  Template& tmpl = load_template(options.template_dir);
-  lap("load");
+  const auto spacing = loaded.image->GetSpacing();
+  const double thickest = std::max({spacing[0], spacing[1], spacing[2]});
+  if (thickest > options.max_voxel_size_mm) {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  ": voxels of %.2f x %.2f x %.2f mm: thicker than %.1f mm along an axis, too coarse for a brain age "
+                  "(reconstruct thinner slices or use a 3D T1)",
+                  spacing[0], spacing[1], spacing[2], options.max_voxel_size_mm);
+    throw InvalidInputError(scan.string() + line);
+  }
+  result.native_image = loaded.image;
+  result.format = loaded.format;
+  result.datatype = loaded.datatype;
+  result.warnings = loaded.warnings;
+  auto offset = remove_background_offset(to_canonical_orientation(loaded.image), options.background);
+  result.background_level = offset.background_level;
+  return offset.image;
+}
 
-  SkullStripEvidence stripped;
+/// Step 2: is the input already skull-stripped?
+SkullStripEvidence skull_strip_evidence(const ImageType* canonical, const PreprocessOptions& options) {
+  SkullStripEvidence evidence;
   if (options.assume_skull_stripped) {
-    stripped.skull_stripped = true;
-    stripped.reason = "declared by the user (--skull-stripped)";
+    evidence.skull_stripped = true;
+    evidence.reason = "declared by the user (--skull-stripped)";
   } else if (options.detect_skull_stripped) {
-    stripped = detect_skull_stripped(canonical, options.skull_strip_detection);
+    evidence = detect_skull_stripped(canonical, options.skull_strip_detection);
   } else {
-    stripped.reason = "detection off";
+    evidence.reason = "detection off";
   }
+  return evidence;
+}
 
-  // 2. N4.
-  if (options.skip_bias_correction) {
-    result.corrected_native = canonical;
-  } else {
-    const auto fg = foreground_mask(canonical);
-    result.corrected_native = correct_bias_field(canonical, fg, options.bias).corrected;
-  }
-  lap("bias_correction");
+/// Step 3: N4 over the head (or brain) foreground.
+ImageType::Pointer correct_bias(const ImageType::Pointer& canonical, const PreprocessOptions& options) {
+  if (options.skip_bias_correction) return canonical;
+  return correct_bias_field(canonical, foreground_mask(canonical), options.bias).corrected;
+}
 
-  // 3. Registration to Colin27 (ch2; ch2bet for stripped inputs).
-  RegistrationOptions reg_options = options.registration;
-  if (reg_options.threads == 0) reg_options.threads = options.threads;
-  const double spacing = reg_options.working_spacing_mm;
-  const auto fixed = working_template(tmpl, spacing, stripped.skull_stripped, options.registration_mask_dilation_mm);
-  const auto moving = to_working_grid(result.corrected_native, spacing);
-  auto registration = register_to_template(fixed.image, moving, reg_options, fixed.mask);
-  // A metric above the divergence bound: retry with a search over start poses (head pitch,
-  // roll, yaw; centroid shifts), then the same from a shallower head centroid, and keep the best; QC
-  // still flags it if none converges. Scans that register at once pay nothing for this.
-  int registration_attempts = 1;
-  for (int attempt = 0; attempt < 2 && !(registration.final_metric <= options.max_final_metric); ++attempt) {
-    RegistrationOptions retry = reg_options;
-    retry.rigid_starts = retry_rigid_starts();
-    if (attempt == 1) retry.head_centroid_depth_mm = 0.6 * reg_options.head_centroid_depth_mm;
-    auto candidate = register_to_template(fixed.image, moving, retry, fixed.mask);
-    ++registration_attempts;
-    if (candidate.final_metric < registration.final_metric) registration = candidate;
-  }
-  result.mni_to_native = registration.mni_to_native;
-  lap("registration");
+/// Brain extraction (BrainExtractionImageFilter) of `image` through a template->native
+/// transform; the search distance is in the scan's voxels whatever grid `image` is on. A
+/// stripped input goes through the same extraction as a skull-on one (its zeros are never
+/// brain), so both copies of a scan get the same rules and the same mask.
+struct BrainExtractor {
+  const Template& tmpl;
+  const PreprocessOptions& options;
+  double search_mm;
 
-  // 4. Brain extraction (BrainExtractionImageFilter) of `image` through a template->native
-  // transform; the search distance is in the scan's voxels whatever grid `image` is on.
-  const double search_mm =
-      options.brain.search_dilation_voxels * result.corrected_native->GetSpacing().GetVnlVector().max_value();
-  auto extract_brain = [&](const ImageType* image, const AffineTransformType* mni_to_native) {
+  BrainExtractionImageFilter::Pointer run(const ImageType* image, const AffineTransformType* mni_to_native) const {
     auto extract = BrainExtractionImageFilter::New();
     extract->SetInput(image);
     extract->SetTemplateMask(tmpl.mask);
     extract->SetTemplateToNativeTransform(mni_to_native);
-    extract->SetSkullStripped(stripped.skull_stripped);
     extract->SetCoreErosionMM(options.brain.core_erosion_mm);
     extract->SetSearchDilationMM(search_mm);
     extract->SetLowerThresholdFraction(options.brain.lower_threshold_fraction);
@@ -288,153 +324,275 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
     extract->SetClosingRadiusMM(options.brain.closing_radius_mm);
     extract->Update();
     return extract;
-  };
+  }
+  MaskType::Pointer mask(const ImageType* image, const AffineTransformType* mni_to_native) const {
+    MaskType::Pointer out = run(image, mni_to_native)->GetOutput();
+    out->DisconnectPipeline();
+    return out;
+  }
+};
 
-  // 4b. Refinement passes from the current transform: the focused pass (whole scan, metric
-  // on the brain + 3 mm) rescues a first registration that failed its bound; the brain
-  // pass (the scan cut by its brain mask against ch2bet) tightens the brain's scale. Either
-  // is discarded if it moves the brain implausibly far. The brain pass's cut is extracted on
-  // the working grid (the scan itself at 2 mm); the final mask at the scan's resolution.
-  const bool first_failed = !(registration.final_metric <= options.max_final_metric);
-  auto refinement = [&](const RefinementPassOptions& pass) {
-    nlohmann::json report = {{"when", to_string(pass.when)}, {"applied", false}};
-    if (stripped.skull_stripped || pass.when == PassWhen::kOff || (pass.when == PassWhen::kOnFailure && !first_failed))
-      return report;
+/// Step 4: registration to Colin27 (ch2; ch2bet for stripped inputs) and its refinement
+/// passes. Returns the decisions; `mni_to_native` is the transform kept.
+RegistrationSummary register_scan(Template& tmpl, ImageType::Pointer& corrected, bool stripped,
+                                  const BrainExtractor& extractor, const PreprocessOptions& options,
+                                  AffineTransformType::Pointer& mni_to_native) {
+  RegistrationOptions reg_options = options.registration;
+  if (reg_options.threads == 0) reg_options.threads = options.threads;
+  const double spacing = reg_options.working_spacing_mm;
+  const auto fixed = working_template(tmpl, spacing, stripped, options.registration_mask_dilation_mm);
+  ImageType::ConstPointer moving = to_working_grid(corrected, spacing);
+  RegistrationSummary summary;
+  summary.first = register_to_template(fixed.image, moving, reg_options, fixed.mask);
+  // A metric above the divergence bound: retry with a search over start poses (head pitch,
+  // roll, yaw; centroid shifts), then the same from a shallower head centroid, and keep the
+  // best; QC still flags it if none converges. Scans that register at once pay nothing.
+  for (int attempt = 0; attempt < 2 && !(summary.first.final_metric <= options.max_final_metric); ++attempt) {
+    RegistrationOptions retry = reg_options;
+    retry.rigid_starts = retry_rigid_starts();
+    if (attempt == 1) retry.head_centroid_depth_mm = 0.6 * reg_options.head_centroid_depth_mm;
+    auto candidate = register_to_template(fixed.image, moving, retry, fixed.mask);
+    ++summary.attempts;
+    if (candidate.final_metric < summary.first.final_metric) summary.first = candidate;
+  }
+  mni_to_native = summary.first.mni_to_native;
+  summary.first_failed = !(summary.first.final_metric <= options.max_final_metric);
+
+  // Refinement passes from the current transform: the focused pass (whole scan, metric on
+  // the brain + 3 mm) rescues a first registration that failed its bound; the brain pass
+  // (the scan cut by its brain mask against ch2bet) tightens the brain's scale. Either is
+  // discarded if it moves the brain implausibly far. The brain pass's cut is extracted on
+  // the working grid (the scan itself at 2 mm).
+  auto refine = [&](const RefinementPassOptions& pass) {
+    PassOutcome outcome;
+    if (pass.when == PassWhen::kOff || (pass.when == PassWhen::kOnFailure && !summary.first_failed)) return outcome;
+    if (stripped && pass.cut_dilation_mm < 0) return outcome;  // whole-head passes need a head
+    outcome.ran = true;
     const bool cut = pass.cut_dilation_mm >= 0;
     MaskType::Pointer cut_mask;
-    if (cut) {
-      cut_mask = extract_brain(moving, result.mni_to_native)->GetOutput();
-      cut_mask->DisconnectPipeline();
-    }
+    if (cut) cut_mask = extractor.mask(moving, mni_to_native);
     const auto target = working_template(tmpl, spacing, cut, pass.metric_dilation_mm);
     RegistrationOptions pass_options = reg_options;
     pass_options.affine = pass.stage;
-    const auto refined = refine_affine(target.image, moving, result.mni_to_native, pass_options, target.mask,
+    const auto refined = refine_affine(target.image, moving, mni_to_native, pass_options, target.mask,
                                        cut_mask.GetPointer(), pass.cut_dilation_mm);
-    const double moved = mean_displacement_mm(result.mni_to_native, refined.mni_to_native, tmpl.mask);
-    report["metric"] = refined.final_metric;
-    report["iterations"] = refined.affine_iterations;
-    report["mean_displacement_mm"] = moved;
-    if (moved <= pass.max_displacement_mm) {
-      result.mni_to_native = refined.mni_to_native;
-      report["applied"] = true;
+    outcome.metric = refined.final_metric;
+    outcome.iterations = refined.affine_iterations;
+    outcome.mean_displacement_mm = mean_displacement_mm(mni_to_native, refined.mni_to_native, tmpl.mask);
+    if (outcome.mean_displacement_mm <= pass.max_displacement_mm) {
+      mni_to_native = refined.mni_to_native;
+      outcome.applied = true;
     }
-    return report;
+    return outcome;
   };
-  auto focused_pass = refinement(options.focused_pass);
-  auto focused_ok = [&] {
-    return focused_pass["applied"].get<bool>() && focused_pass["metric"].get<double>() <= options.max_focused_metric;
-  };
+  summary.focused = refine(options.focused_pass);
+  auto focused_ok = [&] { return summary.focused.applied && summary.focused.metric <= options.max_focused_metric; };
   // Still failing: the focused metric as a fresh registration from every retry start pose
   // (a first registration far off leaves the focused pass in the wrong basin). Kept when
   // it scores better than the focused pass.
-  if (first_failed && !focused_ok() && options.focused_pass.when != PassWhen::kOff && !stripped.skull_stripped) {
+  if (summary.first_failed && !focused_ok() && options.focused_pass.when != PassWhen::kOff && !stripped) {
     RegistrationOptions restart = reg_options;
     restart.rigid_starts = retry_rigid_starts();
     const auto target = working_template(tmpl, spacing, false, options.focused_pass.metric_dilation_mm);
     const auto fresh = register_to_template(target.image, moving, restart, target.mask);
-    focused_pass["restart_metric"] = fresh.final_metric;
-    const bool better = !focused_pass["applied"].get<bool>() || fresh.final_metric < focused_pass["metric"].get<double>();
-    focused_pass["restart_applied"] = better;
-    if (better) {
-      result.mni_to_native = fresh.mni_to_native;
-      focused_pass["applied"] = true;
-      focused_pass["metric"] = fresh.final_metric;
+    summary.focused.restarted = true;
+    summary.focused.restart_metric = fresh.final_metric;
+    summary.focused.restart_applied = !summary.focused.applied || fresh.final_metric < summary.focused.metric;
+    if (summary.focused.restart_applied) {
+      mni_to_native = fresh.mni_to_native;
+      summary.focused.applied = true;
+      summary.focused.metric = fresh.final_metric;
     }
   }
-  const bool rescued = focused_ok();
-  const auto brain_pass = refinement(options.brain_pass);
-  lap("refinement");
-  // 4c. The brain mask in native space (canonical grid), then on the input's grid.
-  const auto extract = extract_brain(result.corrected_native, result.mni_to_native);
-  MaskType::Pointer mask_canonical = extract->GetOutput();
-  mask_canonical->DisconnectPipeline();
-  result.brain_mask_native = resample_mask_to_grid(mask_canonical, loaded.image);
-  lap("brain_extraction");
+  summary.rescued = focused_ok();
+  // Brain-only N4 before the brain pass: the head-wide fit leaves smooth shading of 5-20 %
+  // across the brain (and a different one for a skull-on scan and its stripped copy); a
+  // fit inside the first brain mask removes it, so the brain pass, the mask and the model
+  // input all see the same brain whatever the shading (as ANTs' brain extraction runs N4
+  // again with the brain mask).
+  if (options.brain_bias_correction) {
+    const auto brain = resample_mask_to_grid(extractor.mask(moving, mni_to_native), corrected);
+    corrected = correct_bias_field(corrected, brain, options.brain_bias).corrected;
+    moving = to_working_grid(corrected, spacing);
+  }
+  summary.brain = refine(options.brain_pass);
+  vnl_svd<double> svd(mni_to_native->GetMatrix().GetVnlMatrix().as_ref());
+  for (unsigned i = 0; i < 3; ++i) summary.affine_scales[i] = svd.W(i);
+  return summary;
+}
 
-  // 5. Model grid + normalisation.
+/// Step 9: the QC verdict's flags (each one line).
+std::vector<std::string> qc_flags(const PreprocessResult& r, const PreprocessOptions& options) {
+  std::vector<std::string> flags;
+  char line[240];
+  if (r.brain_volume_ml < options.min_brain_volume_ml || r.brain_volume_ml > options.max_brain_volume_ml) {
+    std::snprintf(line, sizeof line, "brain volume %.0f mL outside the plausible adult range %.0f-%.0f mL",
+                  r.brain_volume_ml, options.min_brain_volume_ml, options.max_brain_volume_ml);
+    flags.emplace_back(line);
+  }
+  const auto& reg = r.registration;
+  if (reg.first_failed && !reg.rescued) {
+    if (reg.focused.applied)
+      std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f, focused pass %.3f > %.3f",
+                    reg.first.final_metric, options.max_final_metric, reg.focused.metric, options.max_focused_metric);
+    else
+      std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f", reg.first.final_metric,
+                    options.max_final_metric);
+    flags.emplace_back(line);
+  }
+  for (double s : reg.affine_scales)
+    if (!(s <= options.max_affine_scale && s >= 1.0 / options.max_affine_scale)) {
+      std::snprintf(line, sizeof line, "registration diverged: affine scale %.2f outside [%.2f, %.2f]", s,
+                    1.0 / options.max_affine_scale, options.max_affine_scale);
+      flags.emplace_back(line);
+      break;
+    }
+  if (r.coverage.outside_fraction > options.max_brain_outside_fov) {
+    std::snprintf(line, sizeof line,
+                  "brain coverage: %.1f%% of the template brain (%.0f mL, %s) lies outside the field of view (limit %.1f%%)",
+                  100 * r.coverage.outside_fraction, r.coverage.outside_ml, r.coverage.side.c_str(),
+                  100 * options.max_brain_outside_fov);
+    flags.emplace_back(line);
+  }
+  // A contrast that fails the T1 rule after a failed registration: the regions did not
+  // line up, so this is a QC flag rather than a refusal.
+  if (!r.contrast.t1_weighted && !flags.empty()) flags.push_back("T1 contrast check unreliable: " + r.contrast.rule);
+  return flags;
+}
+
+nlohmann::json pass_outcome_json(const PassOutcome& pass, PassWhen when) {
+  nlohmann::json j = {{"when", to_string(when)}, {"applied", pass.applied}};
+  if (!pass.ran) return j;
+  j["metric"] = pass.metric;
+  j["iterations"] = pass.iterations;
+  j["mean_displacement_mm"] = pass.mean_displacement_mm;
+  if (pass.restarted) {
+    j["restart_metric"] = pass.restart_metric;
+    j["restart_applied"] = pass.restart_applied;
+  }
+  return j;
+}
+
+/// preprocess.json, written from the result (docs/ARCHITECTURE.md).
+nlohmann::json make_report(const fs::path& scan, const PreprocessResult& result, const PreprocessOptions& options) {
+  const auto& reg = result.registration;
+  nlohmann::json r;
+  r["scan"] = fs::absolute(scan).lexically_normal().string();
+  r["format"] = result.format;
+  r["datatype"] = result.datatype;
+  r["input_geometry"] = geometry_json(result.native_image);
+  r["versions"] = {{"brainage", build_info::kVersion}, {"git_sha", build_info::kGitSha}, {"itk", itk_version()},
+                   {"compiler", build_info::kCompiler}};
+  r["template"] = {{"dir", options.template_dir.string()},
+                   {"registration_target", result.skull_stripped.skull_stripped ? "ch2bet.nii.gz" : "ch2.nii.gz"},
+                   {"brain_mask", "ch2bet.nii.gz > 0"}};
+  r["skull_stripped_input"] = {{"value", result.skull_stripped.skull_stripped}, {"reason", result.skull_stripped.reason}};
+  r["parameters"] = preprocess_parameters_json(options);
+  r["background_level"] = result.background_level;
+  r["registration"] = {{"attempts", reg.attempts},
+                       {"start_rotation_deg", reg.first.start.rotation_deg},
+                       {"start_shift_mm", reg.first.start.shift_mm},
+                       {"rigid_metric", reg.first.rigid_metric},
+                       {"final_metric", reg.first.final_metric},
+                       {"rigid_iterations", reg.first.rigid_iterations},
+                       {"affine_iterations", reg.first.affine_iterations},
+                       {"stop_condition", reg.first.stop_condition},
+                       {"affine_scales", reg.affine_scales},
+                       {"focused_pass", pass_outcome_json(reg.focused, options.focused_pass.when)},
+                       {"brain_pass", pass_outcome_json(reg.brain, options.brain_pass.when)}};
+  r["brain_volume_ml"] = result.brain_volume_ml;
+  r["brain_median_intensity"] = result.brain_median_intensity;
+  r["normalization_reference_intensity"] = result.normalization_reference;
+  r["tissue_volumes_ml"] = {{"csf", result.tissue_volumes_ml[0]}, {"gm", result.tissue_volumes_ml[1]},
+                            {"wm", result.tissue_volumes_ml[2]}};
+  r["tissue_means"] = {{"csf", result.tissue_means[0]}, {"gm", result.tissue_means[1]}, {"wm", result.tissue_means[2]}};
+  r["brain_coverage"] = {{"outside_fov_fraction", result.coverage.outside_fraction},
+                         {"outside_fov_ml", result.coverage.outside_ml},
+                         {"side", result.coverage.side},
+                         {"limit", options.max_brain_outside_fov}};
+  if (options.check_t1_contrast)
+    r["t1_contrast"] = {{"wm_median", result.contrast.wm_median}, {"gm_median", result.contrast.gm_median},
+                        {"csf_median", result.contrast.csf_median}, {"wm_gm_ratio", result.contrast.wm_gm_ratio},
+                        {"gm_csf_ratio", result.contrast.gm_csf_ratio}, {"t1_weighted", result.contrast.t1_weighted},
+                        {"min_wm_gm_ratio", options.contrast.min_wm_gm_ratio}};
+  r["model_grid"] = geometry_json(result.t1_model);
+  nlohmann::json seconds = nlohmann::json::object();
+  for (const auto& [step, s] : result.seconds) seconds[step] = s;
+  r["seconds"] = seconds;
+  r["qc"] = {{"passed", result.qc_passed}, {"flags", result.qc_flags}};
+  if (!result.warnings.empty()) r["warnings"] = result.warnings;
+  return r;
+}
+
+}  // namespace
+
+PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& options) {
+  PreprocessResult result;
+  StepTimer timer(result.seconds);
+
+  // 1. Load + validate + canonical orientation + background offset.
+  const auto canonical = load_input(scan, options, result);
+  Template& tmpl = load_template(options.template_dir);
+  timer.lap("load");
+
+  // 2. Skull-stripped input?
+  result.skull_stripped = skull_strip_evidence(canonical, options);
+  const bool stripped = result.skull_stripped.skull_stripped;
+
+  // 3. N4 bias correction (head-wide; again inside the brain during step 4).
+  result.corrected_native = correct_bias(canonical, options);
+  timer.lap("bias_correction");
+
+  // 4. Registration to Colin27 and its refinement passes.
+  const BrainExtractor extractor{
+      tmpl, options,
+      options.brain.search_dilation_voxels * result.corrected_native->GetSpacing().GetVnlVector().max_value()};
+  result.registration = register_scan(tmpl, result.corrected_native, stripped, extractor, options, result.mni_to_native);
+  timer.lap("registration");
+
+  // 5. The brain mask in native space (canonical grid), then on the input's grid.
+  const auto extraction = extractor.run(result.corrected_native, result.mni_to_native);
+  MaskType::Pointer mask_canonical = extraction->GetOutput();
+  mask_canonical->DisconnectPipeline();
+  result.brain_mask_native = resample_mask_to_grid(mask_canonical, result.native_image);
+  result.brain_volume_ml = mask_volume_ml(result.brain_mask_native);
+  result.brain_median_intensity = extraction->GetBrainMedian();
+  timer.lap("brain_extraction");
+
+  // 6. Model grid + intensity normalisation.
   const auto t1_model_raw = to_model_grid(result.corrected_native, result.mni_to_native);
   result.brain_mask_model = mask_to_model_grid(mask_canonical, result.mni_to_native);
   const auto normalized = normalize_intensity(t1_model_raw, result.brain_mask_model, options.normalization);
   result.t1_model = normalized.image;
-  lap("resample_normalize");
+  result.normalization_reference = normalized.reference_value;
+  timer.lap("resample_normalize");
 
-  // 6. Tissue classes.
+  // 7. Tissue classes.
   const auto tissue = classify_tissue(result.t1_model, result.brain_mask_model, options.tissue);
   result.tissue_model = tissue.labels;
-  lap("tissue_classification");
+  result.tissue_volumes_ml = tissue.volumes_ml;
+  result.tissue_means = tissue.class_means;
+  timer.lap("tissue_classification");
 
-  // 7. QC.
-  const double brain_ml = mask_volume_ml(result.brain_mask_native);
-  if (brain_ml < options.min_brain_volume_ml || brain_ml > options.max_brain_volume_ml) {
-    char line[160];
-    std::snprintf(line, sizeof line, "brain volume %.0f mL outside the plausible adult range %.0f-%.0f mL", brain_ml,
-                  options.min_brain_volume_ml, options.max_brain_volume_ml);
-    result.qc_flags.emplace_back(line);
-  }
-  if (first_failed && !rescued) {
-    char line[200];
-    if (focused_pass["applied"].get<bool>())
-      std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f, focused pass %.3f > %.3f",
-                    registration.final_metric, options.max_final_metric, focused_pass["metric"].get<double>(),
-                    options.max_focused_metric);
-    else
-      std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f", registration.final_metric,
-                    options.max_final_metric);
-    result.qc_flags.emplace_back(line);
-  }
-  vnl_svd<double> svd(result.mni_to_native->GetMatrix().GetVnlMatrix().as_ref());
-  std::vector<double> scales;
-  for (unsigned i = 0; i < 3; ++i) scales.push_back(svd.W(i));
-  for (double s : scales)
-    if (!(s <= options.max_affine_scale && s >= 1.0 / options.max_affine_scale)) {
-      char line[160];
-      std::snprintf(line, sizeof line, "registration diverged: affine scale %.2f outside [%.2f, %.2f]", s,
-                    1.0 / options.max_affine_scale, options.max_affine_scale);
-      result.qc_flags.emplace_back(line);
-      break;
-    }
+  // 8. Input checks: is the whole brain in the field of view; is it a T1?
+  result.coverage = brain_coverage(tmpl.mask, result.mni_to_native, result.corrected_native);
+  if (options.check_t1_contrast)
+    result.contrast = check_t1_contrast(result.t1_model, result.brain_mask_model,
+                                        contrast_regions(tmpl, options.template_dir), options.contrast);
+  else
+    result.contrast.t1_weighted = true;
+
+  // 9. QC verdict; a T1 check failing on a registration that passed QC is a refusal.
+  result.qc_flags = qc_flags(result, options);
   result.qc_passed = result.qc_flags.empty();
+  if (!result.contrast.t1_weighted && result.qc_passed) throw InvalidInputError(scan.string() + ": " + result.contrast.rule);
   if (options.render_qc) {
     auto template_model = to_model_grid(tmpl.head, AffineTransformType::New());
     result.qc_image = render_qc_image(result.corrected_native, mask_canonical, result.t1_model, template_model);
   }
-  lap("qc");
-
-  // Report.
-  nlohmann::json& r = result.report;
-  r["scan"] = fs::absolute(scan).lexically_normal().string();
-  r["format"] = loaded.format;
-  r["datatype"] = loaded.datatype;
-  r["input_geometry"] = geometry_json(loaded.image);
-  r["versions"] = {{"brainage", build_info::kVersion}, {"git_sha", build_info::kGitSha}, {"itk", itk_version()},
-                   {"compiler", build_info::kCompiler}};
-  r["template"] = {{"dir", options.template_dir.string()},
-                   {"registration_target", stripped.skull_stripped ? "ch2bet.nii.gz" : "ch2.nii.gz"},
-                   {"brain_mask", "ch2bet.nii.gz > 0"}};
-  r["skull_stripped_input"] = {{"value", stripped.skull_stripped}, {"reason", stripped.reason}};
-  r["parameters"] = preprocess_parameters_json(options);
-  r["registration"] = {{"attempts", registration_attempts},
-                       {"start_rotation_deg", registration.start.rotation_deg},
-                       {"start_shift_mm", registration.start.shift_mm},
-                       {"rigid_metric", registration.rigid_metric},
-                       {"final_metric", registration.final_metric},
-                       {"rigid_iterations", registration.rigid_iterations},
-                       {"affine_iterations", registration.affine_iterations},
-                       {"stop_condition", registration.stop_condition},
-                       {"affine_scales", scales},
-                       {"focused_pass", focused_pass},
-                       {"brain_pass", brain_pass}};
-  r["brain_volume_ml"] = brain_ml;
-  r["brain_median_intensity"] = extract->GetBrainMedian();
-  r["normalization_reference_intensity"] = normalized.reference_value;
-  r["tissue_volumes_ml"] = {{"csf", tissue.volumes_ml[0]}, {"gm", tissue.volumes_ml[1]}, {"wm", tissue.volumes_ml[2]}};
-  r["tissue_means"] = {{"csf", tissue.class_means[0]}, {"gm", tissue.class_means[1]}, {"wm", tissue.class_means[2]}};
-  r["model_grid"] = geometry_json(result.t1_model);
-  seconds["total"] = std::round(std::chrono::duration<double>(Clock::now() - start).count() * 1000.0) / 1000.0;
-  r["seconds"] = seconds;
-  r["qc"] = {{"passed", result.qc_passed}, {"flags", result.qc_flags}};
-  if (!loaded.warnings.empty()) r["warnings"] = loaded.warnings;
+  timer.lap("qc");
+  timer.total();
+  result.report = make_report(scan, result, options);
   return result;
 }
 

@@ -5,21 +5,30 @@
 //   -> moments-initialised rigid then affine Mattes-MI registration to Colin27 (ch2)
 //   -> brain extraction (ch2bet prior carried to native space, refined on the scan)
 //   -> resampling into the model grid + robust intensity normalisation inside the brain
-//   -> GM/WM/CSF classification in the model grid -> QC.
+//   -> GM/WM/CSF classification in the model grid -> input checks (brain coverage by the
+//   field of view, T1 contrast) -> QC.
+// preprocess_scan reads top to bottom as those steps; each step returns a struct that
+// goes into PreprocessResult, and preprocess.json is written from that result at the end.
+#include <array>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "preprocessing/background_offset.h"
 #include "preprocessing/bias_correction.h"
+#include "preprocessing/brain_coverage.h"
 #include "preprocessing/brain_extraction_filter.h"
 #include "preprocessing/image_types.h"
 #include "preprocessing/intensity_normalization.h"
 #include "preprocessing/model_grid.h"
 #include "preprocessing/qc_image.h"
 #include "preprocessing/scan_plausibility.h"
+#include "preprocessing/scan_reader.h"
 #include "preprocessing/skull_strip_detection.h"
+#include "preprocessing/t1_contrast_check.h"
 #include "preprocessing/template_registration.h"
 #include "preprocessing/tissue_classification.h"
 
@@ -73,8 +82,22 @@ struct PreprocessOptions {
   bool assume_skull_stripped = false;
   /** Detect skull-stripped inputs automatically (see skull_strip_detection.h). Default = true. */
   bool detect_skull_stripped = true;
-  /** ITK threads for every step (0 = ITK's default, all cores). Default = 0. */
+  /** Threads of the registration's resampling (0 = ITK's default). The pipeline never
+      changes ITK's process-wide thread count (the caller sets it once: app's
+      configure_all_threads), and its outputs are bit-identical at any thread count. Default = 0. */
   int threads = 0;
+  /** Removes an intensity offset before anything else (background_offset.h). Default = {1st percentile}. */
+  BackgroundOffsetOptions background{};
+  /** Thickest voxel (mm, any axis) accepted; thicker scans are refused (exit 3): the
+      registration and the 2 mm model grid cannot recover what 6 mm slices average away.
+      Default = 5.0 (Colin27 resampled to 1x1x3 / 1x1x5 mm moves the age by <= 2 y; docs/ROBUSTNESS.md). */
+  double max_voxel_size_mm = 5.0;
+  /** Largest fraction of the registered template brain allowed outside the field of view
+      (brain_coverage.h); above it the result fails QC (exit 5). Default = 0.02. */
+  double max_brain_outside_fov = 0.02;
+  /** Refuse scans that are not T1-weighted (t1_contrast_check.h). Default = true. */
+  bool check_t1_contrast = true;
+  T1ContrastOptions contrast{};
   /** Skip N4 (inputs already bias-corrected). Default = false. */
   bool skip_bias_correction = false;
   /** The registration metric samples the template brain dilated by this (mm), so the face,
@@ -93,6 +116,13 @@ struct PreprocessOptions {
       {1} mm, 50 iterations, learning rate 1}. */
   RefinementPassOptions brain_pass{PassWhen::kAlways, 4.0, 8.0, 12.0, {{1}, {1.0}, {50}, 1.0}};
   BiasCorrectionOptions bias{};
+  /** N4 again, inside the first brain mask, before the brain pass: the head-wide fit
+      leaves smooth shading of 5-20 % across the brain, and a different one for a skull-on
+      scan and its skull-stripped copy; a brain-only fit removes it (as ANTs' brain
+      extraction runs N4 again with the brain mask). Default = true. */
+  bool brain_bias_correction = true;
+  /** Its N4 settings. Default = {4 mm, iterations {50, 50, 50}, threshold 0.001, 4 control points, order 3, FWHM 0.15}. */
+  BiasCorrectionOptions brain_bias{4.0, {50, 50, 50}, 0.001, 4, 3, 0.15};
   RegistrationOptions registration{};
   BrainExtractionOptions brain{};
   IntensityNormalizationOptions normalization{};
@@ -113,6 +143,29 @@ struct PreprocessOptions {
   double max_affine_scale = 1.5;
 };
 
+/// What one refinement pass did (see RefinementPassOptions).
+struct PassOutcome {
+  bool ran = false;                  // its `when` rule asked for it
+  bool applied = false;              // its transform was kept
+  double metric = 0;                 // its final Mattes MI (when ran)
+  unsigned iterations = 0;
+  double mean_displacement_mm = 0;   // how far it moved the template brain
+  bool restarted = false;            // focused pass only: the restart from every start pose ran
+  double restart_metric = 0;
+  bool restart_applied = false;
+};
+
+/// The registration step's decisions: the first registration (best of its attempts) and
+/// the two refinement passes.
+struct RegistrationSummary {
+  RegistrationResult first;
+  int attempts = 1;
+  bool first_failed = false;   // its metric above max_final_metric
+  PassOutcome focused, brain;
+  bool rescued = false;        // a failed first registration rescued by the focused pass
+  std::array<double, 3> affine_scales{1, 1, 1};  // singular values of the final affine's matrix
+};
+
 struct PreprocessResult {
   ImageType::Pointer t1_model;                 // model grid, brain only, normalised (see intensity_normalization.h)
   MaskType::Pointer brain_mask_model;          // model grid, 1 = brain
@@ -123,10 +176,24 @@ struct PreprocessResult {
   nlohmann::json report;                       // the content of preprocess.json
   bool qc_passed = true;                       // false when registration diverged or brain volume implausible
   std::vector<std::string> qc_flags;           // one short line per failed check
+  std::vector<std::string> warnings;           // the loader's and the checks' warnings
   // Not part of the written NIfTI set: the bias-corrected scan (canonical orientation,
   // same physical space as native_image) and the rendered qc.png.
   ImageType::Pointer corrected_native;
   RGBImageType::Pointer qc_image;
+  // What each step measured or decided (the report is written from these).
+  std::string format, datatype;                // of the input file
+  double background_level = 0;                 // intensity moved to 0 (input units)
+  SkullStripEvidence skull_stripped;
+  RegistrationSummary registration;
+  double brain_volume_ml = 0;                  // native brain mask (mL)
+  double brain_median_intensity = 0;           // bias-corrected, inside the brain
+  double normalization_reference = 0;          // the intensity mapped to 1
+  std::array<double, 3> tissue_volumes_ml{};   // CSF, GM, WM (model grid)
+  std::array<double, 3> tissue_means{};        // CSF, GM, WM (normalised intensities)
+  BrainCoverage coverage;
+  T1ContrastResult contrast;
+  std::vector<std::pair<std::string, double>> seconds;  // per step, in order, then "total"
 };
 
 /// Every preprocessing parameter that can change an output, as the "parameters" object of
@@ -134,8 +201,10 @@ struct PreprocessResult {
 nlohmann::json preprocess_parameters_json(const PreprocessOptions& options);
 
 /// Runs the pipeline on `scan`. Throws InvalidInputError for broken/unsuitable inputs (a
-/// noise image, an empty image, 2D) and never returns a mask for them; QC failures do not
-/// throw: they set qc_passed = false and qc_flags.
+/// noise image, an empty image, 2D, voxels thicker than max_voxel_size_mm, a contrast that
+/// is not T1-weighted) and never returns a mask for them; QC failures do not throw: they
+/// set qc_passed = false and qc_flags (registration diverged, implausible brain volume,
+/// brain outside the field of view).
 PreprocessResult preprocess_scan(const std::filesystem::path& scan, const PreprocessOptions& options = {});
 
 /// Writes the files named in docs/ARCHITECTURE.md into `dir` (created if needed):

@@ -9,7 +9,7 @@
 #include <itkRegistrationParameterScalesFromPhysicalShift.h>
 #include <itkRegularStepGradientDescentOptimizerv4.h>
 #include <itkResampleImageFilter.h>
-#include <itkSmoothingRecursiveGaussianImageFilter.h>
+#include <itkRecursiveGaussianImageFilter.h>
 #include <itkVersor.h>
 #include <itkVersorRigid3DTransform.h>
 
@@ -112,8 +112,11 @@ StageOutcome<TTransform> run_stage(const ImageType* fixed, const ImageType* movi
     spatial->Update();
     metric->SetFixedImageMask(spatial);
   }
-  if (options.threads > 0)
-    metric->SetMaximumNumberOfWorkUnits(static_cast<itk::ThreadIdType>(options.threads));
+  // One work unit: ITK 5.2's Mattes metric adds each work unit's joint-PDF derivatives
+  // for a global transform into one buffer under a lock, in whatever order the threads
+  // finish, so with several work units the sums (and a chaotic registration's result)
+  // change from run to run. The metric runs serially; everything else stays threaded.
+  metric->SetMaximumNumberOfWorkUnits(1);
 
   auto scales = itk::RegistrationParameterScalesFromPhysicalShift<Metric>::New();
   scales->SetMetric(metric);
@@ -128,8 +131,8 @@ StageOutcome<TTransform> run_stage(const ImageType* fixed, const ImageType* movi
   optimizer->SetDoEstimateLearningRateAtEachIteration(false);
   optimizer->SetNumberOfIterations(stage.iterations.empty() ? 100 : stage.iterations.front());
   optimizer->SetReturnBestParametersAndValue(true);
-  // The optimiser hands its work-unit count on to the metric when it starts.
-  if (options.threads > 0) optimizer->SetNumberOfWorkUnits(static_cast<itk::ThreadIdType>(options.threads));
+  // The optimiser hands its work-unit count on to the metric when it starts: one (above).
+  optimizer->SetNumberOfWorkUnits(1);
 
   auto registration = Registration::New();
   registration->SetFixedImage(fixed);
@@ -248,15 +251,23 @@ ImageType::ConstPointer to_working_grid(const ImageType* image, double spacing) 
   bool needs_smoothing = false;
   for (unsigned d = 0; d < 3; ++d) needs_smoothing |= image->GetSpacing()[d] < 0.75 * spacing;
   if (needs_smoothing) {
-    auto smooth = itk::SmoothingRecursiveGaussianImageFilter<ImageType, ImageType>::New();
-    smooth->SetInput(image);
-    itk::FixedArray<double, 3> sigmas;
-    for (unsigned d = 0; d < 3; ++d)
-      sigmas[d] = std::max(0.0, 0.5 * std::sqrt(std::max(0.0, spacing * spacing - image->GetSpacing()[d] * image->GetSpacing()[d])));
-    smooth->SetSigmaArray(sigmas);
-    smooth->Update();
-    smoothed = smooth->GetOutput();
-    source = smoothed;
+    // Anti-aliasing Gaussian along each axis finer than the working grid only: an axis
+    // already as coarse (thick slices, 1x1x3 mm) gets none (a zero sigma is not allowed
+    // by ITK's recursive Gaussian).
+    for (unsigned d = 0; d < 3; ++d) {
+      const double s2 = spacing * spacing - image->GetSpacing()[d] * image->GetSpacing()[d];
+      if (!(s2 > 0)) continue;
+      auto smooth = itk::RecursiveGaussianImageFilter<ImageType, ImageType>::New();
+      smooth->SetInput(source);
+      smooth->SetDirection(d);
+      smooth->SetOrder(itk::GaussianOrderEnum::ZeroOrder);
+      smooth->SetNormalizeAcrossScale(false);
+      smooth->SetSigma(0.5 * std::sqrt(s2));
+      smooth->Update();
+      smoothed = smooth->GetOutput();
+      smoothed->DisconnectPipeline();
+      source = smoothed;
+    }
   }
   const auto in_size = image->GetLargestPossibleRegion().GetSize();
   ImageType::SizeType size;

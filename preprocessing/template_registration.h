@@ -48,10 +48,10 @@ struct RegistrationOptions {
   double minimum_step{0.02};
   /** Seed of the metric's random sampling. Default = 20240917. */
   int seed{20240917};
-  /** Threads for registration (0 = ITK's default). Results are bit-identical run to run
-      with ITK's global thread count at 1; with more, ITK's Mattes metric adds per-thread
-      derivative histograms under a lock in whatever order threads finish, so transforms
-      differ in the last digits (masks agree to Dice > 0.9999). Default = 0. */
+  /** Threads for the registration's resampling and smoothing (0 = ITK's default). The
+      Mattes metric itself always runs as one work unit (ITK 5.2 sums its per-thread
+      derivative histograms under a lock in finishing order), so the transform is
+      bit-identical whatever this is. Default = 0. */
   int threads{0};
   /** Initialise the translation from head centroids (true) or from image centres (false). Default = true. */
   bool moments_initialisation{true};

@@ -1,0 +1,156 @@
+// The field cases of ../shared/data/fieldcases (valid but unusual inputs users meet, each
+// with the behaviour it must get; fieldcases/README.md), run as a user runs them: through
+// the `brainage` executable with the default model. Each family runs its untransformed
+// scan once and compares every variant's age (and brain mask) with it.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "preprocessing/mask_metrics.h"
+#include "preprocessing/model_grid.h"
+#include "tests/cli_runner.h"
+#include "tests/test_data.h"
+
+namespace fs = std::filesystem;
+using namespace brainage::testing;
+
+namespace {
+
+fs::path field_case(const std::string& name) { return shared_data_dir() / "fieldcases" / name; }
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in);
+}
+
+struct Prediction {
+  int code = -1;
+  std::string out;
+  double age = NAN;
+  nlohmann::json preprocess;
+  fs::path dir;
+};
+
+/// `brainage predict SCAN -o DIR --threads 2`; the age and preprocess.json when it ran.
+Prediction predict(const fs::path& scan, const fs::path& dir) {
+  Prediction p;
+  p.dir = dir;
+  const auto r = run_brainage("predict \"" + scan.string() + "\" -o \"" + dir.string() + "\" --threads 2");
+  p.code = r.code;
+  p.out = r.out;
+  if (r.code == 0) {
+    p.age = read_json(dir / "prediction.json")["predicted_age"].get<double>();
+    p.preprocess = read_json(dir / "preprocess.json");
+  }
+  return p;
+}
+
+double mask_dice(const Prediction& a, const Prediction& b) {
+  using namespace brainage::preprocessing;
+  return dice(read_mask(a.dir / "brain_mask_native.nii.gz"), read_mask(b.dir / "brain_mask_native.nii.gz"));
+}
+
+}  // namespace
+
+TEST(FieldCases, Ixi012VariantsGiveTheUntransformedScansAge) {
+  BRAINAGE_REQUIRE_PATH(field_case("00_ixi012_orig.nii.gz"));
+  const fs::path dir = scratch_dir("fieldcases-ixi012");
+  const auto reference = predict(field_case("00_ixi012_orig.nii.gz"), dir / "00");
+  ASSERT_EQ(reference.code, 0) << reference.out;
+  struct Variant {
+    const char* file;
+    double max_age_change;  // years
+    double min_mask_dice;   // 0 = not compared (another grid)
+  };
+  const Variant variants[] = {
+      {"08_ixi012_zscored_negative.nii.gz", 0.5, 0.98},
+      {"08b_ixi012_offset_minus500.nii.gz", 0.5, 0.98},
+      {"16g_ixi012_linear_bias_1p3.nii.gz", 1.0, 0.95},
+      {"11d_ixi012_oblique_pitch45.nii.gz", 1.0, 0},
+      {"15b_ixi012_skullstripped.nii.gz", 1.5, 0.97},
+      {"05b_ixi012_qs_disagree_shift.nii.gz", 1.0, 0.98},
+  };
+  for (const auto& v : variants) {
+    const auto p = predict(field_case(v.file), dir / v.file);
+    ASSERT_EQ(p.code, 0) << v.file << ": " << p.out;
+    std::printf("%s: %.2f y (reference %.2f y)\n", v.file, p.age, reference.age);
+    EXPECT_LE(std::abs(p.age - reference.age), v.max_age_change) << v.file;
+    if (v.min_mask_dice > 0) EXPECT_GE(mask_dice(p, reference), v.min_mask_dice) << v.file;
+  }
+  const auto stripped = read_json(dir / "15b_ixi012_skullstripped.nii.gz" / "preprocess.json");
+  EXPECT_TRUE(stripped["skull_stripped_input"]["value"].get<bool>()) << stripped["skull_stripped_input"].dump();
+}
+
+TEST(FieldCases, Colin27VariantsGiveColin27sAge) {
+  const fs::path ch2 = mricron_templates_dir() / "ch2.nii.gz";
+  BRAINAGE_REQUIRE_PATH(ch2);
+  BRAINAGE_REQUIRE_PATH(field_case("10c_ch2_thick_1x1x3.nii.gz"));
+  const fs::path dir = scratch_dir("fieldcases-ch2");
+  const auto reference = predict(ch2, dir / "ch2");
+  ASSERT_EQ(reference.code, 0) << reference.out;
+  const auto thick = predict(field_case("10c_ch2_thick_1x1x3.nii.gz"), dir / "thick");
+  ASSERT_EQ(thick.code, 0) << thick.out;
+  EXPECT_LE(std::abs(thick.age - reference.age), 2.0) << "1x1x3 mm slices";
+  const auto stripped = predict(field_case("15_ch2bet_skullstripped.nii.gz"), dir / "stripped");
+  ASSERT_EQ(stripped.code, 0) << stripped.out;
+  EXPECT_TRUE(stripped.preprocess["skull_stripped_input"]["value"].get<bool>());
+  EXPECT_LE(std::abs(stripped.age - reference.age), 1.5) << "ch2bet vs ch2";
+  std::printf("Colin27 %.2f y, 1x1x3 mm %.2f y, ch2bet %.2f y\n", reference.age, thick.age, stripped.age);
+}
+
+TEST(FieldCases, ACutFieldOfViewIsFlaggedNeverAnswered) {
+  BRAINAGE_REQUIRE_PATH(field_case("12b_ixi012_crop_vertex.nii.gz"));
+  const fs::path dir = scratch_dir("fieldcases-cut");
+  for (const char* file : {"12b_ixi012_crop_vertex.nii.gz", "12c_ixi012_crop_half.nii.gz"}) {
+    const auto p = predict(field_case(file), dir / file);
+    EXPECT_EQ(p.code, 5) << file << ": " << p.out;  // ProcessingError: QC failed, no age
+    EXPECT_NE(p.out.find("brain coverage"), std::string::npos) << file << ": " << p.out;
+    EXPECT_EQ(p.out.find("predicted age"), std::string::npos) << file;
+    // `preprocess` writes its report: not taken for a skull-stripped scan, coverage measured.
+    const auto pre = run_brainage("preprocess \"" + field_case(file).string() + "\" -o \"" +
+                                  (dir / (std::string(file) + "-prep")).string() + "\" --threads 2");
+    EXPECT_EQ(pre.code, 5) << pre.out;
+    const auto report = read_json(dir / (std::string(file) + "-prep") / "preprocess.json");
+    EXPECT_FALSE(report["skull_stripped_input"]["value"].get<bool>()) << file;
+    EXPECT_GT(report["brain_coverage"]["outside_fov_fraction"].get<double>(), 0.02) << file;
+    EXPECT_FALSE(report["qc"]["passed"].get<bool>()) << file;
+  }
+}
+
+TEST(FieldCases, ANonT1ContrastIsRefusedWithTheRule) {
+  BRAINAGE_REQUIRE_PATH(field_case("17_ixi012_t2like_inverted.nii.gz"));
+  const fs::path dir = scratch_dir("fieldcases-t2");
+  const auto p = predict(field_case("17_ixi012_t2like_inverted.nii.gz"), dir / "out");
+  EXPECT_EQ(p.code, 3) << p.out;  // InvalidInputError
+  EXPECT_NE(p.out.find("17_ixi012_t2like_inverted.nii.gz: not T1-weighted"), std::string::npos) << p.out;
+  EXPECT_FALSE(fs::exists(dir / "out" / "prediction.json"));
+}
+
+TEST(FieldCases, AFourDimensionalFileIsRefusedByPredict) {
+  BRAINAGE_REQUIRE_PATH(field_case("09b_ixi012_4d_two_volumes.nii.gz"));
+  const fs::path dir = scratch_dir("fieldcases-4d");
+  const auto p = predict(field_case("09b_ixi012_4d_two_volumes.nii.gz"), dir / "out");
+  EXPECT_EQ(p.code, 3) << p.out;
+}
+
+TEST(FieldCases, TheThreadCountDoesNotChangeTheResult) {
+  BRAINAGE_REQUIRE_PATH(field_case("00_ixi012_orig.nii.gz"));
+  const fs::path dir = scratch_dir("fieldcases-threads");
+  const auto one = run_brainage("predict \"" + field_case("00_ixi012_orig.nii.gz").string() + "\" -o \"" +
+                                (dir / "t1").string() + "\" --threads 1");
+  const auto two = run_brainage("predict \"" + field_case("00_ixi012_orig.nii.gz").string() + "\" -o \"" +
+                                (dir / "t2").string() + "\" --threads 2");
+  ASSERT_EQ(one.code, 0) << one.out;
+  ASSERT_EQ(two.code, 0) << two.out;
+  EXPECT_EQ(read_json(dir / "t1" / "prediction.json")["predicted_age"], read_json(dir / "t2" / "prediction.json")["predicted_age"]);
+  using namespace brainage::preprocessing;
+  EXPECT_EQ(dice(read_mask(dir / "t1" / "brain_mask_native.nii.gz"), read_mask(dir / "t2" / "brain_mask_native.nii.gz")), 1.0);
+  const auto t1 = read_image(dir / "t1" / "t1_mni2mm.nii.gz");
+  const auto t2 = read_image(dir / "t2" / "t1_mni2mm.nii.gz");
+  const auto n = t1->GetLargestPossibleRegion().GetNumberOfPixels();
+  EXPECT_TRUE(std::equal(t1->GetBufferPointer(), t1->GetBufferPointer() + n, t2->GetBufferPointer()));
+}
