@@ -43,9 +43,9 @@ torch::Tensor select_channels(const torch::Tensor& maps, const std::vector<int64
 
 struct Standardiser {
   torch::Tensor mean, scale;
-  explicit Standardiser(const torch::Tensor& x) {
+  Standardiser(const torch::Tensor& x, bool by_sd) {
     mean = x.mean(0);
-    scale = x.std(0, /*unbiased=*/false);
+    scale = by_sd ? x.std(0, /*unbiased=*/false) : torch::ones_like(mean);
     scale = torch::where(scale > 1e-12, scale, torch::ones_like(scale));
   }
   torch::Tensor operator()(const torch::Tensor& x) const { return (x - mean) / scale; }
@@ -152,7 +152,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
     std::vector<std::vector<double>> oof(o.lambdas.size(), std::vector<double>(n, 0.0));
     for (const auto& [train, test] : folds) {
       const auto tr = torch::tensor(train, torch::kLong), te = torch::tensor(test, torch::kLong);
-      const Standardiser standardise(x.index_select(0, tr));
+      const Standardiser standardise(x.index_select(0, tr), o.standardize);
       const auto y = ages_t.index_select(0, tr);
       const double y_mean = y.mean().item<double>();
       const auto weights = ridge_dual_weights(standardise(x.index_select(0, tr)), y - y_mean, o.lambdas);
@@ -187,7 +187,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
   m.lambda_relative = o.lambdas[best_l];
   m.mask = best_mask;
   const auto x = masked_features(smooth_and_sample(selected, m.fwhm_mm, m.voxel_mm, m.stride), m.mask);
-  const Standardiser standardise(x);
+  const Standardiser standardise(x, o.standardize);
   m.feature_mean = standardise.mean;
   m.feature_scale = standardise.scale;
   m.intercept = ages_t.mean().item<double>();

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 
 #include "common/atomic_file.h"
@@ -52,8 +53,14 @@ ModelGridAtlas load_model_grid_atlas(const std::filesystem::path& atlas_image, c
   return atlas;
 }
 
-ModelGridAtlas load_aal_atlas(const std::filesystem::path& template_dir) {
-  return load_model_grid_atlas(template_dir / "aal.nii.gz", template_dir / "aal.nii.txt");
+const ModelGridAtlas& load_aal_atlas(const std::filesystem::path& template_dir) {
+  static std::mutex mutex;
+  static std::map<std::filesystem::path, ModelGridAtlas> cache;  // node-based: references stay valid
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto found = cache.find(template_dir);
+  if (found != cache.end()) return found->second;
+  auto atlas = load_model_grid_atlas(template_dir / "aal.nii.gz", template_dir / "aal.nii.txt");
+  return cache[template_dir] = std::move(atlas);
 }
 
 std::vector<RegionVolume> regional_volumes(const std::array<ImageType::Pointer, 3>& modulated,

@@ -33,8 +33,9 @@ struct ModelGridAtlas {
 ModelGridAtlas load_model_grid_atlas(const std::filesystem::path& atlas_image,
                                      const std::filesystem::path& names_file);
 
-/// The Debian AAL atlas: /usr/share/mricron/templates/aal.nii.gz + aal.nii.txt.
-ModelGridAtlas load_aal_atlas(const std::filesystem::path& template_dir = "/usr/share/mricron/templates");
+/// The Debian AAL atlas: <template_dir>/aal.nii.gz + aal.nii.txt, read once per process and
+/// folder (thread-safe; the reference stays valid). Throws as load_model_grid_atlas.
+const ModelGridAtlas& load_aal_atlas(const std::filesystem::path& template_dir = "/usr/share/mricron/templates");
 
 struct RegionVolume {
   int label = 0;

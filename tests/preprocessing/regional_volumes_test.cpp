@@ -21,7 +21,7 @@ using brainage::testing::scratch_dir;
 
 TEST(RegionalVolumes, AalRegionsSumTheMapsOnTheRightSide) {
   BRAINAGE_REQUIRE_PATH(mricron_templates_dir() / "aal.nii.gz");
-  const auto atlas = load_aal_atlas(mricron_templates_dir());
+  const auto& atlas = load_aal_atlas(mricron_templates_dir());
   ASSERT_EQ(atlas.regions.size(), 116u);
   EXPECT_EQ(atlas.regions[0].name, "Precentral_L");
   // GM map: 0.008 mL everywhere; WM: the voxel's RAS x in mL (signed); CSF: 0.
@@ -81,7 +81,7 @@ TEST(RegionalVolumes, BrokenInputsAreRefusedNamingTheFile) {
                brainage::InvalidInputError);
   EXPECT_THROW(load_model_grid_atlas(mricron_templates_dir() / "aal.nii.gz", dir / "missing.txt"),
                brainage::InvalidInputError);
-  const auto atlas = load_aal_atlas(mricron_templates_dir());
+  const auto& atlas = load_aal_atlas(mricron_templates_dir());
   std::array<ImageType::Pointer, 3> off_grid{ImageType::New(), ImageType::New(), ImageType::New()};
   EXPECT_THROW(regional_volumes(off_grid, atlas), brainage::ProcessingError);
   std::filesystem::remove_all(dir);
