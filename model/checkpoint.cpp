@@ -182,7 +182,7 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
   return info_from_json(read_json_file(json_path), json_path);
 }
 
-LoadedModel load_checkpoint(const fs::path& path) {
+LoadedModel load_checkpoint(const fs::path& path, bool accept_vbm) {
   const fs::path json_path = checkpoint_json_path(path);
   const auto j = read_json_file(json_path);
   LoadedModel loaded;
@@ -212,6 +212,8 @@ LoadedModel load_checkpoint(const fs::path& path) {
   if (actual_sha != sha) fail(weights, "checkpoint weights SHA-256 " + actual_sha + " differs from the JSON's " + sha + " (corrupt)");
 
   if (loaded.info.model_kind == kVbmModelKind) {
+    if (!accept_vbm)
+      fail(json_path, "is a VBM checkpoint (model_kind \"vbm\"); this command runs neural checkpoints only");
     auto vbm = std::make_shared<VbmModel>();
     try {
       *vbm = VbmModel::load(j.at("model"), weights);

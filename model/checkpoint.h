@@ -70,9 +70,11 @@ std::string save_checkpoint(const std::filesystem::path& stem, BrainAgeModel& mo
 /// info.bias_correction is replaced by the model's own.
 std::string save_checkpoint(const std::filesystem::path& stem, const VbmModel& model, CheckpointInfo info);
 
-/// Loads and verifies either kind (info.model_kind says which member is set). Throws ModelError (missing, corrupt JSON, wrong format/version,
-/// size or checksum mismatch, weights that do not fit the options).
-LoadedModel load_checkpoint(const std::filesystem::path& path);
+/// Loads and verifies either kind (info.model_kind says which member is set). A VBM
+/// checkpoint is refused unless `accept_vbm` (callers that only run neural models: a
+/// ModelError naming the file, never a null model). Throws ModelError (missing, corrupt
+/// JSON, wrong format/version, size or checksum mismatch, weights that do not fit the options).
+LoadedModel load_checkpoint(const std::filesystem::path& path, bool accept_vbm = false);
 
 /// Only the JSON part (verified format/version), without loading weights.
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);

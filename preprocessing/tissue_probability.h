@@ -35,7 +35,9 @@ struct TissueProbabilityOptions {
   /** EM stops when the mean log-likelihood per voxel changes less than this. Default = 1e-7. */
   double tolerance{1e-7};
   /** Mixed classes CSF/GM and GM/WM (partial volume); false = a plain 3-class mixture.
-      Default = true (docs/RESULTS.md, "VBM model": measured against the plain mixture). */
+      Default = true (closer volumes than the plain mixture on the exact partial-volume
+      phantom of tests/preprocessing/tissue_probability_test.cpp; not yet compared on the
+      VBM study). */
   bool partial_volume{true};
   /** Fractions α of the darker tissue in a mixed voxel (each strictly between 0 and 1).
       Default = {0.25, 0.5, 0.75}. */

@@ -133,7 +133,8 @@ TEST(VbmModel, CheckpointRoundTripIsExactAndLoadsAsVbm) {
   info.preprocessing_version = "test";
   const auto id = bm::save_checkpoint(dir / "vbm", fit.model, info);
   EXPECT_EQ(id.rfind("vbm-", 0), 0u);
-  const auto loaded = bm::load_checkpoint(dir / "vbm.json");
+  EXPECT_THROW(bm::load_checkpoint(dir / "vbm.json"), brainage::ModelError);  // neural-only callers
+  const auto loaded = bm::load_checkpoint(dir / "vbm.json", /*accept_vbm=*/true);
   ASSERT_TRUE(loaded.vbm);
   EXPECT_FALSE(loaded.model);
   EXPECT_EQ(loaded.info.model_kind, "vbm");
@@ -150,7 +151,7 @@ TEST(VbmModel, CheckpointRoundTripIsExactAndLoadsAsVbm) {
     f.seekp(100);
     f.put('\x7f');
   }
-  EXPECT_THROW(bm::load_checkpoint(dir / "vbm.json"), brainage::ModelError);
+  EXPECT_THROW(bm::load_checkpoint(dir / "vbm.json", true), brainage::ModelError);
   std::ifstream in(dir / "vbm.json");
   auto j = nlohmann::json::parse(in);
   j["model_kind"] = "gaussian-process";
