@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -9,6 +10,7 @@
 #include "common/atomic_file.h"
 #include "common/errors.h"
 #include "common/content_hash.h"
+#include "model/vbm_model.h"
 
 namespace brainage::model {
 namespace fs = std::filesystem;
@@ -22,19 +24,15 @@ fs::path checkpoint_json_path(const fs::path& path) {
 
 namespace {
 
-std::string model_id_for(const ModelOptions& options, const std::string& sha) {
-  const std::string kind = options.ffn == FfnKind::kErmoe ? "ermoe-ba" : to_string(options.ffn);
-  return kind + "-" + sha.substr(0, 12);
-}
-
 nlohmann::json bias_correction_json(const BiasCorrection& correction) {
   nlohmann::json j = to_json(correction);
   j["fitted_on"] = "validation predictions: pred = slope*age + intercept; corrected = (pred - intercept)/slope";
   return j;
 }
 
-nlohmann::json info_to_json(const CheckpointInfo& info) {
-  return {{"model", to_json(info.model)},
+nlohmann::json info_to_json(const CheckpointInfo& info, const nlohmann::json& model_json) {
+  return {{"model_kind", info.model_kind},
+          {"model", model_json},
           {"grid", info.model.grid},
           {"preprocessing_version", info.preprocessing_version},
           {"intensity_normalisation", info.intensity_normalisation},
@@ -79,7 +77,13 @@ nlohmann::json read_json_file(const fs::path& json_path) {
 CheckpointInfo info_from_json(const nlohmann::json& j, const fs::path& json_path) {
   CheckpointInfo info;
   try {
-    info.model = model_options_from_json(j.at("model"));
+    info.model_kind = j.value("model_kind", std::string(kNeuralModelKind));  // absent: written before kinds existed
+    if (info.model_kind == kNeuralModelKind)
+      info.model = model_options_from_json(j.at("model"));
+    else if (info.model_kind == kVbmModelKind)
+      info.model.grid = j.at("grid").get<std::array<int64_t, 3>>();
+    else
+      fail(json_path, "model_kind \"" + info.model_kind + "\" is not known (this build reads \"neural\" and \"vbm\")");
     info.preprocessing_version = j.value("preprocessing_version", std::string("unknown"));
     info.intensity_normalisation = j.value("intensity_normalisation", std::string("unknown"));
     const auto& bc = j.at("bias_correction");
@@ -100,31 +104,52 @@ CheckpointInfo info_from_json(const nlohmann::json& j, const fs::path& json_path
 
 }  // namespace
 
-std::string save_checkpoint(const fs::path& stem_in, BrainAgeModel& model, CheckpointInfo info) {
+namespace {
+
+/// Writes `<stem>.pt` with `write_weights(temp path)`, then the JSON; returns the model id.
+std::string write_checkpoint(const fs::path& stem_in, const std::string& id_kind, const nlohmann::json& model_json,
+                             CheckpointInfo& info, const std::function<void(const fs::path&)>& write_weights) {
   fs::path stem = stem_in;
   if (stem.extension() == ".json" || stem.extension() == ".pt") stem.replace_extension();
   const fs::path weights = fs::path(stem.string() + ".pt");
   const fs::path json_path = fs::path(stem.string() + ".json");
   if (!stem.parent_path().empty()) ensure_writable_directory(stem.parent_path());
-  info.model = model->options();
   write_via_temp(weights, [&](const fs::path& temp) {
     try {
-      torch::save(model, temp.string());
+      write_weights(temp);
     } catch (const c10::Error& e) {
       throw OutputError(weights.string() + ": torch::save failed: " + first_line(e.what_without_backtrace()));
     }
   });
   const std::string sha = sha256_file_hex(weights);
-  info.model_id = model_id_for(info.model, sha);
+  info.model_id = id_kind + "-" + sha.substr(0, 12);
   nlohmann::json j = {{"format", kCheckpointFormat},
                       {"format_version", kCheckpointFormatVersion},
                       {"weights_file", weights.filename().string()},
                       {"weights_bytes", static_cast<int64_t>(fs::file_size(weights))},
                       {"weights_sha256", sha},
                       {"model_id", info.model_id}};
-  j.update(info_to_json(info));
+  j.update(info_to_json(info, model_json));
   write_file_atomic(json_path, j.dump(2) + "\n");
   return info.model_id;
+}
+
+}  // namespace
+
+std::string save_checkpoint(const fs::path& stem, BrainAgeModel& model, CheckpointInfo info) {
+  info.model_kind = kNeuralModelKind;
+  info.model = model->options();
+  const std::string kind = info.model.ffn == FfnKind::kErmoe ? "ermoe-ba" : to_string(info.model.ffn);
+  return write_checkpoint(stem, kind, to_json(info.model), info,
+                          [&](const fs::path& temp) { torch::save(model, temp.string()); });
+}
+
+std::string save_checkpoint(const fs::path& stem, const VbmModel& model, CheckpointInfo info) {
+  info.model_kind = kVbmModelKind;
+  info.model.grid = model.grid;
+  info.bias_correction = model.bias_correction;
+  return write_checkpoint(stem, kVbmModelKind, model.to_json(), info,
+                          [&](const fs::path& temp) { model.save_tensors(temp); });
 }
 
 CheckpointInfo read_checkpoint_info(const fs::path& path) {
@@ -132,7 +157,7 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
   return info_from_json(read_json_file(json_path), json_path);
 }
 
-LoadedModel load_checkpoint(const fs::path& path) {
+LoadedModel load_checkpoint(const fs::path& path, bool accept_vbm) {
   const fs::path json_path = checkpoint_json_path(path);
   const auto j = read_json_file(json_path);
   LoadedModel loaded;
@@ -166,6 +191,20 @@ LoadedModel load_checkpoint(const fs::path& path) {
   }
   if (actual_sha != sha) fail(weights, "checkpoint weights SHA-256 " + actual_sha + " differs from the JSON's " + sha + " (corrupt)");
 
+  if (loaded.info.model_kind == kVbmModelKind) {
+    if (!accept_vbm)
+      fail(json_path, "is a VBM checkpoint (model_kind \"vbm\"); this command runs neural checkpoints only");
+    auto vbm = std::make_shared<VbmModel>();
+    try {
+      *vbm = VbmModel::load(j.at("model"), weights);
+    } catch (const ModelError& e) {
+      fail(weights, e.what());
+    }
+    vbm->bias_correction = loaded.info.bias_correction;
+    if (vbm->grid != loaded.info.model.grid) fail(json_path, "grid differs from the VBM model's grid");
+    loaded.vbm = vbm;
+    return loaded;
+  }
   loaded.model = BrainAgeModel(loaded.info.model);
   std::map<std::string, std::vector<int64_t>> expected;
   for (const auto& p : loaded.model->named_parameters()) expected[p.key()] = p.value().sizes().vec();

@@ -12,9 +12,13 @@
 // weights_file is absent, the .pt with the JSON's stem is used (same SHA-256 check).
 // Loading checks format, version, size, SHA-256 and that the weights fit the options;
 // anything wrong throws ModelError with one line naming the file and the rule.
+// Model kinds: "model_kind" is "neural" (the transformer family above; a checkpoint
+// without the field, written before it existed, is neural) or "vbm" (model/vbm_model.h:
+// "model" holds the VBM hyperparameters, the .pt its tensors as a torch archive).
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "common/age_statistics.h"
@@ -24,9 +28,14 @@ namespace brainage::model {
 
 inline constexpr int kCheckpointFormatVersion = 1;
 inline constexpr const char* kCheckpointFormat = "brainage-checkpoint";
+inline constexpr const char* kNeuralModelKind = "neural";
+inline constexpr const char* kVbmModelKind = "vbm";
+
+struct VbmModel;  // model/vbm_model.h
 
 struct CheckpointInfo {
-  ModelOptions model;
+  std::string model_kind = kNeuralModelKind;  // "neural" | "vbm"
+  ModelOptions model;  // neural: the architecture; vbm: only `grid` is meaningful
   std::string preprocessing_version = "unknown";  // what produced the training inputs
   std::string intensity_normalisation = "unknown";
   BiasCorrection bias_correction;  // common/age_statistics.h; identity when not fitted
@@ -36,7 +45,8 @@ struct CheckpointInfo {
 };
 
 struct LoadedModel {
-  BrainAgeModel model{nullptr};  // in eval mode
+  BrainAgeModel model{nullptr};  // in eval mode; null for a VBM checkpoint
+  std::shared_ptr<const VbmModel> vbm;  // set for a VBM checkpoint (its bias correction = info's)
   CheckpointInfo info;
 };
 
@@ -47,9 +57,15 @@ std::filesystem::path checkpoint_json_path(const std::filesystem::path& path);
 /// JSON is incomplete and never loaded). Returns the model id. Throws OutputError.
 std::string save_checkpoint(const std::filesystem::path& stem, BrainAgeModel& model, CheckpointInfo info);
 
-/// Loads and verifies. Throws ModelError (missing, corrupt JSON, wrong format/version,
-/// size or checksum mismatch, weights that do not fit the options).
-LoadedModel load_checkpoint(const std::filesystem::path& path);
+/// The same for a fitted VBM model (model/vbm_model.h): model_kind "vbm", id "vbm-<sha prefix>";
+/// info.bias_correction is replaced by the model's own.
+std::string save_checkpoint(const std::filesystem::path& stem, const VbmModel& model, CheckpointInfo info);
+
+/// Loads and verifies either kind (info.model_kind says which member is set). A VBM
+/// checkpoint is refused unless `accept_vbm` (callers that only run neural models: a
+/// ModelError naming the file, never a null model). Throws ModelError (missing, corrupt
+/// JSON, wrong format/version, size or checksum mismatch, weights that do not fit the options).
+LoadedModel load_checkpoint(const std::filesystem::path& path, bool accept_vbm = false);
 
 /// Only the JSON part (verified format/version), without loading weights.
 CheckpointInfo read_checkpoint_info(const std::filesystem::path& path);

@@ -19,6 +19,13 @@ void write_preprocess_outputs(const PreprocessResult& result, const fs::path& di
   write_image(result.t1_model, dir / "t1_mni2mm.nii.gz");
   write_mask(result.brain_mask_model, dir / "brain_mask_mni2mm.nii.gz");
   write_mask(result.tissue_model, dir / "tissue_mni2mm.nii.gz");
+  for (int c = 0; c < 3; ++c) {
+    if (result.tissue_maps.probabilities[c])
+      write_image(result.tissue_maps.probabilities[c], dir / (std::string("tissue_prob_") + kTissueNames[c] + "_mni2mm.nii.gz"));
+    if (result.tissue_maps.modulated[c])
+      write_image(result.tissue_maps.modulated[c], dir / (std::string("tissue_modulated_") + kTissueNames[c] + "_mni2mm.nii.gz"));
+  }
+  if (!result.regional_volumes.empty()) write_regional_volumes_csv(result.regional_volumes, dir / "regional_volumes.csv");
   const fs::path tfm = dir / "native_to_mni.tfm";
   write_via_temp(tfm, [&](const fs::path& tmp) {
     auto writer = itk::TransformFileWriterTemplate<double>::New();

@@ -220,6 +220,15 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
       {"tissue", {{"method", "1-D K-means of brain intensities, 3 classes (CSF, GM, WM), median-smoothed labels"},
                   {"seed_quantiles", options.tissue.seed_quantiles},
                   {"smoothing_radius", options.tissue.smoothing_radius}}},
+      {"tissue_probability",
+       {{"method", "EM Gaussian mixture of the bias-corrected brain intensities (K-means start), CSF/GM/WM + mixed classes; "
+                   "model grid by linear interpolation; modulated = P x |det affine| x voxel mL"},
+        {"histogram_bins", options.tissue_probability.histogram_bins},
+        {"max_iterations", options.tissue_probability.max_iterations},
+        {"tolerance", options.tissue_probability.tolerance},
+        {"partial_volume", options.tissue_probability.partial_volume},
+        {"mixing_fractions", options.tissue_probability.mixing_fractions},
+        {"regional_volumes", options.regional_volumes}}},
       {"qc", {{"min_brain_volume_ml", options.min_brain_volume_ml}, {"max_brain_volume_ml", options.max_brain_volume_ml},
               {"max_final_metric", options.max_final_metric}, {"max_focused_metric", options.max_focused_metric}, {"max_affine_scale", options.max_affine_scale}}}};
 }
@@ -509,6 +518,17 @@ nlohmann::json make_report(const fs::path& scan, const PreprocessResult& result,
   r["tissue_volumes_ml"] = {{"csf", result.tissue_volumes_ml[0]}, {"gm", result.tissue_volumes_ml[1]},
                             {"wm", result.tissue_volumes_ml[2]}};
   r["tissue_means"] = {{"csf", result.tissue_means[0]}, {"gm", result.tissue_means[1]}, {"wm", result.tissue_means[2]}};
+  const auto& soft = result.soft_tissue_volumes_ml;
+  r["tissue_probability"] = {
+      {"volumes_ml", {{"csf", soft[0]}, {"gm", soft[1]}, {"wm", soft[2]}}},
+      {"brain_parenchyma_ml", soft[1] + soft[2]},
+      {"intracranial_ml", soft[0] + soft[1] + soft[2]},
+      {"jacobian_determinant", result.tissue_maps.jacobian_determinant},
+      {"modulated_totals_ml", {{"csf", result.tissue_maps.modulated_totals_ml[0]},
+                               {"gm", result.tissue_maps.modulated_totals_ml[1]},
+                               {"wm", result.tissue_maps.modulated_totals_ml[2]}}},
+      {"regional_volumes", result.regional_volumes.empty() ? "not computed (no aal.nii.gz in the template folder)"
+                                                           : "regional_volumes.csv (AAL, 116 regions)"}};
   r["brain_coverage"] = {{"outside_fov_fraction", result.coverage.outside_fraction},
                          {"outside_fov_ml", result.coverage.outside_ml},
                          {"side", result.coverage.side},
@@ -576,6 +596,14 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   result.tissue_volumes_ml = tissue.volumes_ml;
   result.tissue_means = tissue.class_means;
   timer.lap("tissue_classification");
+  // 7b. Soft tissue maps at the scan's resolution, carried to the model grid and modulated;
+  // their AAL regional volumes.
+  const auto soft = estimate_tissue_probabilities(result.corrected_native, mask_canonical, options.tissue_probability);
+  result.soft_tissue_volumes_ml = soft.volumes_ml;
+  result.tissue_maps = tissue_maps_to_model_grid(soft.probabilities, result.mni_to_native);
+  if (options.regional_volumes && fs::exists(options.template_dir / "aal.nii.gz"))
+    result.regional_volumes = regional_volumes(result.tissue_maps.modulated, load_aal_atlas(options.template_dir));
+  timer.lap("tissue_probability");
 
   // 8. Input checks: is the whole brain in the field of view; is it a T1?
   result.coverage = brain_coverage(tmpl.mask, result.mni_to_native, result.corrected_native);

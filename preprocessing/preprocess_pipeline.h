@@ -30,7 +30,9 @@
 #include "preprocessing/skull_strip_detection.h"
 #include "preprocessing/t1_contrast_check.h"
 #include "preprocessing/template_registration.h"
+#include "preprocessing/regional_volumes.h"
 #include "preprocessing/tissue_classification.h"
+#include "preprocessing/tissue_probability.h"
 
 namespace brainage::preprocessing {
 
@@ -127,6 +129,11 @@ struct PreprocessOptions {
   BrainExtractionOptions brain{};
   IntensityNormalizationOptions normalization{};
   TissueClassificationOptions tissue{};
+  /** Soft CSF/GM/WM maps on the bias-corrected scan (tissue_probability.h). */
+  TissueProbabilityOptions tissue_probability{};
+  /** Regional GM/WM/CSF volumes in the AAL regions of <template_dir>/aal.nii.gz (skipped,
+      with a report note, when the atlas is not there). Default = true. */
+  bool regional_volumes = true;
   SkullStripDetectionOptions skull_strip_detection{};
   PlausibilityOptions plausibility{};
   /** Render qc.png (about 0.1 s). Default = true. */
@@ -191,6 +198,9 @@ struct PreprocessResult {
   double normalization_reference = 0;          // the intensity mapped to 1
   std::array<double, 3> tissue_volumes_ml{};   // CSF, GM, WM (model grid)
   std::array<double, 3> tissue_means{};        // CSF, GM, WM (normalised intensities)
+  ModelGridTissueMaps tissue_maps;             // soft + modulated maps on the model grid, |det| of the affine
+  std::array<double, 3> soft_tissue_volumes_ml{};  // CSF, GM, WM: Σ posteriors at the scan's resolution
+  std::vector<RegionVolume> regional_volumes;  // AAL regions (empty when skipped)
   BrainCoverage coverage;
   T1ContrastResult contrast;
   std::vector<std::pair<std::string, double>> seconds;  // per step, in order, then "total"
@@ -209,7 +219,8 @@ PreprocessResult preprocess_scan(const std::filesystem::path& scan, const Prepro
 
 /// Writes the files named in docs/ARCHITECTURE.md into `dir` (created if needed):
 /// brain_mask_native.nii.gz, t1_mni2mm.nii.gz, brain_mask_mni2mm.nii.gz,
-/// tissue_mni2mm.nii.gz, native_to_mni.tfm, qc.png, preprocess.json. Every file atomically.
+/// tissue_mni2mm.nii.gz, tissue_prob_{csf,gm,wm}_mni2mm.nii.gz, tissue_modulated_{csf,gm,wm}_mni2mm.nii.gz,
+/// regional_volumes.csv, native_to_mni.tfm, qc.png, preprocess.json. Every file atomically.
 void write_preprocess_outputs(const PreprocessResult& result, const std::filesystem::path& dir);
 
 /// Reads native_to_mni.tfm back (MNI points -> native points). Throws InvalidInputError.

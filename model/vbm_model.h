@@ -1,0 +1,102 @@
+#pragma once
+// A voxel-based-morphometry brain-age model (as brainageR: Cole et al. 2018, and the
+// "modulated GM + ridge" baselines of Franke et al. 2010), behind the same checkpoint
+// interface as the neural models (model/checkpoint.h, model_kind "vbm"):
+//   modulated CSF/GM/WM densities on the model grid [N, 3, Z, Y, X] (mL per voxel;
+//   preprocessing/tissue_probability.h)
+//   -> Gaussian smoothing (FWHM chosen by inner CV among fwhm_mm)
+//   -> sampled every `stride` voxels (4 mm by default) inside a brain mask (voxels where the
+//      training subjects' mean total tissue, smoothed, exceeds mask_fraction of its maximum)
+//   -> each feature centred and scaled by the training subjects' mean / sd
+//   -> ridge regression of age, λ chosen by inner CV (age-stratified folds of
+//      trainer.h's split_subjects), solved in the dual (N × N Gram matrix) by
+//      torch::linalg::eigh (one decomposition serves every λ), then stored as primal
+//      weights so prediction needs no training data;
+//   -> bias correction (checkpoint.h BiasCorrection) fitted on the inner-CV out-of-fold
+//      predictions at the chosen (FWHM, λ).
+// CPU, double precision for the linear algebra; deterministic for a given seed.
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "model/checkpoint.h"
+
+namespace brainage::model {
+
+struct VbmOptions {
+  /** Candidate smoothing FWHMs in mm, chosen by inner CV. Default = {4, 6, 8}. */
+  std::vector<double> fwhm_mm{4.0, 6.0, 8.0};
+  /** Candidate ridge penalties, relative: λ = value × trace(K) / n for the n × n Gram
+      matrix K of the standardised training features. Default = {1e-3, 3e-3, ..., 10, 30}
+      (half-decades). */
+  std::vector<double> lambdas{1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0};
+  /** Channels of the input maps used (0 CSF, 1 GM, 2 WM). Default = {0, 1, 2}. */
+  std::vector<int64_t> channels{0, 1, 2};
+  /** Sampling step on the model grid, in voxels (2 = 4 mm). Default = 2. */
+  int64_t stride{2};
+  /** Model-grid voxel edge in mm (converts FWHM to voxels). Default = 2. */
+  double voxel_mm{2.0};
+  /** Mask: mean smoothed total tissue above this fraction of its maximum. Default = 0.1. */
+  double mask_fraction{0.1};
+  /** Scale each feature by its training sd (true) or only centre it (false). Default = true. */
+  bool standardize{true};
+  /** Inner CV folds for FWHM / λ and for the bias correction. Default = 5. */
+  int64_t inner_folds{5};
+  /** Seed of the inner folds. Default = 42. */
+  uint64_t seed{42};
+};
+
+/// A fitted VBM model: everything prediction needs (no training data).
+struct VbmModel {
+  std::vector<int64_t> channels{0, 1, 2};
+  std::array<int64_t, 3> grid{80, 96, 80};  // input [Z, Y, X]
+  double fwhm_mm = 6.0;
+  double voxel_mm = 2.0;
+  int64_t stride = 2;
+  double lambda_relative = 1.0;  // the chosen λ / (trace(K)/n)
+  torch::Tensor mask;            // bool [z, y, x] on the sampled grid
+  torch::Tensor feature_mean;    // double [P], P = channels × mask voxels
+  torch::Tensor feature_scale;   // double [P] (sd; 1 where the sd is 0)
+  torch::Tensor weights;         // double [P]
+  double intercept = 0;          // mean training age
+  BiasCorrection bias_correction;
+
+  /// Raw (uncorrected) ages [N] (double) for maps [N, C, Z, Y, X] with C ≥ max channel + 1
+  /// and the model's grid. Throws ModelError on any other shape.
+  torch::Tensor predict_raw(const torch::Tensor& maps) const;
+  /// predict_raw, then the bias correction: [N] double.
+  torch::Tensor predict(const torch::Tensor& maps) const;
+  /// Hyperparameters and sizes (no tensors), for the checkpoint's JSON "model".
+  nlohmann::json to_json() const;
+  /// The tensors as a torch archive at `file` (not atomic: checkpoint.h writes via a temporary).
+  void save_tensors(const std::filesystem::path& file) const;
+  /// Inverse of to_json + save_tensors. Throws ModelError when a field or tensor is
+  /// missing or the shapes disagree (mask voxels × channels ≠ P).
+  static VbmModel load(const nlohmann::json& model_json, const std::filesystem::path& file);
+};
+
+/// Maps [N, C, Z, Y, X] (float) -> smoothed (Gaussian, FWHM in mm, truncated at 3σ, zero
+/// outside the grid) and sampled every `stride` voxels (starting at voxel stride/2):
+/// [N, C, ceil(Z/stride), ...] float. Throws ModelError unless maps are 5-D.
+torch::Tensor smooth_and_sample(const torch::Tensor& maps, double fwhm_mm, double voxel_mm, int64_t stride);
+
+struct VbmFitResult {
+  VbmModel model;
+  std::vector<double> inner_oof_predictions;  // raw, per training subject, at the chosen setting
+  nlohmann::json selection;  // {"fwhm_mm": [...], "lambdas": [...], "inner_cv_mae": [[...]...], chosen}
+};
+
+/// Fits on maps [N, C, Z, Y, X] (float, N = ages.size() ≥ 2 × inner_folds) and ages in
+/// years. Throws ModelError on shapes, too few subjects, empty candidates or an empty mask.
+VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages, const VbmOptions& options = {});
+
+/// Ridge fit of centred targets `y` [n] on standardised features `x` [n, P] (double) in
+/// the dual: returns primal weights [P] for each relative λ (λ × trace(XXᵀ)/n), via one
+/// torch::linalg::eigh of XXᵀ. Exposed for tests.
+std::vector<torch::Tensor> ridge_dual_weights(const torch::Tensor& x, const torch::Tensor& y,
+                                              const std::vector<double>& lambdas_relative);
+
+}  // namespace brainage::model

@@ -1,0 +1,82 @@
+#pragma once
+// Soft GM / WM / CSF maps: posterior class probabilities inside the brain from a Gaussian
+// mixture fitted by expectation-maximisation to the bias-corrected brain intensities
+// (Dempster, Laird & Rubin 1977; as the intensity model of SPM's unified segmentation,
+// Ashburner & Friston 2005, without its spatial priors), initialised by the K-means of
+// tissue_classification.h. Partial volume: optional mixed classes CSF/GM and GM/WM
+// (Santago & Gage 1993; FSL FAST's partial-volume model): a mixed voxel holds a fraction
+// α of the darker tissue, α on a fixed grid, with the mean and variance interpolated
+// between the two pure classes; its posterior is shared between them by α.
+//
+// The fit is affine-equivariant in intensity (K-means seeds at quantiles, EM on a
+// histogram over the brain's own range), so the probabilities do not change with the
+// scan's intensity scale or offset. Deterministic (no random numbers, no threads).
+//
+// Then: the maps carried to the model grid (model_grid.h) through the native<->MNI affine,
+// and their modulated versions: probability × |det A| × voxel volume, with A the linear part
+// of the MNI -> native affine, so a model-grid voxel holds the millilitres of the subject's
+// own tissue that registration mapped into it (Good et al. 2001, "modulation").
+#include <array>
+
+#include "preprocessing/image_types.h"
+#include "preprocessing/template_registration.h"
+#include "preprocessing/tissue_classification.h"
+
+namespace brainage::preprocessing {
+
+/// Tissue order of every array and 4D volume here: CSF, GM, WM.
+inline constexpr std::array<const char*, 3> kTissueNames{"csf", "gm", "wm"};
+
+struct TissueProbabilityOptions {
+  /** Histogram bins over the brain's intensity range for the EM fit. Default = 512. */
+  int histogram_bins{512};
+  /** Upper bound on EM iterations. Default = 200. */
+  int max_iterations{200};
+  /** EM stops when the mean log-likelihood per voxel changes less than this. Default = 1e-7. */
+  double tolerance{1e-7};
+  /** Mixed classes CSF/GM and GM/WM (partial volume); false = a plain 3-class mixture.
+      Default = true (closer volumes than the plain mixture on the exact partial-volume
+      phantom of tests/preprocessing/tissue_probability_test.cpp; not yet compared on the
+      VBM study). */
+  bool partial_volume{true};
+  /** Fractions α of the darker tissue in a mixed voxel (each strictly between 0 and 1).
+      Default = {0.25, 0.5, 0.75}. */
+  std::array<double, 3> mixing_fractions{0.25, 0.5, 0.75};
+  /** K-means initialisation (its median smoothing is not used: the EM sees every voxel). */
+  TissueClassificationOptions kmeans{};
+};
+
+struct TissueProbabilityResult {
+  /// P(CSF), P(GM), P(WM) on the input's grid; they sum to 1 inside the mask, 0 outside.
+  std::array<ImageType::Pointer, 3> probabilities;
+  std::array<double, 3> means{};      // pure-class intensity means (input units), CSF, GM, WM
+  std::array<double, 3> sds{};        // pure-class standard deviations (input units)
+  std::array<double, 3> volumes_ml{};  // Σ P × voxel volume, CSF, GM, WM
+  int iterations = 0;                 // EM iterations run
+  double log_likelihood = 0;          // final mean log-likelihood per voxel (histogram)
+};
+
+/// Fits the mixture to `image` inside `brain_mask` (same grid, > 0 = brain) and returns the
+/// posterior maps. Throws ProcessingError when the mask holds fewer than 100 voxels or
+/// the grids differ, and when the brain's intensities have no spread.
+TissueProbabilityResult estimate_tissue_probabilities(const ImageType* image, const MaskType* brain_mask,
+                                                      const TissueProbabilityOptions& options = {});
+
+/// The native maps on the model grid plus their modulated versions.
+struct ModelGridTissueMaps {
+  std::array<ImageType::Pointer, 3> probabilities;  // model grid, linear interpolation, CSF/GM/WM
+  std::array<ImageType::Pointer, 3> modulated;      // model grid, mL of native tissue per voxel
+  double jacobian_determinant = 1;  // |det A|: native mm³ per MNI mm³ (A: linear part of mni_to_native)
+  std::array<double, 3> modulated_totals_ml{};  // Σ modulated over the grid (≈ native volumes)
+};
+
+/// Carries `native` (probabilities on any grid in the native physical space) to the model
+/// grid through `mni_to_native` (MNI points -> native points, ITK convention) and
+/// modulates them. Throws ProcessingError when a map is missing or the affine is singular.
+ModelGridTissueMaps tissue_maps_to_model_grid(const std::array<ImageType::Pointer, 3>& native,
+                                              const AffineTransformType* mni_to_native);
+
+/// |det| of the linear part of `mni_to_native`: native volume per MNI volume. Never throws.
+double affine_jacobian_determinant(const AffineTransformType* mni_to_native);
+
+}  // namespace brainage::preprocessing

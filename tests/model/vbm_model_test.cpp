@@ -1,0 +1,188 @@
+// VBM model: a known linear age signal in synthetic tissue maps is recovered on held-out
+// subjects; the dual ridge equals the primal normal equations; inner CV picks λ of the
+// right order of magnitude where the Bayes-optimal λ is known; smoothing keeps mass and
+// samples the documented grid; a VBM checkpoint round-trips exactly and a neural checkpoint
+// written before model kinds existed still loads.
+#include "model/vbm_model.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "common/errors.h"
+#include "model/checkpoint.h"
+#include "tests/test_data.h"
+
+namespace bm = brainage::model;
+namespace fs = std::filesystem;
+
+namespace {
+
+/// N subjects, 3 channels on a 12×16×12 grid: a blob whose GM density falls and whose CSF
+/// rises linearly with age, plus independent noise (sd `noise`) in every voxel.
+struct Cohort {
+  torch::Tensor maps;
+  std::vector<double> ages;
+};
+
+Cohort make_cohort(int64_t n, double noise, uint64_t seed) {
+  torch::manual_seed(static_cast<int64_t>(seed));
+  Cohort c;
+  auto ages = torch::rand({n}, torch::kDouble) * 60 + 20;
+  c.ages.assign(ages.data_ptr<double>(), ages.data_ptr<double>() + n);
+  const auto z = torch::arange(12, torch::kFloat).view({12, 1, 1}) - 5.5;
+  const auto y = torch::arange(16, torch::kFloat).view({1, 16, 1}) - 7.5;
+  const auto x = torch::arange(12, torch::kFloat).view({1, 1, 12}) - 5.5;
+  const auto blob = torch::exp(-(z * z + y * y + x * x) / 30.0);  // [12, 16, 12]
+  const auto a = ages.to(torch::kFloat).view({n, 1, 1, 1});
+  const auto gm = blob * (1.0 - 0.006 * a);
+  const auto csf = blob * (0.1 + 0.004 * a);
+  const auto wm = (blob * 0.8).expand({n, 12, 16, 12});
+  c.maps = torch::stack({csf, gm, wm}, 1) + noise * torch::randn({n, 3, 12, 16, 12});
+  return c;
+}
+
+double mae(const torch::Tensor& pred, const std::vector<double>& ages, int64_t from) {
+  double s = 0;
+  for (int64_t i = from; i < static_cast<int64_t>(ages.size()); ++i) s += std::abs(pred[i - from].item<double>() - ages[i]);
+  return s / static_cast<double>(ages.size() - from);
+}
+
+bm::VbmOptions small_options() {
+  bm::VbmOptions o;
+  o.fwhm_mm = {0.0, 4.0};
+  o.mask_fraction = 0.05;
+  return o;
+}
+
+}  // namespace
+
+TEST(VbmModel, KnownLinearSignalIsRecoveredOnHeldOutSubjects) {
+  const auto c = make_cohort(100, 0.02, 1);
+  using torch::indexing::Slice;
+  const std::vector<double> train_ages(c.ages.begin(), c.ages.begin() + 80);
+  const auto fit = bm::fit_vbm(c.maps.index({Slice(0, 80)}), train_ages, small_options());
+  const auto pred = fit.model.predict(c.maps.index({Slice(80, 100)}));
+  ASSERT_EQ(pred.size(0), 20);
+  EXPECT_LT(mae(pred, c.ages, 80), 2.5);  // ages span 60 y; the mean predictor's MAE is ~15 y
+  EXPECT_EQ(fit.inner_oof_predictions.size(), 80u);
+  EXPECT_EQ(fit.selection["inner_cv_mae"].size(), 2u);
+  EXPECT_GT(fit.model.bias_correction.n, 0);
+  // Deterministic: the same data give the same model.
+  const auto again = bm::fit_vbm(c.maps.index({Slice(0, 80)}), train_ages, small_options());
+  EXPECT_TRUE(torch::equal(again.model.weights, fit.model.weights));
+}
+
+TEST(VbmModel, DualRidgeEqualsThePrimalNormalEquations) {
+  torch::manual_seed(3);
+  const auto x = torch::randn({30, 12}, torch::kDouble);
+  const auto y = torch::randn({30}, torch::kDouble);
+  const double relative = 0.3;
+  const auto dual = bm::ridge_dual_weights(x, y, {relative})[0];
+  const double lambda = relative * torch::matmul(x, x.t()).trace().item<double>() / 30.0;
+  const auto primal = torch::linalg::solve(torch::matmul(x.t(), x) + lambda * torch::eye(12, torch::kDouble),
+                                           torch::matmul(x.t(), y), /*left=*/true);
+  EXPECT_LT((dual - primal).abs().max().item<double>(), 1e-9);
+}
+
+TEST(VbmModel, InnerCvPicksLambdaOfTheRightOrder) {
+  // y = X w + e with w ~ N(0, 1) over P standard-normal features and e ~ N(0, σ²): the
+  // Bayes-optimal ridge penalty is σ² (absolute), i.e. σ² / P relative to trace(XXᵀ)/n.
+  const int64_t n = 150, p = 200;
+  for (const double target : {0.1, 10.0}) {
+    torch::manual_seed(5);
+    const auto features = torch::randn({n, p}, torch::kDouble);
+    const auto w = torch::randn({p}, torch::kDouble);
+    const double sigma = std::sqrt(target * p);
+    const auto y = torch::matmul(features, w) + sigma * torch::randn({n}, torch::kDouble) + 50.0;
+    const auto maps = (features + 10.0).to(torch::kFloat).view({n, 1, 4, 5, 10});  // positive: all in the mask
+    bm::VbmOptions o;
+    o.fwhm_mm = {0.0};
+    o.channels = {0};
+    o.stride = 1;
+    o.mask_fraction = 0.0;
+    const std::vector<double> ages(y.data_ptr<double>(), y.data_ptr<double>() + n);
+    const auto fit = bm::fit_vbm(maps, ages, o);
+    EXPECT_EQ(fit.selection["features"].get<int64_t>(), p);
+    EXPECT_GE(fit.model.lambda_relative, target / 10.0) << "optimal " << target;
+    EXPECT_LE(fit.model.lambda_relative, target * 10.0) << "optimal " << target;
+  }
+}
+
+TEST(VbmModel, SmoothingKeepsMassAndSamplesTheDocumentedGrid) {
+  auto maps = torch::zeros({1, 1, 80, 96, 80});
+  maps.index_put_({0, 0, 40, 48, 40}, 1.0f);
+  const auto smoothed = bm::smooth_and_sample(maps, 6.0, 2.0, 1);
+  EXPECT_NEAR(smoothed.sum().item<double>(), 1.0, 1e-4);
+  // FWHM 6 mm = 3 voxels: half the peak at 1.5 voxels from the centre (linear in between).
+  const double peak = smoothed.index({0, 0, 40, 48, 40}).item<double>();
+  const double one = smoothed.index({0, 0, 41, 48, 40}).item<double>();
+  const double two = smoothed.index({0, 0, 42, 48, 40}).item<double>();
+  EXPECT_GT(one, 0.5 * peak);
+  EXPECT_LT(two, 0.5 * peak);
+  const auto sampled = bm::smooth_and_sample(maps, 4.0, 2.0, 2);
+  EXPECT_EQ(sampled.sizes().vec(), (std::vector<int64_t>{1, 1, 40, 48, 40}));
+  EXPECT_THROW(bm::smooth_and_sample(torch::zeros({3, 4}), 4.0, 2.0, 2), brainage::ModelError);
+}
+
+TEST(VbmModel, CheckpointRoundTripIsExactAndLoadsAsVbm) {
+  const auto c = make_cohort(60, 0.02, 2);
+  const auto fit = bm::fit_vbm(c.maps, c.ages, small_options());
+  const auto dir = brainage::testing::scratch_dir("vbm-checkpoint");
+  bm::CheckpointInfo info;
+  info.preprocessing_version = "test";
+  const auto id = bm::save_checkpoint(dir / "vbm", fit.model, info);
+  EXPECT_EQ(id.rfind("vbm-", 0), 0u);
+  EXPECT_THROW(bm::load_checkpoint(dir / "vbm.json"), brainage::ModelError);  // neural-only callers
+  const auto loaded = bm::load_checkpoint(dir / "vbm.json", /*accept_vbm=*/true);
+  ASSERT_TRUE(loaded.vbm);
+  EXPECT_FALSE(loaded.model);
+  EXPECT_EQ(loaded.info.model_kind, "vbm");
+  EXPECT_EQ(loaded.info.model_id, id);
+  EXPECT_EQ(loaded.info.bias_correction.slope, fit.model.bias_correction.slope);
+  EXPECT_EQ(loaded.info.bias_correction.n, fit.model.bias_correction.n);
+  EXPECT_TRUE(torch::equal(loaded.vbm->predict(c.maps), fit.model.predict(c.maps)));
+  EXPECT_EQ(bm::read_checkpoint_info(dir / "vbm").model_kind, "vbm");
+  // Maps of another grid are refused.
+  EXPECT_THROW(loaded.vbm->predict(torch::zeros({1, 3, 12, 16, 10})), brainage::ModelError);
+  // A flipped byte fails the checksum; an unknown kind is refused.
+  {
+    std::fstream f(dir / "vbm.pt", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('\x7f');
+  }
+  EXPECT_THROW(bm::load_checkpoint(dir / "vbm.json", true), brainage::ModelError);
+  std::ifstream in(dir / "vbm.json");
+  auto j = nlohmann::json::parse(in);
+  j["model_kind"] = "gaussian-process";
+  std::ofstream(dir / "vbm.json") << j.dump();
+  EXPECT_THROW(bm::read_checkpoint_info(dir / "vbm.json"), brainage::ModelError);
+  fs::remove_all(dir);
+}
+
+TEST(VbmModel, NeuralCheckpointWithoutModelKindStillLoads) {
+  bm::ModelOptions o;
+  o.grid = {8, 12, 16};
+  o.patch_size = 4;
+  o.dim = 16;
+  o.depth = 1;
+  o.heads = 2;
+  o.num_experts = 3;
+  o.expert_rank = 4;
+  o.expert_hidden = 8;
+  o.ffn_hidden = 16;
+  torch::manual_seed(1);
+  bm::BrainAgeModel model(o);
+  const auto dir = brainage::testing::scratch_dir("vbm-old-checkpoint");
+  bm::save_checkpoint(dir / "old", model, {});
+  std::ifstream in(dir / "old.json");
+  auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j.at("model_kind"), "neural");
+  j.erase("model_kind");  // as written before model kinds existed
+  std::ofstream(dir / "old.json") << j.dump();
+  const auto loaded = bm::load_checkpoint(dir / "old.json");
+  EXPECT_EQ(loaded.info.model_kind, "neural");
+  EXPECT_TRUE(loaded.model);
+  EXPECT_FALSE(loaded.vbm);
+  fs::remove_all(dir);
+}
