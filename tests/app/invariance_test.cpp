@@ -264,7 +264,7 @@ std::vector<Transformation> transformations(const fs::path& stripped_source, boo
                    MaskMatch::kSamePhysicalSpace,
                    [=](const ImageType* im, const fs::path& p) { save(thick_slices(im, 0, thickness), p); }});
   t.push_back({"slices 2x2x4 mm", "thick slices", 2.0, 0, MaskMatch::kSamePhysicalSpace,
-               [](const ImageType* im, const fs::path& p) { save(thick_slices(im, 2.0, 4.0), p); }});
+               [=](const ImageType* im, const fs::path& p) { save(thick_slices(im, 2.0, 4.0), p); }});
   t.push_back({"skull-stripped copy", "skull on/off", 1.5, 0.97, MaskMatch::kSameVoxels,
                [=](const ImageType* im, const fs::path& p) {
                  const auto brain = brainage::preprocessing::read_image(stripped_source);
