@@ -27,7 +27,7 @@ clang++ -std=c++17 -I. tests/fuzz/make_seeds.cpp -lz -o "$out/make_seeds"
 "$out/make_seeds" "$out/nifti_header/seeds" >/dev/null
 
 build_target nifti_header_fuzz tests/fuzz/nifti_header_fuzz.cpp preprocessing/nifti_header.cpp
-build_target cohort_csv_fuzz tests/fuzz/cohort_csv_fuzz.cpp app/cohort/cohort_table.cpp app/cohort/csv.cpp
+build_target cohort_csv_fuzz tests/fuzz/cohort_csv_fuzz.cpp app/cohort/cohort_table.cpp common/csv.cpp
 mkdir -p "$out/cohort_csv/seeds"
 printf 'subject_id,age,path\nsub-01,45.5,a.nii.gz\nsub-02,x,b.nii.gz\n' >"$out/cohort_csv/seeds/basic.csv"
 printf '\xef\xbb\xbfsubject_id,age,sex,site,t1\r\n"s 1",30,F,HH,"a,b.nii"\r\ns2,-3,M,,c.nii\r\n' >"$out/cohort_csv/seeds/bom_crlf.csv"
@@ -39,7 +39,7 @@ build_dir="${BRAINAGE_BUILD_DIR:-build}"
 if [ -f "$build_dir/model/libbrainage_model.a" ]; then
   build_target checkpoint_json_fuzz -I/usr/include/torch/csrc/api/include -D_GLIBCXX_USE_CXX11_ABI=1 \
     -I"$build_dir/generated" tests/fuzz/checkpoint_json_fuzz.cpp model/checkpoint.cpp model/model_options.cpp \
-    model/sha256.cpp "$build_dir/model/libbrainage_model.a" "$build_dir/common/libbrainage_common.a" \
+    common/content_hash.cpp "$build_dir/model/libbrainage_model.a" "$build_dir/common/libbrainage_common.a" -lcrypto \
     -L/usr/lib/x86_64-linux-gnu -ltorch -ltorch_cpu -lc10 -Wl,-rpath,/usr/lib/x86_64-linux-gnu
   mkdir -p "$out/checkpoint_json/seeds"
   printf '{"format":"brainage-checkpoint","format_version":1}' >"$out/checkpoint_json/seeds/min.json"
