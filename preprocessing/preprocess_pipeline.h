@@ -92,7 +92,7 @@ struct PreprocessOptions {
   BackgroundOffsetOptions background{};
   /** Thickest voxel (mm, any axis) accepted; thicker scans are refused (exit 3): the
       registration and the 2 mm model grid cannot recover what 6 mm slices average away.
-      Default = 5.0 (Colin27 resampled to 1x1x3 / 1x1x5 mm moves the age by <= 2 y; docs/ROBUSTNESS.md). */
+      Default = 5.0 (measured: Colin27 at 1x1x3 mm moves 0.7 y; IXI012 at 2x2x4 mm 2.9 y, above the 2 y target; 1x1x4-5 mm not yet measured; docs/ROBUSTNESS.md). */
   double max_voxel_size_mm = 5.0;
   /** Largest fraction of the registered template brain allowed outside the field of view
       (brain_coverage.h); above it the result fails QC (exit 5). Default = 0.02. */
