@@ -24,7 +24,7 @@
 namespace brainage::preprocessing {
 
 struct T1ContrastOptions {
-  /** Smallest median(WM) / median(GM) of a T1. Default = 1.05 (IXI 3 T, Colin27 and MRISnapshot 1.15-1.45). */
+  /** Smallest median(WM) / median(GM) of a T1. Default = 1.05 (measured: 33 IXI-HH 1.26-1.46, Colin27 1.29, MRISnapshot 1.41, inverted field case 0.92). */
   double min_wm_gm_ratio{1.05};
 };
 
