@@ -36,6 +36,9 @@ int run_predict(const PredictOptions& options) {
   configure_all_threads(options.threads);
   const fs::path model_path = options.model.empty() ? default_model_path() : model::checkpoint_json_path(options.model);
   prediction::Predictor predictor(model_path);  // fail fast, before the slow preprocessing
+  if (options.maps && !predictor.has_routing())
+    throw UsageError("predict: --maps draws the experts' routing, and " + model_path.string() + " is a " +
+                     predictor.model_kind() + " model without experts (its inputs are the tissue maps in -o DIR)");
   if (!options.output_dir.empty()) check_writable_directory(options.output_dir);  // before the slow part too
   const std::string expected_version = prediction::preprocessing_version();
   if (predictor.info().preprocessing_version != expected_version)

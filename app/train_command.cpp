@@ -9,6 +9,7 @@
 #include "common/csv.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
+#include "common/age_statistics.h"
 #include "common/errors.h"
 #include "model/distributed_training.h"
 #include "model/runtime.h"
@@ -79,7 +80,7 @@ std::vector<ManifestEntry> read_training_manifest(const fs::path& manifest) {
 }
 
 model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries, const fs::path& cache_dir,
-                                       bool progress) {
+                                       bool progress, const std::string& model_kind) {
   model::TrainingData data;
   std::vector<torch::Tensor> volumes;
   const auto t0 = std::chrono::steady_clock::now();
@@ -99,7 +100,7 @@ model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries
         std::cout << "preprocessed " << e.subject_id << " (" << i + 1 << "/" << entries.size() << "): " << e.path.string()
                   << std::endl;
     }
-    volumes.push_back(prediction::model_input(scan)[0]);  // [C, Z, Y, X]
+    volumes.push_back(prediction::model_input(scan, model_kind)[0]);  // [C, Z, Y, X]
     data.ages.push_back(e.age);
     data.subject_ids.push_back(e.subject_id);
   }
@@ -110,12 +111,51 @@ model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries
   return data;
 }
 
+namespace {
+
+/// `train --model-kind vbm`: the modulated tissue maps of every subject (the same data path
+/// as the transformer), fit_vbm (FWHM and λ by inner CV, bias correction on the inner
+/// out-of-fold predictions), one checkpoint DIR/model.{pt,json} that predict and evaluate load.
+int run_train_vbm(const TrainCommandOptions& options, const std::vector<ManifestEntry>& entries, int threads) {
+  const auto& t = options.train;
+  const auto data = load_training_data(entries, t.output_dir / "cache", t.progress, model::kVbmModelKind);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto fit = model::fit_vbm(data.volumes, data.ages, options.vbm);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double inner_mae = 0;  // the inner CV's out-of-fold predictions at the chosen FWHM and λ
+  for (size_t i = 0; i < data.ages.size(); ++i)
+    inner_mae += std::abs(fit.inner_oof_predictions[i] - data.ages[i]) / static_cast<double>(data.ages.size());
+  const double inner_r = pearson(data.ages, fit.inner_oof_predictions);
+  model::CheckpointInfo info;
+  info.model_kind = model::kVbmModelKind;
+  info.model.grid = fit.model.grid;
+  info.preprocessing_version = prediction::preprocessing_version();
+  info.intensity_normalisation = "modulated tissue maps (mL per voxel): no intensity normalisation";
+  info.training = {{"manifest", fs::absolute(options.manifest).string()},
+                   {"subjects", data.ages.size()},
+                   {"threads", threads},
+                   {"seconds", seconds},
+                   {"selection", fit.selection},
+                   {"brainage_version", build_info::kVersion},
+                   {"git_sha", build_info::kGitSha}};
+  info.metrics = {{"inner_cv_mae", inner_mae}, {"inner_cv_pearson_r", inner_r}};
+  const std::string id = model::save_checkpoint(t.output_dir / "model", fit.model, info);
+  std::cout << "VBM model " << id << ": FWHM " << fit.model.fwhm_mm << " mm, lambda " << fit.model.lambda_relative
+            << " x trace(K)/n, inner-CV MAE " << std::fixed << std::setprecision(2) << inner_mae << " y (r "
+            << inner_r << ") on " << data.ages.size() << " subjects, fitted in " << std::setprecision(1)
+            << seconds << " s\nmodel: " << (t.output_dir / "model.json").string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
 int run_train(const TrainCommandOptions& options) {
   if (options.train.output_dir.empty()) throw UsageError("train: -o/--output DIR is required");
   const int threads = configure_all_threads(options.threads);
   ensure_writable_directory(options.train.output_dir);
   auto entries = read_training_manifest(options.manifest);
   if (options.limit > 0 && static_cast<size_t>(options.limit) < entries.size()) entries.resize(options.limit);
+  if (options.fit_vbm) return run_train_vbm(options, entries, threads);
   model::DistributedContext dist(options.distributed);  // world size 1: nothing to join
   model::TrainOptions train = options.train;
   train.distributed = &dist;
@@ -187,7 +227,8 @@ int train_main(const std::vector<std::string>& args) {
   desc.add_options()
     ("manifest", po::value(&manifest)->required(), "CSV with subject_id, age, path (or t1): preprocessed t1_mni2mm.nii.gz or raw scans")
     ("output,o", po::value(&output)->required(), "output folder: checkpoints, metrics, model.{pt,json}, cache/")
-    ("model-kind", po::value(&kind)->default_value("ermoe"), "ermoe | softmax_moe | dense")
+    ("model-kind", po::value(&kind)->default_value("ermoe"),
+     "ermoe | softmax_moe | dense (transformers on the T1) | vbm (ridge on modulated tissue maps, fitted in seconds)")
     ("epochs", po::value(&t.epochs)->default_value(t.epochs), "maximum epochs")
     ("batch-size", po::value(&t.batch_size)->default_value(t.batch_size), "scans per step")
     ("lr", po::value(&t.learning_rate)->default_value(t.learning_rate, "0.001"), "peak AdamW learning rate")
@@ -246,6 +287,12 @@ int train_main(const std::vector<std::string>& args) {
     throw UsageError("--val-fraction must be in [0, 1), got " + std::to_string(t.val_fraction));
   if (t.folds == 0 && t.val_fraction == 0 && t.final_weights != model::FinalWeights::kLastEpoch)
     throw UsageError("--val-fraction 0 trains without a validation set: pass --final last (there is no best epoch)");
+  o.fit_vbm = kind == model::kVbmModelKind;
+  if (o.fit_vbm) {
+    if (o.distributed.world_size > 1) throw UsageError("--model-kind vbm fits in one process: drop --world-size");
+    o.vbm.seed = t.seed;
+    return run_train(o);
+  }
   try {
     t.model.ffn = model::ffn_kind_from_string(kind);
   } catch (const ModelError& e) {

@@ -10,6 +10,7 @@
 
 #include "model/distributed.h"
 #include "model/trainer.h"
+#include "model/vbm_model.h"
 
 namespace brainage::app {
 
@@ -21,6 +22,10 @@ struct TrainCommandOptions {
   /** Default = one process. Data-parallel ranks (docs/DISTRIBUTED.md); train_main fills it
       from WORLD_SIZE/RANK/MASTER_ADDR/MASTER_PORT/LOCAL_RANK, then the flags. */
   model::DistributedOptions distributed;
+  /** Default = false (a transformer). `--model-kind vbm`: fit the VBM ridge model
+      (model/vbm_model.h) on the modulated tissue maps instead; `vbm` holds its options. */
+  bool fit_vbm = false;
+  model::VbmOptions vbm;  // defaults: model/vbm_model.h
 };
 
 struct ManifestEntry {
@@ -32,10 +37,12 @@ struct ManifestEntry {
 /// Reads the manifest; throws InvalidInputError naming the file, line and rule.
 std::vector<ManifestEntry> read_training_manifest(const std::filesystem::path& manifest);
 
-/// Loads (and if needed preprocesses + caches) every volume into model::TrainingData.
+/// Loads (and if needed preprocesses + caches) every subject's model input
+/// (prediction::model_input for `model_kind`: [1, Z, Y, X] T1 for "neural", [3, Z, Y, X]
+/// modulated CSF/GM/WM for "vbm") into model::TrainingData.volumes [N, C, Z, Y, X].
 /// Throws InvalidInputError / ProcessingError naming the subject's file.
 model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries, const std::filesystem::path& cache_dir,
-                                       bool progress);
+                                       bool progress, const std::string& model_kind = "neural");
 
 int run_train(const TrainCommandOptions& options);
 int train_main(const std::vector<std::string>& args);

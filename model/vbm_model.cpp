@@ -46,7 +46,12 @@ struct Standardiser {
   Standardiser(const torch::Tensor& x, bool by_sd) {
     mean = x.mean(0);
     scale = by_sd ? x.std(0, /*unbiased=*/false) : torch::ones_like(mean);
-    scale = torch::where(scale > 1e-12, scale, torch::ones_like(scale));
+    // A feature (nearly) constant in training, e.g. a voxel inside every subject's white
+    // matter (sd at float rounding level), would get a weight × 1/sd that turns a new
+    // subject's ordinary difference there into an absurd age: sds are floored at 1 % of
+    // the mean sd (all ones when nothing varies).
+    const double floor = 0.01 * scale.mean().item<double>();
+    scale = floor > 0 ? torch::clamp_min(scale, floor) : torch::ones_like(scale);
   }
   torch::Tensor operator()(const torch::Tensor& x) const { return (x - mean) / scale; }
 };

@@ -41,7 +41,9 @@ struct VbmOptions {
   double voxel_mm{2.0};
   /** Mask: mean smoothed total tissue above this fraction of its maximum. Default = 0.1. */
   double mask_fraction{0.1};
-  /** Scale each feature by its training sd (true) or only centre it (false). Default = true. */
+  /** Scale each feature by its training sd, floored at 1 % of the mean sd so a feature
+      constant in training cannot dominate a new subject (true), or only centre it (false).
+      Default = true. */
   bool standardize{true};
   /** Inner CV folds for FWHM / λ and for the bias correction. Default = 5. */
   int64_t inner_folds{5};

@@ -392,7 +392,7 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
 std::vector<RigidStart> retry_rigid_starts() {
   std::vector<RigidStart> starts{RigidStart{}};
   for (double pitch : {-40.0, -30.0, -20.0, -10.0, 10.0, 20.0, 30.0, 40.0}) starts.push_back({{pitch, 0, 0}, {0, 0, 0}});
-  for (double angle : {-12.0, 12.0}) {
+  for (double angle : {-90.0, -45.0, -12.0, 12.0, 45.0, 90.0}) {
     starts.push_back({{0, angle, 0}, {0, 0, 0}});
     starts.push_back({{0, 0, angle}, {0, 0, 0}});
   }

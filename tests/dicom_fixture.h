@@ -1,7 +1,9 @@
 #pragma once
 // Writes a real DICOM series (one MR file per slice, ITK's GDCM writer) from a NIfTI scan,
 // with the geometry tags a scanner writes (image position and orientation per slice, pixel
-// spacing, slice thickness, one series UID). Voxels are stored as int16 (rounded).
+// spacing, slice thickness, one series UID). Voxels are stored as int16 with the NIfTI's
+// scaling as DICOM's rescale slope/intercept (0028,1053 / 0028,1052), as a scanner export
+// does: the stored integers are the NIfTI's own, so both give the same intensities.
 #include <itkExtractImageFilter.h>
 #include <itkGDCMImageIO.h>
 #include <itkImageFileReader.h>
@@ -12,6 +14,8 @@
 #include <filesystem>
 #include <string>
 
+#include "preprocessing/nifti_header.h"
+
 namespace brainage::testing {
 
 /// The series of `nifti` into the (new) folder `dir`, files IM0001.dcm ... Returns `dir`.
@@ -20,10 +24,19 @@ inline std::filesystem::path write_dicom_series(const std::filesystem::path& nif
                                                 const std::string& uid_root) {
   using Volume = itk::Image<short, 3>;
   using Slice = itk::Image<short, 2>;
-  auto reader = itk::ImageFileReader<Volume>::New();
+  const auto header = brainage::preprocessing::read_nifti_header(nifti);
+  const bool scaled = header.scl_slope != 0 && std::isfinite(header.scl_slope);
+  const double slope = scaled ? header.scl_slope : 1.0, intercept = scaled ? header.scl_inter : 0.0;
+  auto reader = itk::ImageFileReader<itk::Image<float, 3>>::New();
   reader->SetFileName(nifti.string());
   reader->Update();
-  const Volume::Pointer volume = reader->GetOutput();
+  auto volume = Volume::New();  // the stored integers: (value - intercept) / slope
+  volume->CopyInformation(reader->GetOutput());
+  volume->SetRegions(reader->GetOutput()->GetLargestPossibleRegion());
+  volume->Allocate();
+  const float* in = reader->GetOutput()->GetBufferPointer();
+  for (std::size_t i = 0; i < volume->GetLargestPossibleRegion().GetNumberOfPixels(); ++i)
+    volume->GetBufferPointer()[i] = static_cast<short>(std::lround((in[i] - intercept) / slope));
   std::filesystem::create_directories(dir);
   const auto size = volume->GetLargestPossibleRegion().GetSize();
   const auto spacing = volume->GetSpacing();
@@ -66,6 +79,10 @@ inline std::filesystem::path write_dicom_series(const std::filesystem::path& nif
     set("0028|0030", pixel_spacing);
     std::snprintf(text, sizeof text, "%.6f", spacing[2]);
     set("0018|0050", text);
+    std::snprintf(text, sizeof text, "%.10g", slope);
+    set("0028|1053", text);
+    std::snprintf(text, sizeof text, "%.10g", intercept);
+    set("0028|1052", text);
     slice->SetMetaDataDictionary(tags);
     auto writer = itk::ImageFileWriter<Slice>::New();
     writer->SetInput(slice);

@@ -24,7 +24,23 @@ std::string preprocessing_pipeline_key(const preprocessing::PreprocessOptions& o
 
 namespace {
 
-const char* const kCacheFiles[] = {"t1_mni2mm.nii.gz", "preprocess.json"};
+const char* const kModulatedTissueFiles[] = {"tissue_modulated_csf_mni2mm.nii.gz", "tissue_modulated_gm_mni2mm.nii.gz",
+                                             "tissue_modulated_wm_mni2mm.nii.gz"};
+const char* const kCacheFiles[] = {"t1_mni2mm.nii.gz", "preprocess.json", kModulatedTissueFiles[0],
+                                   kModulatedTissueFiles[1], kModulatedTissueFiles[2]};
+
+/// The modulated CSF/GM/WM maps in `dir`; all null when any is missing (or not on the model grid).
+std::array<preprocessing::ImageType::Pointer, 3> read_modulated_tissue(const fs::path& dir) {
+  std::array<preprocessing::ImageType::Pointer, 3> maps{};
+  std::error_code ec;
+  for (int c = 0; c < 3; ++c)
+    if (!fs::is_regular_file(dir / kModulatedTissueFiles[c], ec)) return {};
+  for (int c = 0; c < 3; ++c) {
+    maps[c] = preprocessing::read_image(dir / kModulatedTissueFiles[c]);
+    if (!preprocessing::is_model_grid(maps[c])) return {};
+  }
+  return maps;
+}
 
 bool cache_complete(const fs::path& entry) {
   std::error_code ec;
@@ -95,6 +111,7 @@ PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStep
   if (options.accept_model_grid_input) {
     if (auto image = model_grid_image(scan)) {
       out.t1_model = image;
+      out.modulated_tissue = read_modulated_tissue(scan.parent_path());
       out.report = nlohmann::json::object();
       out.model_grid_input = true;
       return out;
@@ -111,6 +128,7 @@ PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStep
       require_qc_passed(scan, qc.value("passed", true), flags);
       out.qc_flags = carried_flags(out.report, flags);
       out.t1_model = preprocessing::read_image(out.cache_entry / "t1_mni2mm.nii.gz");
+      out.modulated_tissue = read_modulated_tissue(out.cache_entry);
       return out;
     }
   }
@@ -121,6 +139,7 @@ PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStep
   out.report = out.result.report;
   out.qc_flags = carried_flags(out.report, out.result.qc_flags);
   out.t1_model = out.result.t1_model;
+  out.modulated_tissue = out.result.tissue_maps.modulated;
   return out;
 }
 

@@ -11,6 +11,7 @@
 // version and git SHA, so a new build or other options never reuse stale outputs. Entries
 // are written into a temporary folder and renamed into place: a killed run never leaves a
 // half entry that looks complete.
+#include <array>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -27,7 +28,8 @@ struct PreprocessStepOptions {
   /** Cache folder; empty = no cache (the pipeline runs and nothing is stored). Default = none. */
   std::filesystem::path cache_dir{};
   /** A file already on the model grid (a t1_mni2mm.nii.gz) is used as is, without the
-      pipeline (training manifests of preprocessed inputs). Default = false. */
+      pipeline (training manifests of preprocessed inputs); the modulated tissue maps
+      beside it, when present, come with it. Default = false. */
   bool accept_model_grid_input{false};
 };
 
@@ -36,6 +38,10 @@ struct PreprocessStepOptions {
 struct PreprocessedScan {
   std::filesystem::path scan;                 // as given
   preprocessing::ImageType::Pointer t1_model; // model grid, brain only, normalised
+  /** Modulated CSF, GM, WM maps on the model grid (mL of the subject's own tissue per
+      voxel; tissue_probability.h), the VBM model's input. Null for a model-grid input
+      without tissue_modulated_*_mni2mm.nii.gz beside it. */
+  std::array<preprocessing::ImageType::Pointer, 3> modulated_tissue{};
   nlohmann::json report;                      // preprocess.json ({} for a model-grid input)
   std::vector<std::string> qc_flags;          // warnings that did not stop the scan
   /** The fresh pipeline result (null members when served from the cache or a model-grid input). */

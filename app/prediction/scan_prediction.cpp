@@ -7,6 +7,7 @@
 #include "common/errors.h"
 #include "model/routing_stats.h"
 #include "model/runtime.h"
+#include "model/vbm_model.h"
 #include "preprocessing/model_grid.h"
 
 namespace brainage::prediction {
@@ -15,7 +16,7 @@ namespace fs = std::filesystem;
 std::string preprocessing_version() { return std::string("brainage-preprocess ") + build_info::kVersion; }
 
 Predictor::Predictor(const fs::path& checkpoint) : checkpoint_(model::checkpoint_json_path(checkpoint)) {
-  loaded_ = model::load_checkpoint(checkpoint_);
+  loaded_ = model::load_checkpoint(checkpoint_, /*accept_vbm=*/true);
   const auto& grid = loaded_.info.model.grid;     // Z, Y, X
   const auto& g = preprocessing::kModelGridSize;  // x, y, z
   if (grid[0] != g[2] || grid[1] != g[1] || grid[2] != g[0])
@@ -28,17 +29,35 @@ model::ModelOutput Predictor::forward(const torch::Tensor& input, int threads, b
   std::lock_guard<std::mutex> lock(mutex_);
   if (threads > 0) model::configure_threads(threads);
   torch::NoGradGuard no_grad;
+  if (loaded_.vbm) {
+    model::ModelOutput out;
+    out.age = loaded_.vbm->predict_raw(input).to(torch::kFloat32);
+    return out;
+  }
   loaded_.model->eval();
   return loaded_.model->forward(input, with_routing);
 }
 
-torch::Tensor model_input(const PreprocessedScan& scan) {
-  std::vector<float> buffer = preprocessing::image_to_buffer(scan.t1_model);
+torch::Tensor model_input(const PreprocessedScan& scan, const std::string& model_kind) {
+  std::vector<preprocessing::ImageType::Pointer> channels;
+  if (model_kind == model::kVbmModelKind)
+    channels.assign(scan.modulated_tissue.begin(), scan.modulated_tissue.end());
+  else
+    channels.push_back(scan.t1_model);
   const auto& g = preprocessing::kModelGridSize;  // x, y, z
-  return torch::from_blob(buffer.data(),
-                          {1, 1, static_cast<int64_t>(g[2]), static_cast<int64_t>(g[1]), static_cast<int64_t>(g[0])},
-                          torch::kFloat32)
-      .clone();
+  std::vector<torch::Tensor> planes;
+  for (const auto& image : channels) {
+    if (!image)
+      throw ProcessingError(scan.scan.string() + ": no " +
+                            (model_kind == model::kVbmModelKind ? "modulated tissue maps" : "model-grid T1") +
+                            " for a " + model_kind + " model (preprocess the scan with this build)");
+    std::vector<float> buffer = preprocessing::image_to_buffer(image);
+    planes.push_back(torch::from_blob(buffer.data(),
+                                      {static_cast<int64_t>(g[2]), static_cast<int64_t>(g[1]), static_cast<int64_t>(g[0])},
+                                      torch::kFloat32)
+                         .clone());
+  }
+  return torch::stack(planes).unsqueeze(0);
 }
 
 nlohmann::json prediction_json(const PredictionRecord& r) {
@@ -64,7 +83,7 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
                               PreprocessedScan* preprocessed_out) {
   const auto t0 = std::chrono::steady_clock::now();
   PreprocessedScan preprocessed = preprocess_for_model(scan, options.preprocess);        // 1
-  const torch::Tensor input = model_input(preprocessed);                                 // 2
+  const torch::Tensor input = model_input(preprocessed, predictor.model_kind());         // 2
   const auto t_forward = std::chrono::steady_clock::now();
   const auto output = predictor.forward(input, options.threads, options.with_routing);    // 3
   PredictionRecord record;                                                                // 4
@@ -76,7 +95,8 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
   record.model_id = predictor.info().model_id;
   record.model = fs::absolute(predictor.checkpoint_path());
   record.qc_flags = preprocessed.qc_flags;
-  if (options.with_routing) record.routing = model::routing_summary(output, predictor.info().model, 0);
+  if (options.with_routing && predictor.has_routing())
+    record.routing = model::routing_summary(output, predictor.info().model, 0);
   record.seconds_total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!options.output_dir.empty()) write_prediction_folder(record, preprocessed, options.output_dir);  // 5
   if (preprocessed_out) *preprocessed_out = std::move(preprocessed);

@@ -4,7 +4,8 @@
 //
 //   predict_scan(predictor, scan, options)                     <- the function
 //     1. preprocess_for_model(scan)      app/prediction/preprocessed_scan.h (cached or not)
-//     2. model_input(preprocessed)       -> tensor [1, C, Z, Y, X]   (C = 1: the T1)
+//     2. model_input(preprocessed, kind) -> tensor [1, C, Z, Y, X]  (transformer: C = 1, the
+//                                           T1; VBM: C = 3, modulated CSF/GM/WM)
 //     3. predictor.forward(input)        -> ModelOutput (age, routing records)
 //     4. PredictionRecord                -> age, bias-corrected age, QC flags, routing
 //     5. write_prediction_folder(record) -> preprocessing outputs + prediction.json
@@ -33,17 +34,23 @@ std::string preprocessing_version();
 /// A loaded checkpoint ready to predict. Thread-safe: forward() runs one call at a time.
 class Predictor {
  public:
-  /// Loads and verifies `checkpoint` (.json, .pt or stem; model::load_checkpoint) and checks
+  /// Loads and verifies `checkpoint` (.json, .pt or stem; model::load_checkpoint), either
+  /// kind: a transformer ("neural") or a VBM ridge model (model/vbm_model.h), and checks
   /// that the model's grid is the preprocessing model grid (preprocessing/model_grid.h).
   /// Throws ModelError naming the checkpoint and the rule.
   explicit Predictor(const std::filesystem::path& checkpoint);
 
   const model::CheckpointInfo& info() const { return loaded_.info; }
+  /// "neural" or "vbm" (model/checkpoint.h).
+  const std::string& model_kind() const { return loaded_.info.model_kind; }
+  /// Whether forward() can return routing records (only a transformer has experts).
+  bool has_routing() const { return static_cast<bool>(loaded_.model); }
   /// The checkpoint's .json path.
   const std::filesystem::path& checkpoint_path() const { return checkpoint_; }
 
-  /// The model on `input` [1, C, Z, Y, X] (model_input()): output.age [1] in years, the
-  /// routing records when `with_routing`. `threads` > 0 sets LibTorch's threads first
+  /// The model on `input` [1, C, Z, Y, X] (model_input()): output.age [1] in years (raw,
+  /// before the bias correction), the routing records when `with_routing` and the model
+  /// has experts (has_routing()). `threads` > 0 sets LibTorch's threads first
   /// (0 = leave them). Every LibTorch call happens under one lock, the thread setting
   /// included: LibTorch's and OpenBLAS's thread counts are process-wide, and changing them
   /// while another worker runs a tensor operation crashed `evaluate --jobs 2` (SIGSEGV).
@@ -56,10 +63,11 @@ class Predictor {
 };
 
 /// The model input of a preprocessed scan: a float32 tensor [1, C, Z, Y, X] that owns its
-/// memory, C = 1 (the normalised T1 on the model grid; ITK's x-fastest buffer maps to
-/// [Z, Y, X] without moving axes). The one place that decides what the model sees. Throws
-/// ProcessingError when the image is not on the model grid.
-torch::Tensor model_input(const PreprocessedScan& scan);
+/// memory (ITK's x-fastest buffer maps to [Z, Y, X] without moving axes). For a "neural"
+/// `model_kind`, C = 1: the normalised T1 on the model grid; for "vbm", C = 3: the
+/// modulated CSF, GM, WM maps (mL per voxel). The one place that decides what a model
+/// sees. Throws ProcessingError when an image is missing or not on the model grid.
+torch::Tensor model_input(const PreprocessedScan& scan, const std::string& model_kind = model::kNeuralModelKind);
 
 /// What one prediction is: the content of prediction.json.
 struct PredictionRecord {

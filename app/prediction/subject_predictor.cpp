@@ -39,7 +39,7 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
   scan_options.preprocess.preprocess.threads = options.threads_per_subject;
   scan_options.preprocess.cache_dir = options.cache_dir;
   scan_options.threads = options.threads_per_subject;
-  scan_options.with_routing = options.write_prediction_folder;
+  scan_options.with_routing = options.write_prediction_folder && predictor->has_routing();
 
   return [predictor, scan_options, options](const cohort::Subject& subject, const cohort::SubjectWorkspace& ws) {
     ScanPredictionOptions o = scan_options;
@@ -55,7 +55,7 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
     out.details = {{"model_id", record.model_id},
                    {"preprocessing_cache", preprocessed.cache_entry.filename().string()},
                    {"brain_volume_ml", preprocessed.report.value("brain_volume_ml", 0.0)}};
-    if (options.write_prediction_folder) render_subject_maps(ws.dir, out.qc_flags);
+    if (options.write_prediction_folder && predictor->has_routing()) render_subject_maps(ws.dir, out.qc_flags);
     return out;
   };
 }

@@ -247,9 +247,9 @@ TEST(EvaluateCommand, RealPipelineOnIxiScans) {
 
 // DICOM series folders as cohort rows, and one bias correction for `predict` and `evaluate`.
 // Two IXI scans of distant ages, each as its NIfTI file and as a real DICOM series written
-// by ITK's GDCM writer. A series is preprocessed from its own files: about the same age as
-// its NIfTI (within 0.3 y: int16 storage, reversed slices), and two series never share a
-// cache entry (a folder used to be hashed as if it were a file: every series got one key).
+// by ITK's GDCM writer. A series is preprocessed from its own files: the same age as its
+// NIfTI within 0.2 y (the same stored integers and scaling, slices in reverse order), and
+// two series never share a cache entry (a folder used to be hashed as if it were a file: every series got one key).
 // With a checkpoint holding a bias correction, `predict` on a scan and `evaluate` on the
 // same scan give the same corrected age.
 TEST(EvaluateCommand, DicomSeriesRowsAndTheSameCorrectedAgeAsPredict) {
@@ -295,9 +295,10 @@ TEST(EvaluateCommand, DicomSeriesRowsAndTheSameCorrectedAgeAsPredict) {
                                               std::stod(row[static_cast<std::size_t>(corr)])};
   for (const auto& s : ids) {
     ASSERT_TRUE(age.count(s) && age.count(s + "-dicom")) << s;
-    // Measured 0.226 y (IXI202) and < 0.2 y (IXI448): the series stores int16 voxels and, the
-    // IXI grid being left-handed, its slices in reverse order; the pipeline is that sensitive.
-    EXPECT_NEAR(age[s + "-dicom"].first, age[s].first, 0.3) << s << ": DICOM series vs NIfTI";
+    // The series holds the NIfTI's stored integers and scaling, its slices in reverse order
+    // (the IXI grid is left-handed). Rounding the scaled intensities to int16 instead moved
+    // IXI202 by 0.226 y (brain volume 0.2 %): the int16 storage case of docs/ROBUSTNESS.md.
+    EXPECT_NEAR(age[s + "-dicom"].first, age[s].first, 0.2) << s << ": DICOM series vs NIfTI";
   }
   EXPECT_GT(std::abs(age[ids[0]].first - age[ids[1]].first), 1.0) << "the two subjects must be told apart";
 
