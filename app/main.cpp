@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "app/cli.h"
+#include "app/cli/cli.h"
 #include "common/errors.h"
 
 namespace {

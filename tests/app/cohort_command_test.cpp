@@ -14,7 +14,7 @@
 
 #include "app/cohort/cohort_evaluation.h"
 #include "common/csv.h"
-#include "app/evaluate_command.h"
+#include "app/cli/evaluate_command.h"
 #include "model/checkpoint.h"
 #include "tests/app/cohort/cohort_fixture.h"
 #include "tests/cli_runner.h"

@@ -1,9 +1,9 @@
-#include "app/preprocess_command.h"
+#include "app/cli/preprocess_command.h"
 
 #include <cstdio>
 #include <iostream>
 
-#include "app/cli.h"
+#include "app/cli/cli.h"
 #include "common/atomic_file.h"
 #include "common/errors.h"
 

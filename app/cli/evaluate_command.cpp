@@ -1,14 +1,14 @@
-#include "app/evaluate_command.h"
+#include "app/cli/evaluate_command.h"
 
 #include <unistd.h>
 
 #include <iostream>
 #include <thread>
 
-#include "app/cli.h"
+#include "app/cli/cli.h"
 #include "app/cohort/cohort.h"
 #include "app/prediction/subject_predictor.h"
-#include "app/predict_command.h"
+#include "app/cli/predict_command.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
 #include "common/errors.h"

@@ -1,8 +1,8 @@
-#include "app/merge_command.h"
+#include "app/cli/merge_command.h"
 
 #include <iostream>
 
-#include "app/cli.h"
+#include "app/cli/cli.h"
 #include "app/cohort/cohort.h"
 
 namespace brainage::app {

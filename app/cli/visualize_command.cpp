@@ -1,10 +1,10 @@
-#include "app/visualize_command.h"
+#include "app/cli/visualize_command.h"
 
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 
-#include "app/cli.h"
+#include "app/cli/cli.h"
 #include "common/errors.h"
 #include "common/x_display.h"
 

@@ -1,12 +1,12 @@
-#include "app/predict_command.h"
+#include "app/cli/predict_command.h"
 
 #include <unistd.h>
 
 #include <iomanip>
 #include <iostream>
 
-#include "app/cli.h"
-#include "app/visualize_command.h"
+#include "app/cli/cli.h"
+#include "app/cli/visualize_command.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
 #include "common/errors.h"

@@ -1,12 +1,12 @@
 // The registry of `brainage` subcommands. Add one line per subcommand.
-#include "app/cli.h"
-#include "app/evaluate_command.h"
-#include "app/info_command.h"
-#include "app/merge_command.h"
-#include "app/predict_command.h"
-#include "app/train_command.h"
-#include "app/preprocess_command.h"
-#include "app/visualize_command.h"
+#include "app/cli/cli.h"
+#include "app/cli/evaluate_command.h"
+#include "app/cli/info_command.h"
+#include "app/cli/merge_command.h"
+#include "app/cli/predict_command.h"
+#include "app/cli/train_command.h"
+#include "app/cli/preprocess_command.h"
+#include "app/cli/visualize_command.h"
 
 namespace brainage::app {
 

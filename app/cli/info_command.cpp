@@ -1,8 +1,8 @@
-#include "app/info_command.h"
+#include "app/cli/info_command.h"
 
 #include <iostream>
 
-#include "app/cli.h"
+#include "app/cli/cli.h"
 #include "preprocessing/scan_info.h"
 #include "preprocessing/scan_reader.h"
 

@@ -1,0 +1,33 @@
+#pragma once
+// Training data through the one path (app/prediction/scan_prediction.h): the subjects of a
+// training manifest become model inputs exactly as `predict` and `evaluate` make them
+// (the same preprocessing, cache and model_input), so a model never trains on inputs it
+// will not see. Manifest columns: subject_id, age, path (or t1, as in the IXI
+// participants.csv); a path is relative to the manifest's folder and names either a
+// preprocessed volume on the model grid (t1_mni2mm.nii.gz, with its tissue_modulated_*
+// maps beside it for a VBM model) or a raw scan, preprocessed once into the cache.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "model/trainer.h"
+
+namespace brainage::prediction {
+
+struct ManifestEntry {
+  std::string subject_id;
+  double age = 0;
+  std::filesystem::path path;  // absolute
+};
+
+/// Reads the manifest; throws InvalidInputError naming the file, line and rule.
+std::vector<ManifestEntry> read_training_manifest(const std::filesystem::path& manifest);
+
+/// Loads (and if needed preprocesses + caches) every subject's model input
+/// (prediction::model_input for `model_kind`: [1, Z, Y, X] T1 for "neural", [3, Z, Y, X]
+/// modulated CSF/GM/WM for "vbm") into model::TrainingData.volumes [N, C, Z, Y, X].
+/// Throws InvalidInputError / ProcessingError naming the subject's file.
+model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries, const std::filesystem::path& cache_dir,
+                                       bool progress, const std::string& model_kind = "neural");
+
+}  // namespace brainage::prediction
