@@ -3,7 +3,8 @@
 // with the geometry tags a scanner writes (image position and orientation per slice, pixel
 // spacing, slice thickness, one series UID). Voxels are stored as int16 with the NIfTI's
 // scaling as DICOM's rescale slope/intercept (0028,1053 / 0028,1052), as a scanner export
-// does: the stored integers are the NIfTI's own, so both give the same intensities.
+// does: the stored integers are the NIfTI's own (for integer NIfTI data), so both give the
+// same intensities.
 #include <itkExtractImageFilter.h>
 #include <itkGDCMImageIO.h>
 #include <itkImageFileReader.h>
@@ -22,21 +23,17 @@ namespace brainage::testing {
 /// `uid_root` keeps the study/series/instance UIDs of different series apart.
 inline std::filesystem::path write_dicom_series(const std::filesystem::path& nifti, const std::filesystem::path& dir,
                                                 const std::string& uid_root) {
-  using Volume = itk::Image<short, 3>;
-  using Slice = itk::Image<short, 2>;
+  // The intensities as read (scaled); GDCM's writer stores (value - intercept) / slope as
+  // int16 when the rescale tags are set: the NIfTI's own stored integers.
+  using Volume = itk::Image<float, 3>;
+  using Slice = itk::Image<float, 2>;
   const auto header = brainage::preprocessing::read_nifti_header(nifti);
   const bool scaled = header.scl_slope != 0 && std::isfinite(header.scl_slope);
   const double slope = scaled ? header.scl_slope : 1.0, intercept = scaled ? header.scl_inter : 0.0;
-  auto reader = itk::ImageFileReader<itk::Image<float, 3>>::New();
+  auto reader = itk::ImageFileReader<Volume>::New();
   reader->SetFileName(nifti.string());
   reader->Update();
-  auto volume = Volume::New();  // the stored integers: (value - intercept) / slope
-  volume->CopyInformation(reader->GetOutput());
-  volume->SetRegions(reader->GetOutput()->GetLargestPossibleRegion());
-  volume->Allocate();
-  const float* in = reader->GetOutput()->GetBufferPointer();
-  for (std::size_t i = 0; i < volume->GetLargestPossibleRegion().GetNumberOfPixels(); ++i)
-    volume->GetBufferPointer()[i] = static_cast<short>(std::lround((in[i] - intercept) / slope));
+  const Volume::Pointer volume = reader->GetOutput();
   std::filesystem::create_directories(dir);
   const auto size = volume->GetLargestPossibleRegion().GetSize();
   const auto spacing = volume->GetSpacing();
@@ -83,6 +80,10 @@ inline std::filesystem::path write_dicom_series(const std::filesystem::path& nif
     set("0028|1053", text);
     std::snprintf(text, sizeof text, "%.10g", intercept);
     set("0028|1052", text);
+    set("0028|0100", "16");  // stored as signed 16-bit integers
+    set("0028|0101", "16");
+    set("0028|0102", "15");
+    set("0028|0103", "1");
     slice->SetMetaDataDictionary(tags);
     auto writer = itk::ImageFileWriter<Slice>::New();
     writer->SetInput(slice);
