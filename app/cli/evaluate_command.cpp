@@ -78,6 +78,7 @@ int run_evaluate(const EvaluateOptions& o) {
   p.threads_per_subject = std::max(1, cores / o.jobs);
   p.write_prediction_folder = o.maps;
   p.preprocess.assume_skull_stripped = o.skull_stripped;
+  p.include_qc_failed = o.include_qc_failed;
   configure_all_threads(p.threads_per_subject);
   if (o.plots || o.maps) ensure_x_display();  // headless: a private Xvfb, before the workers start
 
@@ -115,7 +116,10 @@ int evaluate_main(const std::vector<std::string>& args) {
     ("retry-failed", po::bool_switch(&o.retry_failed), "run subjects the journal records as failed again")
     ("no-plots", "do not render the VTK plots")
     ("no-progress", "no progress bar")
-    ("skull-stripped", po::bool_switch(&o.skull_stripped), "inputs are already skull-stripped (default: detect)");
+    ("skull-stripped", po::bool_switch(&o.skull_stripped), "inputs are already skull-stripped (default: detect)")
+    ("include-qc-failed", po::bool_switch(&o.include_qc_failed),
+     "predict scans that fail QC too, flagged 'QC failed: ...', and count them in the metrics (default: listed as "
+     "failed, kept out)");
   po::positional_options_description pos;
   pos.add("cohort", 1);
   const auto vm = parse_command_line("evaluate", "--cohort <cohort.csv | BIDS dir> -o <out> [options]", args, desc, pos);

@@ -38,6 +38,10 @@ struct EvaluateOptions {
   bool progress{true};
   /** Inputs are already skull-stripped. Default = false (detected automatically). */
   bool skull_stripped{false};
+  /** Predict scans that fail a QC check too: flagged "QC failed: ..." in predictions.csv
+      and the report, and counted in the metrics. Default = false (recorded as failed with
+      the reason, listed, kept out of the metrics). */
+  bool include_qc_failed{false};
   /** The command line, recorded in run.json. */
   std::vector<std::string> command_line;
 };

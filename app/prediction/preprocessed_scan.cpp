@@ -49,15 +49,18 @@ bool cache_complete(const fs::path& entry) {
   return true;
 }
 
-/// The flags a passing scan carries on: the pipeline's, plus a note for a skull-stripped input.
-std::vector<std::string> carried_flags(const nlohmann::json& report, std::vector<std::string> flags) {
+/// The flags a scan carries on: the pipeline's (each "QC failed: ..." when the scan failed
+/// QC and that is accepted), plus a note for a skull-stripped input.
+std::vector<std::string> carried_flags(const nlohmann::json& report, std::vector<std::string> flags, bool qc_failed) {
+  if (qc_failed)
+    for (auto& f : flags) f = "QC failed: " + f;
   if (report.contains("skull_stripped_input") && report["skull_stripped_input"].value("value", false))
     flags.push_back("input already skull-stripped");
   return flags;
 }
 
-void require_qc_passed(const fs::path& scan, bool passed, const std::vector<std::string>& flags) {
-  if (passed) return;
+void require_qc_passed(const fs::path& scan, bool passed, const std::vector<std::string>& flags, bool accept_failed) {
+  if (passed || accept_failed) return;
   std::string text;
   for (const auto& f : flags) text += (text.empty() ? "" : "; ") + f;
   throw ProcessingError(scan.string() + ": preprocessing failed QC (" + text + ")");
@@ -125,8 +128,9 @@ PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStep
       out.report = read_cached_report(out.cache_entry);
       const nlohmann::json qc = out.report.value("qc", nlohmann::json::object());
       const auto flags = qc.value("flags", std::vector<std::string>());
-      require_qc_passed(scan, qc.value("passed", true), flags);
-      out.qc_flags = carried_flags(out.report, flags);
+      const bool passed = qc.value("passed", true);
+      require_qc_passed(scan, passed, flags, options.accept_failed_qc);
+      out.qc_flags = carried_flags(out.report, flags, !passed);
       out.t1_model = preprocessing::read_image(out.cache_entry / "t1_mni2mm.nii.gz");
       out.modulated_tissue = read_modulated_tissue(out.cache_entry);
       return out;
@@ -135,9 +139,9 @@ PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStep
   out.result = preprocessing::preprocess_scan(scan, options.preprocess);
   out.fresh = true;
   if (!out.cache_entry.empty()) store_in_cache(out.result, options.cache_dir, out.cache_entry);
-  require_qc_passed(scan, out.result.qc_passed, out.result.qc_flags);
+  require_qc_passed(scan, out.result.qc_passed, out.result.qc_flags, options.accept_failed_qc);
   out.report = out.result.report;
-  out.qc_flags = carried_flags(out.report, out.result.qc_flags);
+  out.qc_flags = carried_flags(out.report, out.result.qc_flags, !out.result.qc_passed);
   out.t1_model = out.result.t1_model;
   out.modulated_tissue = out.result.tissue_maps.modulated;
   return out;

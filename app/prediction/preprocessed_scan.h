@@ -31,6 +31,9 @@ struct PreprocessStepOptions {
       pipeline (training manifests of preprocessed inputs); the modulated tissue maps
       beside it, when present, come with it. Default = false. */
   bool accept_model_grid_input{false};
+  /** A scan that fails a QC check is still returned, each failed check carried as a flag
+      "QC failed: <check>" (evaluate --include-qc-failed). Default = false: it throws. */
+  bool accept_failed_qc{false};
 };
 
 /// A scan after preprocessing: what the model input is built from, and what a prediction
@@ -59,7 +62,7 @@ std::string preprocessing_pipeline_key(const preprocessing::PreprocessOptions& o
 /// Preprocesses `scan` (or reads its cache entry, or takes it as is when it is on the model
 /// grid and that is accepted). Throws InvalidInputError for a missing or broken scan (the
 /// pipeline's validation), ProcessingError "<scan>: preprocessing failed QC (<flags>)" when
-/// a QC check failed, OutputError when the cache cannot be written.
+/// a QC check failed (unless accept_failed_qc), OutputError when the cache cannot be written.
 PreprocessedScan preprocess_for_model(const std::filesystem::path& scan, const PreprocessStepOptions& options);
 
 /// Writes the preprocessing outputs of docs/ARCHITECTURE.md into `dir`: the fresh result's

@@ -21,6 +21,9 @@ struct SubjectPredictorOptions {
       routing) and its expert maps (<subject>/maps, viz::render_expert_maps, without the 3D
       view). Default = false. */
   bool write_prediction_folder{false};
+  /** Predict a scan that failed QC anyway (flags "QC failed: ..."; PreprocessStepOptions::
+      accept_failed_qc). Default = false: it throws and the runner records it as failed. */
+  bool include_qc_failed{false};
   preprocessing::PreprocessOptions preprocess{};
 };
 

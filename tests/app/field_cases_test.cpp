@@ -7,10 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "common/csv.h"
 #include "preprocessing/mask_metrics.h"
 #include "preprocessing/model_grid.h"
 #include "tests/cli_runner.h"
@@ -122,6 +124,40 @@ TEST(FieldCases, ACutFieldOfViewIsFlaggedNeverAnswered) {
     EXPECT_GT(report["brain_coverage"]["outside_fov_fraction"].get<double>(), 0.02) << file;
     EXPECT_FALSE(report["qc"]["passed"].get<bool>()) << file;
   }
+}
+
+// In a cohort, the cut scan is recorded as failed with its reason and kept out of the
+// metrics; with --include-qc-failed it is predicted, flagged "QC failed: ..." and counted.
+TEST(FieldCases, ACohortKeepsAQcFailedScanOutOfTheMetricsUnlessAskedToIncludeIt) {
+  BRAINAGE_REQUIRE_PATH(field_case("12b_ixi012_crop_vertex.nii.gz"));
+  const fs::path dir = scratch_dir("fieldcases-cohort-qc");
+  std::ofstream(dir / "c.csv") << "subject_id,path,age\nwhole," << field_case("00_ixi012_orig.nii.gz").string()
+                               << ",38.8\ncut," << field_case("12b_ixi012_crop_vertex.nii.gz").string() << ",38.8\n";
+  auto evaluate = [&](const std::string& out, const std::string& extra) {
+    const auto r = run_brainage("evaluate --cohort \"" + (dir / "c.csv").string() + "\" -o \"" + (dir / out).string() +
+                                "\" --cache-dir \"" + (dir / "cache").string() + "\" --threads 2 --no-progress --no-plots" +
+                                extra);
+    std::map<std::string, std::pair<std::string, std::string>> rows;  // id -> (predicted_age, qc_flags + error)
+    const auto t = brainage::read_delimited_file(dir / out / "predictions.csv");
+    const int id = brainage::column_index(t.header, "subject_id"), age = brainage::column_index(t.header, "predicted_age");
+    const int flags = brainage::column_index(t.header, "qc_flags"), error = brainage::column_index(t.header, "error");
+    for (const auto& row : t.rows) rows[row[id]] = {row[age], row[flags] + "|" + row[error]};
+    return std::make_pair(r, rows);
+  };
+  const auto [kept_out, rows] = evaluate("default", "");
+  EXPECT_EQ(kept_out.code, 7) << kept_out.out;  // completed with failures
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_TRUE(rows.at("cut").first.empty()) << rows.at("cut").first;
+  EXPECT_NE(rows.at("cut").second.find("brain coverage"), std::string::npos) << rows.at("cut").second;
+  EXPECT_EQ(read_json(dir / "default" / "metrics.json")["uncorrected"]["n"].get<int>(), 1);
+
+  const auto [included, rows2] = evaluate("included", " --include-qc-failed");
+  EXPECT_EQ(included.code, 0) << included.out;
+  ASSERT_EQ(rows2.size(), 2u);
+  EXPECT_FALSE(rows2.at("cut").first.empty());
+  EXPECT_NE(rows2.at("cut").second.find("QC failed: brain coverage"), std::string::npos) << rows2.at("cut").second;
+  EXPECT_EQ(read_json(dir / "included" / "metrics.json")["uncorrected"]["n"].get<int>(), 2);
+  EXPECT_EQ(rows2.at("whole").first, rows.at("whole").first);  // the passing scan is unchanged
 }
 
 TEST(FieldCases, ANonT1ContrastIsRefusedWithTheRule) {
