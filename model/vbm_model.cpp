@@ -90,6 +90,15 @@ torch::Tensor axis_operator(int64_t in, double sigma, int64_t stride) {
 
 }  // namespace
 
+torch::Tensor proportionally_scaled(const torch::Tensor& maps) {
+  check_maps(maps, 3, nullptr);
+  const auto total = maps.index({torch::indexing::Slice(), torch::indexing::Slice(0, 3)})
+                         .to(torch::kDouble)
+                         .sum({1, 2, 3, 4});  // [N] mL
+  if (!(total.min().item<double>() > 0)) throw ModelError("vbm: a subject's tissue maps sum to zero");
+  return (maps.to(torch::kDouble) * (1500.0 / total).view({-1, 1, 1, 1, 1})).to(torch::kFloat);
+}
+
 torch::Tensor smooth_and_sample(const torch::Tensor& maps, double fwhm_mm, double voxel_mm, int64_t stride) {
   check_maps(maps, 1, nullptr);
   if (stride < 1) throw ModelError("vbm: stride must be >= 1, got " + std::to_string(stride));
@@ -131,7 +140,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
                      " subjects for " + std::to_string(o.inner_folds) + " folds");
   if (o.fwhm_mm.empty() || o.lambdas.empty()) throw ModelError("vbm: no FWHM or λ candidate");
   torch::NoGradGuard no_grad;
-  const auto selected = select_channels(maps, o.channels);
+  const auto selected = select_channels(o.proportional_scaling ? proportionally_scaled(maps) : maps, o.channels);
   const auto ages_t = torch::tensor(ages, torch::kDouble);
 
   std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> folds;
@@ -190,6 +199,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
   m.voxel_mm = o.voxel_mm;
   m.stride = o.stride;
   m.lambda_relative = o.lambdas[best_l];
+  m.proportional_scaling = o.proportional_scaling;
   m.mask = best_mask;
   const auto x = masked_features(smooth_and_sample(selected, m.fwhm_mm, m.voxel_mm, m.stride), m.mask);
   const Standardiser standardise(x, o.standardize);
@@ -211,7 +221,8 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
 torch::Tensor VbmModel::predict_raw(const torch::Tensor& maps) const {
   check_maps(maps, max_channel(channels) + 1, &grid);
   torch::NoGradGuard no_grad;
-  const auto x = masked_features(smooth_and_sample(select_channels(maps, channels), fwhm_mm, voxel_mm, stride), mask);
+  const auto scaled = proportional_scaling ? proportionally_scaled(maps) : maps;
+  const auto x = masked_features(smooth_and_sample(select_channels(scaled, channels), fwhm_mm, voxel_mm, stride), mask);
   if (x.size(1) != weights.size(0))
     throw ModelError("vbm: " + std::to_string(x.size(1)) + " features, the model has " +
                      std::to_string(weights.size(0)) + " weights");
@@ -232,6 +243,7 @@ nlohmann::json VbmModel::to_json() const {
           {"voxel_mm", voxel_mm},
           {"stride", stride},
           {"lambda_relative", lambda_relative},
+          {"proportional_scaling", proportional_scaling},
           {"intercept", intercept},
           {"features", weights.defined() ? weights.size(0) : 0}};
 }
@@ -255,6 +267,7 @@ VbmModel VbmModel::load(const nlohmann::json& j, const std::filesystem::path& fi
     m.stride = j.at("stride").get<int64_t>();
     m.lambda_relative = j.at("lambda_relative").get<double>();
     m.intercept = j.at("intercept").get<double>();
+    m.proportional_scaling = j.value("proportional_scaling", false);
   } catch (const nlohmann::json::exception& e) {
     throw ModelError(std::string("VBM model metadata has a missing or ill-typed field (") + e.what() + ")");
   }

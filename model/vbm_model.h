@@ -45,6 +45,11 @@ struct VbmOptions {
       constant in training cannot dominate a new subject (true), or only centre it (false).
       Default = true. */
   bool standardize{true};
+  /** Global normalisation by proportional scaling (SPM's term): each subject's maps are
+      multiplied by 1500 mL / its total CSF+GM+WM volume (its intracranial volume), so
+      head size, which does not follow age, stops being the largest source of variance.
+      Default = false. */
+  bool proportional_scaling{false};
   /** Inner CV folds for FWHM / λ and for the bias correction. Default = 5. */
   int64_t inner_folds{5};
   /** Seed of the inner folds. Default = 42. */
@@ -59,6 +64,7 @@ struct VbmModel {
   double voxel_mm = 2.0;
   int64_t stride = 2;
   double lambda_relative = 1.0;  // the chosen λ / (trace(K)/n)
+  bool proportional_scaling = false;  // VbmOptions::proportional_scaling (absent in older checkpoints: false)
   torch::Tensor mask;            // bool [z, y, x] on the sampled grid
   torch::Tensor feature_mean;    // double [P], P = channels × mask voxels
   torch::Tensor feature_scale;   // double [P] (sd; 1 where the sd is 0)
@@ -79,6 +85,10 @@ struct VbmModel {
   /// missing or the shapes disagree (mask voxels × channels ≠ P).
   static VbmModel load(const nlohmann::json& model_json, const std::filesystem::path& file);
 };
+
+/// Maps [N, C, Z, Y, X] (C = 3: CSF, GM, WM in mL per voxel) scaled per subject to a
+/// total of 1500 mL (VbmOptions::proportional_scaling). Throws ModelError on an empty map.
+torch::Tensor proportionally_scaled(const torch::Tensor& maps);
 
 /// Maps [N, C, Z, Y, X] (float) -> smoothed (Gaussian, FWHM in mm, truncated at 3σ, zero
 /// outside the grid) and sampled every `stride` voxels (starting at voxel stride/2):

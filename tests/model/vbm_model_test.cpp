@@ -186,3 +186,24 @@ TEST(VbmModel, NeuralCheckpointWithoutModelKindStillLoads) {
   EXPECT_FALSE(loaded.vbm);
   fs::remove_all(dir);
 }
+
+// Proportional scaling: with it, a head 20 % larger in every tissue (the same brain, more
+// mL) gets the same age, and the signal is still recovered; the setting survives the
+// checkpoint round trip through to_json / load.
+TEST(VbmModel, ProportionalScalingMakesTheAgeIndependentOfHeadSize) {
+  const auto c = make_cohort(100, 0.02, 3);
+  using torch::indexing::Slice;
+  const std::vector<double> train_ages(c.ages.begin(), c.ages.begin() + 80);
+  auto o = small_options();
+  o.proportional_scaling = true;
+  const auto fit = bm::fit_vbm(c.maps.index({Slice(0, 80)}), train_ages, o);
+  const auto held_out = c.maps.index({Slice(80, 100)});
+  const auto pred = fit.model.predict(held_out);
+  EXPECT_LT(mae(pred, c.ages, 80), 3.0);
+  const auto larger = fit.model.predict(held_out * 1.2);
+  EXPECT_LT((larger - pred).abs().max().item<double>(), 1e-3);
+  EXPECT_TRUE(fit.model.to_json().at("proportional_scaling").get<bool>());
+  // Without it, the same larger heads move the age (the effect the option removes).
+  const auto plain = bm::fit_vbm(c.maps.index({Slice(0, 80)}), train_ages, small_options());
+  EXPECT_GT((plain.model.predict(held_out * 1.2) - plain.model.predict(held_out)).abs().max().item<double>(), 1.0);
+}
