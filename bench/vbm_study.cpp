@@ -6,6 +6,9 @@
 // held-out fold. Prints MAE / r (raw and bias-corrected), each fold's chosen FWHM / λ, and
 // writes the per-subject predictions as CSV.
 //
+// DIR holds one folder per subject id: `brainage preprocess` outputs (e.g. made by
+// scripts/preprocess_manifest.py) or brainage_tissue_maps_cohort's.
+//
 //   brainage_vbm_study --participants CSV --maps DIR [--folds 5] [--seed 42]
 //                      [--fwhm 4,6,8] [--channels 0,1,2] [--lambdas a,b,...] [--stride 2]
 //                      [--out predictions.csv]
@@ -23,6 +26,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/age_statistics.h"
 #include "model/runtime.h"
 #include "model/trainer.h"
 #include "model/vbm_model.h"
@@ -48,19 +52,6 @@ std::vector<T> parse_list(const std::string& text) {
   std::vector<T> out;
   for (const auto& f : split(text)) out.push_back(static_cast<T>(std::stod(f)));
   return out;
-}
-
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const double n = static_cast<double>(a.size());
-  double ma = 0, mb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) ma += a[i] / n, mb += b[i] / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    sab += (a[i] - ma) * (b[i] - mb);
-    saa += (a[i] - ma) * (a[i] - ma);
-    sbb += (b[i] - mb) * (b[i] - mb);
-  }
-  return sab / std::sqrt(saa * sbb);
 }
 
 double mae(const std::vector<double>& a, const std::vector<double>& b) {
@@ -113,12 +104,19 @@ int main(int argc, char** argv) {
   while (std::getline(in, line)) {
     const auto f = split(line);
     const fs::path dir = maps_dir / f.at(id_col);
-    if (!fs::exists(dir / "modulated_gm.nii.gz") || !fs::exists(dir / "preprocess.json")) continue;
+    // A `brainage preprocess` folder (tissue_modulated_<t>_mni2mm.nii.gz) or one written
+    // by brainage_tissue_maps_cohort (modulated_<t>.nii.gz).
+    const bool pipeline = fs::exists(dir / "tissue_modulated_gm_mni2mm.nii.gz");
+    auto map_file = [&](const char* name) {
+      return dir / (pipeline ? std::string("tissue_modulated_") + name + "_mni2mm.nii.gz"
+                             : std::string("modulated_") + name + ".nii.gz");
+    };
+    if (!fs::exists(map_file("gm")) || !fs::exists(dir / "preprocess.json")) continue;
     std::ifstream pj(dir / "preprocess.json");
     if (!nlohmann::json::parse(pj).at("qc").at("passed").get<bool>()) continue;
     std::vector<torch::Tensor> channels;
     for (const char* name : bp::kTissueNames) {
-      const auto values = bp::image_to_buffer(bp::read_image(dir / (std::string("modulated_") + name + ".nii.gz")));
+      const auto values = bp::image_to_buffer(bp::read_image(map_file(name)));
       channels.push_back(torch::from_blob(const_cast<float*>(values.data()), {80, 96, 80}, torch::kFloat).clone());
     }
     volumes.push_back(torch::stack(channels));
@@ -158,8 +156,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   std::printf("%zu subjects, %ld-fold CV seed %lu: MAE %.2f y (r %.3f) bias-corrected; raw MAE %.2f y (r %.3f)\n",
-              ids.size(), folds, seed, mae(corrected, ages), pearson(corrected, ages), mae(raw, ages),
-              pearson(raw, ages));
+              ids.size(), folds, seed, mae(corrected, ages), brainage::pearson(corrected, ages), mae(raw, ages),
+              brainage::pearson(raw, ages));
   if (!out_csv.empty()) {
     std::ofstream o(out_csv);
     o << "subject_id,age,fold,predicted_raw,predicted_age\n";
