@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <sstream>
 
 #include "app/cli/cli.h"
 #include "common/atomic_file.h"
@@ -159,7 +160,7 @@ int train_main(const std::vector<std::string>& args) {
   t.warmup_epochs = 5;
   t.patience = 60;
   t.augmentation.intensity_scale = 0.0;
-  std::string manifest, output, kind = "ermoe", final_weights = "best";
+  std::string manifest, output, kind = "ermoe", final_weights = "best", vbm_scaling, vbm_fwhm;
   bool no_augment = false, quiet = false;
   po::options_description desc("train options");
   desc.add_options()
@@ -204,6 +205,10 @@ int train_main(const std::vector<std::string>& args) {
     ("master-addr", po::value(&o.distributed.master_addr), "host of rank 0 (default: $MASTER_ADDR, else 127.0.0.1)")
     ("master-port", po::value(&o.distributed.master_port), "TCP port on rank 0 (default: $MASTER_PORT, else 29500)")
     ("dist-timeout", po::value<int>(), "seconds before a dead or hung rank fails the job (default: 60)")
+    ("vbm-scaling", po::value(&vbm_scaling)->default_value("proportional"),
+     "--model-kind vbm: proportional (each subject's maps scaled to 1500 mL of tissue: head size removed) | none")
+    ("vbm-fwhm", po::value(&vbm_fwhm)->default_value("4,6,8"),
+     "--model-kind vbm: candidate smoothing FWHMs in mm, chosen by inner CV")
     ("quiet", po::bool_switch(&quiet), "no progress display");
   const auto vm = parse_command_line("train", "--manifest CSV -o DIR [options]", args, desc);
   if (!vm) return 0;
@@ -229,6 +234,22 @@ int train_main(const std::vector<std::string>& args) {
   if (o.fit_vbm) {
     if (o.distributed.world_size > 1) throw UsageError("--model-kind vbm fits in one process: drop --world-size");
     o.vbm.seed = t.seed;
+    if (vbm_scaling != "proportional" && vbm_scaling != "none")
+      throw UsageError("--vbm-scaling must be proportional or none, got '" + vbm_scaling + "'");
+    o.vbm.proportional_scaling = vbm_scaling == "proportional";
+    o.vbm.fwhm_mm.clear();
+    std::stringstream list(vbm_fwhm);
+    for (std::string item; std::getline(list, item, ',');) {
+      try {
+        std::size_t used = 0;
+        const double fwhm = std::stod(item, &used);
+        if (used != item.size() || !(fwhm >= 0 && fwhm <= 30)) throw std::invalid_argument(item);
+        o.vbm.fwhm_mm.push_back(fwhm);
+      } catch (const std::exception&) {
+        throw UsageError("--vbm-fwhm: '" + item + "' is not a FWHM in [0, 30] mm");
+      }
+    }
+    if (o.vbm.fwhm_mm.empty()) throw UsageError("--vbm-fwhm: no FWHM given");
     return run_train(o);
   }
   try {

@@ -107,7 +107,9 @@ TEST(TrainPredict, BadModelAugmentationOrSplitOptionsAreUsageErrorsBeforeAnyWork
   const fs::path dir = scratch_dir("train-bad-options");
   std::ofstream(dir / "m.csv") << "subject_id,age,path\nsubA,30,x.nii.gz\nsubB,40,y.nii.gz\n";
   for (const std::string bad : {"--patch-pool 3", "--intensity-jitter -1", "--dim 30 --heads 4", "--final worst",
-                                "--val-fraction 0", "--val-fraction 1 --final last"}) {
+                                "--val-fraction 0", "--val-fraction 1 --final last",
+                                "--model-kind vbm --vbm-scaling cubic", "--model-kind vbm --vbm-fwhm 4,x",
+                                "--model-kind vbm --world-size 2 --rank 0"}) {
     const auto r = run_brainage("train --manifest \"" + (dir / "m.csv").string() + "\" -o \"" + (dir / "out").string() +
                                 "\" " + bad);
     EXPECT_EQ(r.code, 2) << bad << ": " << r.out;
