@@ -19,6 +19,7 @@
 #include "preprocessing/itk_version.h"
 #include "preprocessing/mask_metrics.h"
 #include "preprocessing/mask_operations.h"
+#include "preprocessing/model_grid_resampling.h"
 #include "preprocessing/native_header.h"
 #include "preprocessing/nifti_xform.h"
 #include "preprocessing/scan_reader.h"
@@ -105,27 +106,11 @@ MaskType::Pointer foreground_mask(const ImageType* image) {
   return mask_above(image, 0.1f * values[k]);
 }
 
-/// `image` (native/moving space) sampled on the model grid through `mni_to_native`.
-ImageType::Pointer to_model_grid(const ImageType* image, const AffineTransformType* mni_to_native) {
-  auto grid = make_model_grid_image();
-  auto resample = itk::ResampleImageFilter<ImageType, ImageType>::New();
-  resample->SetInput(image);
-  resample->SetTransform(mni_to_native);
-  resample->SetInterpolator(itk::LinearInterpolateImageFunction<ImageType, double>::New());
-  resample->SetUseReferenceImage(true);
-  resample->SetReferenceImage(grid);
-  resample->SetDefaultPixelValue(0);
-  resample->Update();
-  ImageType::Pointer out = resample->GetOutput();
-  out->DisconnectPipeline();
-  return out;
-}
-
 MaskType::Pointer mask_to_model_grid(const MaskType* mask, const AffineTransformType* mni_to_native) {
   auto cast = itk::CastImageFilter<MaskType, ImageType>::New();
   cast->SetInput(mask);
   cast->Update();
-  const auto soft = to_model_grid(cast->GetOutput(), mni_to_native);
+  const auto soft = resample_to_model_grid(cast->GetOutput(), mni_to_native);
   auto out = make_model_grid_mask();
   itk::ImageRegionConstIterator<ImageType> s(soft, soft->GetLargestPossibleRegion());
   itk::ImageRegionIterator<MaskType> m(out, out->GetLargestPossibleRegion());
@@ -261,7 +246,7 @@ const ContrastRegions& contrast_regions(Template& t, const fs::path& template_di
     if (!fs::exists(aal))
       throw InvalidInputError(aal.string() + ": atlas missing (install the Debian package mricron-data)");
     const auto identity = AffineTransformType::New();
-    const auto brain_model = to_model_grid(t.brain, identity);
+    const auto brain_model = resample_to_model_grid(t.brain, identity);
     const auto aal_model = resample_mask_to_grid(read_mask(aal), brain_model);
     t.contrast = make_contrast_regions(brain_model, aal_model);
   }
@@ -583,7 +568,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   timer.lap("brain_extraction");
 
   // 6. Model grid + intensity normalisation.
-  const auto t1_model_raw = to_model_grid(result.corrected_native, result.mni_to_native);
+  const auto t1_model_raw = resample_to_model_grid(result.corrected_native, result.mni_to_native);
   result.brain_mask_model = mask_to_model_grid(mask_canonical, result.mni_to_native);
   const auto normalized = normalize_intensity(t1_model_raw, result.brain_mask_model, options.normalization);
   result.t1_model = normalized.image;
@@ -618,7 +603,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   result.qc_passed = result.qc_flags.empty();
   if (!result.contrast.t1_weighted && result.qc_passed) throw InvalidInputError(scan.string() + ": " + result.contrast.rule);
   if (options.render_qc) {
-    auto template_model = to_model_grid(tmpl.head, AffineTransformType::New());
+    auto template_model = resample_to_model_grid(tmpl.head, AffineTransformType::New());
     result.qc_image = render_qc_image(result.corrected_native, mask_canonical, result.t1_model, template_model);
   }
   timer.lap("qc");

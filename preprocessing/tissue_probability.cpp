@@ -13,6 +13,7 @@
 
 #include "common/errors.h"
 #include "preprocessing/model_grid.h"
+#include "preprocessing/model_grid_resampling.h"
 
 namespace brainage::preprocessing {
 namespace {
@@ -222,21 +223,11 @@ ModelGridTissueMaps tissue_maps_to_model_grid(const std::array<ImageType::Pointe
   if (!(out.jacobian_determinant > 1e-6))
     throw ProcessingError("tissue maps: the MNI -> native affine is singular (|det| " +
                           std::to_string(out.jacobian_determinant) + ")");
-  const auto grid = make_model_grid_image();
   const double voxel_ml = kModelGridSpacing * kModelGridSpacing * kModelGridSpacing / 1000.0;
   const double scale = out.jacobian_determinant * voxel_ml;
   for (int c = 0; c < 3; ++c) {
     if (!native[c]) throw ProcessingError(std::string("tissue maps: the ") + kTissueNames[c] + " map is missing");
-    auto resample = itk::ResampleImageFilter<ImageType, ImageType>::New();
-    resample->SetInput(native[c]);
-    resample->SetTransform(mni_to_native);
-    resample->SetInterpolator(itk::LinearInterpolateImageFunction<ImageType, double>::New());
-    resample->SetUseReferenceImage(true);
-    resample->SetReferenceImage(grid);
-    resample->SetDefaultPixelValue(0);
-    resample->Update();
-    out.probabilities[c] = resample->GetOutput();
-    out.probabilities[c]->DisconnectPipeline();
+    out.probabilities[c] = resample_to_model_grid(native[c], mni_to_native);
     auto modulated = make_model_grid_image();
     itk::ImageRegionConstIterator<ImageType> p(out.probabilities[c], out.probabilities[c]->GetLargestPossibleRegion());
     itk::ImageRegionIterator<ImageType> m(modulated, modulated->GetLargestPossibleRegion());
