@@ -27,7 +27,37 @@ namespace {
 
 using RigidTransformType = itk::VersorRigid3DTransform<double>;
 using Optimizer = itk::RegularStepGradientDescentOptimizerv4<double>;
-using Metric = itk::MattesMutualInformationImageToImageMetricv4<ImageType, ImageType>;
+
+/// ITK's Mattes mutual information (Mattes et al. 2003) evaluated in one work unit, so that
+/// a registration gives the same transform on every run and at every thread count.
+/// ITK 5.2 adds each work unit's joint-PDF derivatives for a global transform into one
+/// buffer under a lock, in whatever order the work units finish. Its public
+/// SetMaximumNumberOfWorkUnits(1) only caps the threads of the metric's domain threaders:
+/// their work-unit count stays the global thread count, and the pool still runs those
+/// units concurrently (measured: `brainage preprocess IXI015 --threads 2` gave three
+/// different brain volumes in three runs). The threaders' own work-unit count is
+/// protected; this subclass sets it.
+class SingleWorkUnitMattesMetric : public itk::MattesMutualInformationImageToImageMetricv4<ImageType, ImageType> {
+ public:
+  ITK_DISALLOW_COPY_AND_ASSIGN(SingleWorkUnitMattesMetric);
+  using Self = SingleWorkUnitMattesMetric;
+  using Superclass = itk::MattesMutualInformationImageToImageMetricv4<ImageType, ImageType>;
+  using Pointer = itk::SmartPointer<Self>;
+  itkNewMacro(Self);
+  itkTypeMacro(SingleWorkUnitMattesMetric, MattesMutualInformationImageToImageMetricv4);
+
+  void Initialize() override {
+    Superclass::Initialize();
+    this->SetMaximumNumberOfWorkUnits(1);
+    this->m_DenseGetValueAndDerivativeThreader->SetNumberOfWorkUnits(1);
+    this->m_SparseGetValueAndDerivativeThreader->SetNumberOfWorkUnits(1);
+  }
+
+ protected:
+  SingleWorkUnitMattesMetric() = default;
+  ~SingleWorkUnitMattesMetric() override = default;
+};
+using Metric = SingleWorkUnitMattesMetric;
 
 /// Centroid of the head: voxels above 10% of the 99th percentile, restricted to the
 /// `depth_mm` below the most superior such voxel (so a neck in the field of view does not
@@ -112,10 +142,8 @@ StageOutcome<TTransform> run_stage(const ImageType* fixed, const ImageType* movi
     spatial->Update();
     metric->SetFixedImageMask(spatial);
   }
-  // One work unit: ITK 5.2's Mattes metric adds each work unit's joint-PDF derivatives
-  // for a global transform into one buffer under a lock, in whatever order the threads
-  // finish, so with several work units the sums (and a chaotic registration's result)
-  // change from run to run. The metric runs serially; everything else stays threaded.
+  // One work unit (SingleWorkUnitMattesMetric): the metric runs serially, so its sums do
+  // not depend on thread timing; everything else stays threaded.
   metric->SetMaximumNumberOfWorkUnits(1);
 
   auto scales = itk::RegistrationParameterScalesFromPhysicalShift<Metric>::New();
