@@ -68,7 +68,10 @@ bool start_private_xvfb() {
     } while (n > 0);
     for (int i = 0; i < len; ++i) fd_text[i] = digits[len - 1 - i];
     fd_text[len] = '\0';
-    ::execlp("Xvfb", "Xvfb", "-displayfd", fd_text, "-screen", "0", "1280x1024x24", "-nolisten", "tcp",
+    // -noreset: an X server resets when its last client disconnects; the readiness
+    // check below is such a client, and a connection made during the reset fails
+    // ("bad X server connection", seen when several brainage processes start at once).
+    ::execlp("Xvfb", "Xvfb", "-displayfd", fd_text, "-screen", "0", "1280x1024x24", "-nolisten", "tcp", "-noreset",
              static_cast<char*>(nullptr));
     ::_exit(127);
   }

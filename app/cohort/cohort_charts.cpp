@@ -64,6 +64,10 @@ void render(const std::vector<ScatterSeries>& series, const Line& line, const st
     throw OutputError(png.string() + ": cannot render VTK charts: no X display could be opened or started (Debian package xvfb)");
   std::lock_guard<std::mutex> lock(render_mutex());
   vtkNew<vtkContextView> view;
+  // No interactor: an off-screen figure needs none, and vtkContextView's default one
+  // initialises on the first Render() with its own X calls (a failed connection there was
+  // a SIGSEGV in XSync instead of VTK's error).
+  view->SetInteractor(nullptr);
   view->GetRenderWindow()->SetOffScreenRendering(1);
   view->GetRenderWindow()->SetSize(options.width, options.height);
   view->GetRenderer()->SetBackground(1.0, 1.0, 1.0);
