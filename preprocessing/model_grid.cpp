@@ -10,6 +10,7 @@
 #include "common/atomic_file.h"
 #include "common/errors.h"
 #include "preprocessing/itk_error_text.h"
+#include "preprocessing/itk_factories.h"
 
 namespace brainage::preprocessing {
 namespace {
@@ -44,6 +45,7 @@ template <typename TImage>
 typename TImage::Pointer read_any(const std::filesystem::path& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) throw InvalidInputError(path.string() + ": file does not exist");
+  ensure_itk_factories();
   auto reader = itk::ImageFileReader<TImage>::New();
   reader->SetFileName(path.string());
   try {

@@ -11,6 +11,7 @@
 
 #include "common/errors.h"
 #include "preprocessing/itk_error_text.h"
+#include "preprocessing/itk_factories.h"
 #include "preprocessing/native_header.h"
 #include "preprocessing/nifti_xform.h"
 
@@ -33,6 +34,7 @@ LoadedScan read_dicom_folder(const std::filesystem::path& dir) {
   if (series.size() > 1)
     fail(dir, "folder holds " + std::to_string(series.size()) + " DICOM series; point to a folder with exactly one");
   const auto files = names->GetFileNames(series.front());
+  ensure_itk_factories();
   auto reader = itk::ImageSeriesReader<ImageType>::New();
   auto io = itk::GDCMImageIO::New();
   reader->SetImageIO(io);
@@ -112,6 +114,7 @@ LoadedScan read_nifti(const std::filesystem::path& path, const ScanValidationOpt
     }
   }
 
+  ensure_itk_factories();
   auto reader = itk::ImageFileReader<ImageType>::New();
   reader->SetFileName(path.string());
   try {
