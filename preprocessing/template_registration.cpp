@@ -142,9 +142,8 @@ StageOutcome<TTransform> run_stage(const ImageType* fixed, const ImageType* movi
     spatial->Update();
     metric->SetFixedImageMask(spatial);
   }
-  // One work unit (SingleWorkUnitMattesMetric): the metric runs serially, so its sums do
-  // not depend on thread timing; everything else stays threaded.
-  metric->SetMaximumNumberOfWorkUnits(1);
+  // The metric runs as one work unit (SingleWorkUnitMattesMetric sets it on every
+  // Initialize), so its sums do not depend on thread timing; everything else stays threaded.
 
   auto scales = itk::RegistrationParameterScalesFromPhysicalShift<Metric>::New();
   scales->SetMetric(metric);

@@ -61,9 +61,8 @@ int run_train_vbm(const TrainCommandOptions& options, const std::vector<Manifest
   const auto t0 = std::chrono::steady_clock::now();
   const auto fit = model::fit_vbm(data.volumes, data.ages, options.vbm);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  double inner_mae = 0;  // the inner CV's out-of-fold predictions at the chosen FWHM and λ
-  for (size_t i = 0; i < data.ages.size(); ++i)
-    inner_mae += std::abs(fit.inner_oof_predictions[i] - data.ages[i]) / static_cast<double>(data.ages.size());
+  // The inner CV's out-of-fold predictions at the chosen FWHM and λ (fit_vbm scored them).
+  const double inner_mae = fit.selection.at("chosen_inner_cv_mae").get<double>();
   const double inner_r = pearson(data.ages, fit.inner_oof_predictions);
   model::CheckpointInfo info;
   info.model_kind = model::kVbmModelKind;
