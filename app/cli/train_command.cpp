@@ -48,10 +48,6 @@ model::TrainingData load_rank_data(const std::vector<ManifestEntry>& entries, co
   return data;
 }
 
-}  // namespace
-
-namespace {
-
 /// `train --model-kind vbm`: the modulated tissue maps of every subject (the same data path
 /// as the transformer), fit_vbm (FWHM and λ by inner CV, bias correction on the inner
 /// out-of-fold predictions), one checkpoint DIR/model.{pt,json} that predict and evaluate load.

@@ -114,7 +114,7 @@ PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStep
   if (options.accept_model_grid_input) {
     if (auto image = model_grid_image(scan)) {
       out.t1_model = image;
-      out.modulated_tissue = read_modulated_tissue(scan.parent_path());
+      if (options.read_tissue_maps) out.modulated_tissue = read_modulated_tissue(scan.parent_path());
       out.report = nlohmann::json::object();
       out.model_grid_input = true;
       return out;
@@ -132,7 +132,7 @@ PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStep
       require_qc_passed(scan, passed, flags, options.accept_failed_qc);
       out.qc_flags = carried_flags(out.report, flags, !passed);
       out.t1_model = preprocessing::read_image(out.cache_entry / "t1_mni2mm.nii.gz");
-      out.modulated_tissue = read_modulated_tissue(out.cache_entry);
+      if (options.read_tissue_maps) out.modulated_tissue = read_modulated_tissue(out.cache_entry);
       return out;
     }
   }

@@ -28,12 +28,16 @@ struct PreprocessStepOptions {
   /** Cache folder; empty = no cache (the pipeline runs and nothing is stored). Default = none. */
   std::filesystem::path cache_dir{};
   /** A file already on the model grid (a t1_mni2mm.nii.gz) is used as is, without the
-      pipeline (training manifests of preprocessed inputs); the modulated tissue maps
-      beside it, when present, come with it. Default = false. */
+      pipeline (training manifests of preprocessed inputs); with `read_tissue_maps`, the
+      modulated tissue maps beside it come with it. Default = false. */
   bool accept_model_grid_input{false};
   /** A scan that fails a QC check is still returned, each failed check carried as a flag
       "QC failed: <check>" (evaluate --include-qc-failed). Default = false: it throws. */
   bool accept_failed_qc{false};
+  /** Read the modulated tissue maps of a cache entry or model-grid input (a VBM model's
+      input; three more files per scan, so only when a model needs them). A fresh result
+      always carries them. Default = false. */
+  bool read_tissue_maps{false};
 };
 
 /// A scan after preprocessing: what the model input is built from, and what a prediction
@@ -42,8 +46,8 @@ struct PreprocessedScan {
   std::filesystem::path scan;                 // as given
   preprocessing::ImageType::Pointer t1_model; // model grid, brain only, normalised
   /** Modulated CSF, GM, WM maps on the model grid (mL of the subject's own tissue per
-      voxel; tissue_probability.h), the VBM model's input. Null for a model-grid input
-      without tissue_modulated_*_mni2mm.nii.gz beside it. */
+      voxel; tissue_probability.h), the VBM model's input. Null unless fresh or
+      PreprocessStepOptions::read_tissue_maps (and the files exist). */
   std::array<preprocessing::ImageType::Pointer, 3> modulated_tissue{};
   nlohmann::json report;                      // preprocess.json ({} for a model-grid input)
   std::vector<std::string> qc_flags;          // warnings that did not stop the scan

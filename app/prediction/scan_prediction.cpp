@@ -82,7 +82,9 @@ void write_prediction_folder(const PredictionRecord& record, const PreprocessedS
 PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const ScanPredictionOptions& options,
                               PreprocessedScan* preprocessed_out) {
   const auto t0 = std::chrono::steady_clock::now();
-  PreprocessedScan preprocessed = preprocess_for_model(scan, options.preprocess);        // 1
+  PreprocessStepOptions step = options.preprocess;
+  step.read_tissue_maps = predictor.model_kind() == model::kVbmModelKind;
+  PreprocessedScan preprocessed = preprocess_for_model(scan, step);                       // 1
   const torch::Tensor input = model_input(preprocessed, predictor.model_kind());         // 2
   const auto t_forward = std::chrono::steady_clock::now();
   const auto output = predictor.forward(input, options.threads, options.with_routing);    // 3

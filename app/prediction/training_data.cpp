@@ -54,6 +54,7 @@ model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries
   PreprocessStepOptions options;
   options.cache_dir = cache_dir;
   options.accept_model_grid_input = true;
+  options.read_tissue_maps = model_kind == model::kVbmModelKind;
   size_t preprocessed = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
