@@ -52,16 +52,19 @@ void resample_affine(const float* src, float* dst, int64_t nz, int64_t ny, int64
 
 }  // namespace
 
-torch::Tensor augment_batch(const torch::Tensor& volumes, const AugmentationOptions& o, std::mt19937_64& rng) {
-  TORCH_CHECK(volumes.dim() == 5 && volumes.size(1) == 1, "augment_batch: expected [B,1,Z,Y,X], got ",
+torch::Tensor augment_batch(const torch::Tensor& volumes, const AugmentationOptions& o, std::mt19937_64& rng,
+                            const std::vector<bool>& jitter_channels) {
+  TORCH_CHECK(volumes.dim() == 5 && volumes.size(1) >= 1, "augment_batch: expected [B,C,Z,Y,X], got ",
               volumes.sizes());
+  TORCH_CHECK(jitter_channels.empty() || static_cast<int64_t>(jitter_channels.size()) == volumes.size(1),
+              "augment_batch: jitter_channels has ", jitter_channels.size(), " entries for ", volumes.size(1), " channels");
   TORCH_CHECK(volumes.scalar_type() == torch::kFloat32 && volumes.device().is_cpu(),
               "augment_batch: expects float32 CPU volumes");
   torch::NoGradGuard no_grad;
   if (!o.enabled) return volumes.clone();
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   auto sym = [&](double x) { return (2 * unit(rng) - 1) * x; };
-  const int64_t b = volumes.size(0), nz = volumes.size(2), ny = volumes.size(3), nx = volumes.size(4);
+  const int64_t b = volumes.size(0), nc = volumes.size(1), nz = volumes.size(2), ny = volumes.size(3), nx = volumes.size(4);
   const auto input = volumes.contiguous();
   auto output = torch::empty_like(input);
   for (int64_t i = 0; i < b; ++i) {
@@ -74,8 +77,7 @@ torch::Tensor augment_batch(const torch::Tensor& volumes, const AugmentationOpti
     const double scale = 1 + sym(o.max_scale);
     const double t[3] = {sym(o.max_translation_vox), sym(o.max_translation_vox), sym(o.max_translation_vox)};
     const double gain = 1 + sym(o.intensity_scale), offset = sym(o.intensity_shift);
-    auto src = input.select(0, i).select(0, 0);
-    auto dst = output.select(0, i).select(0, 0);
+    double a[9];
     if (affine) {
       // A = Rz Ry Rx / scale in voxel units (the grid is isotropic), about the grid centre.
       const double cxr = std::cos(ax), sxr = std::sin(ax), cyr = std::cos(ay), syr = std::sin(ay),
@@ -88,17 +90,22 @@ torch::Tensor augment_batch(const torch::Tensor& volumes, const AugmentationOpti
           for (int col = 0; col < 3; ++col)
             r[row * 3 + col] = p[row * 3] * q[col] + p[row * 3 + 1] * q[3 + col] + p[row * 3 + 2] * q[6 + col];
       };
-      double rzy[9], a[9];
+      double rzy[9];
       mul(rz, ry, rzy);
       mul(rzy, rx, a);
       for (double& v : a) v /= scale;
-      resample_affine(src.data_ptr<float>(), dst.data_ptr<float>(), nz, ny, nx, a, t);
-    } else {
-      dst.copy_(src);
     }
-    if (flip) dst.copy_(dst.flip({2}));  // X: left-right about the MNI midline
-    // Intensity jitter inside the head only: background stays 0.
-    dst.mul_(gain).add_((dst != 0).to(torch::kFloat32) * offset);
+    for (int64_t c = 0; c < nc; ++c) {
+      auto src = input.select(0, i).select(0, c);
+      auto dst = output.select(0, i).select(0, c);
+      if (affine)
+        resample_affine(src.data_ptr<float>(), dst.data_ptr<float>(), nz, ny, nx, a, t);
+      else
+        dst.copy_(src);
+      if (flip) dst.copy_(dst.flip({2}));  // X: left-right about the MNI midline
+      // Intensity jitter inside the head only: background stays 0.
+      if (jitter_channels.empty() || jitter_channels[c]) dst.mul_(gain).add_((dst != 0).to(torch::kFloat32) * offset);
+    }
   }
   return output;
 }

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "model/soft_label_loss.h"
+
 namespace brainage::model {
 
 TransformerBlockImpl::TransformerBlockImpl(const ModelOptions& o, bool moe) {
@@ -35,7 +37,12 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, LayerRouting
 
 BrainAgeModelImpl::BrainAgeModelImpl(const ModelOptions& options) : options_(options) {
   options_.validate();
-  embed_ = register_module("embed", PatchEmbedding(options_.patch_size, options_.dim, options_.patch_pool));
+  if (options_.stem == StemKind::kConv)
+    stem_ = register_module("stem", ConvStem(options_.in_channels(), options_.patch_size, options_.dim,
+                                             options_.stem_width, options_.stem_pool));
+  else
+    embed_ = register_module("embed", PatchEmbedding(options_.patch_size, options_.dim, options_.patch_pool,
+                                                     options_.in_channels()));
   position_ = register_parameter("position", torch::randn({1, options_.num_tokens(), options_.dim}) * 0.02);
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < options_.depth; ++i) {
@@ -44,18 +51,24 @@ BrainAgeModelImpl::BrainAgeModelImpl(const ModelOptions& options) : options_(opt
   }
   norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options_.dim})));
   dropout_ = register_module("dropout", torch::nn::Dropout(options_.dropout));
-  head_ = register_module("head", torch::nn::Linear(options_.dim, 1));
+  head_ = register_module("head", torch::nn::Linear(options_.dim + options_.global_width(), options_.head_outputs()));
+  if (options_.loss == LossKind::kKl) bin_centres_ = age_bin_centres(options_);
   torch::NoGradGuard no_grad;
-  head_->bias.zero_();  // starts at age_mean; the weight keeps LibTorch's default init
+  head_->bias.zero_();  // L1: starts at age_mean; KL: at the uniform distribution over the bins
 }
 
-ModelOutput BrainAgeModelImpl::forward(const torch::Tensor& volumes, bool with_routing) {
+ModelOutput BrainAgeModelImpl::forward(const torch::Tensor& volumes, bool with_routing, const torch::Tensor& global) {
   const auto& g = options_.grid;
-  TORCH_CHECK(volumes.dim() == 5 && volumes.size(1) == 1 && volumes.size(2) == g[0] && volumes.size(3) == g[1] &&
+  const int64_t c = options_.in_channels(), gw = options_.global_width();
+  TORCH_CHECK(volumes.dim() == 5 && volumes.size(1) == c && volumes.size(2) == g[0] && volumes.size(3) == g[1] &&
                   volumes.size(4) == g[2],
-              "BrainAgeModel: expected [B,1,", g[0], ",", g[1], ",", g[2], "], got ", volumes.sizes());
+              "BrainAgeModel: expected [B,", c, ",", g[0], ",", g[1], ",", g[2], "], got ", volumes.sizes());
+  TORCH_CHECK(gw == 0 ? !global.defined()
+                      : (global.defined() && global.dim() == 2 && global.size(0) == volumes.size(0) && global.size(1) == gw),
+              "BrainAgeModel: global input ", to_string(options_.global_input), " expects [B,", gw, "] (B = ",
+              volumes.size(0), "), got ", global.defined() ? global.sizes() : c10::IntArrayRef{});
   ModelOutput out;
-  auto x = dropout_(embed_(volumes) + position_);
+  auto x = dropout_((stem_ ? stem_(volumes) : embed_(volumes)) + position_);
   out.aux_loss = torch::zeros({}, x.options());
   for (size_t i = 0; i < block_list_.size(); ++i) {
     LayerRouting record;
@@ -66,8 +79,15 @@ ModelOutput BrainAgeModelImpl::forward(const torch::Tensor& volumes, bool with_r
     if (with_routing) out.layers.push_back(record);
   }
   if (options_.ffn == FfnKind::kSoftmaxMoe) out.aux_loss = out.aux_loss * options_.aux_loss_weight;
-  const auto pooled = dropout_(options_.norm_after_pool ? norm_(x.mean(1)) : norm_(x).mean(1));
-  out.age = head_(pooled).squeeze(-1) * options_.age_std + options_.age_mean;
+  auto pooled = dropout_(options_.norm_after_pool ? norm_(x.mean(1)) : norm_(x).mean(1));  // [B, d]
+  if (gw > 0)
+    pooled = torch::cat({pooled, (global.to(pooled.scalar_type()) - options_.global_mean) / options_.global_std}, 1);
+  if (options_.loss == LossKind::kKl) {
+    out.logits = head_(pooled);                         // [B, K]
+    out.age = expected_age(out.logits, bin_centres_);  // [B] years
+  } else {
+    out.age = head_(pooled).squeeze(-1) * options_.age_std + options_.age_mean;
+  }
   return out;
 }
 

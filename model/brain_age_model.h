@@ -1,9 +1,14 @@
 #pragma once
 // The ERMoE-ba brain-age transformer (and its dense / softmax-MoE baselines):
-//   [B,1,Z,Y,X] --PatchEmbedding (Conv3d, stride p)--> [B,T,d] + position embeddings
+//   [B,C,Z,Y,X] --stem: PatchEmbedding (Conv3d, stride p) | ConvStem (3³ stride-2 convs)-->
+//   [B,T,d] + position embeddings [1,T,d] on the token grid
 //   --depth x pre-norm blocks (MHSA + FFN | ERMoE | softmax MoE)--> LayerNorm
-//   --mean over tokens--> Linear(d,1) --> age in years (head output * age_std + age_mean).
-// Token order (docs/ARCHITECTURE.md): t = (pz * PY + py) * PX + px.
+//   --mean over tokens--> [B,d] (++ standardised global input [B,G])
+//   --Linear(d+G, 1)--> age = output * age_std + age_mean            (loss "l1")
+//   --Linear(d+G, K)--> logits over K 1-year bins, age = expectation  (loss "kl", SFCN)
+// C = options.channels (t1, gm, wm, csf), T = (Z/p)(Y/p)(X/p). Token order
+// (docs/ARCHITECTURE.md): t = (pz * PY + py) * PX + px. The defaults (C = 1, patch stem,
+// L1, no global input) are the first design: its checkpoints load and predict unchanged.
 #include <torch/torch.h>
 
 #include <vector>
@@ -11,6 +16,7 @@
 #include "model/model_options.h"
 #include "model/moe_layers.h"
 #include "model/attention.h"
+#include "model/conv_stem.h"
 #include "model/patch_embedding.h"
 
 namespace brainage::model {
@@ -25,6 +31,7 @@ struct LayerRouting {
 
 struct ModelOutput {
   torch::Tensor age;                 // [B] years
+  torch::Tensor logits;              // [B, K] age-bin logits (loss "kl"); undefined for "l1"
   std::vector<LayerRouting> layers;  // one per block (filled when records are requested)
   torch::Tensor aux_loss;            // scalar: weighted load-balancing loss (0 unless softmax MoE)
 };
@@ -52,9 +59,14 @@ class BrainAgeModelImpl : public torch::nn::Module {
  public:
   explicit BrainAgeModelImpl(const ModelOptions& options);
 
-  /// volumes [B,1,Z,Y,X] (Z,Y,X = options.grid) -> ages [B]; routing records per block
-  /// when `with_routing` (they cost nothing extra to keep; detached copies).
-  ModelOutput forward(const torch::Tensor& volumes, bool with_routing = false);
+  /// volumes [B,C,Z,Y,X] (C = options.channels.size(), Z,Y,X = options.grid) -> ages [B]
+  /// (and the bin logits [B,K] with the KL loss); routing records per block when
+  /// `with_routing` (they cost nothing extra to keep; detached copies). `global` [B,G] is the
+  /// raw global input (G = options.global_width(); ln mL for log_brain_volume), standardised
+  /// here with options.global_mean/global_std; required exactly when G > 0. Throws c10::Error
+  /// on a shape that does not fit.
+  ModelOutput forward(const torch::Tensor& volumes, bool with_routing = false,
+                      const torch::Tensor& global = torch::Tensor());
 
   /// Re-orthonormalises every ERMoE expert basis (QR retraction); call after each
   /// optimiser step. No-op for the baselines.
@@ -66,8 +78,10 @@ class BrainAgeModelImpl : public torch::nn::Module {
 
  private:
   ModelOptions options_;
-  PatchEmbedding embed_{nullptr};
+  PatchEmbedding embed_{nullptr};  // stem "patch"
+  ConvStem stem_{nullptr};         // stem "conv"
   torch::Tensor position_;  // [1, T, d]
+  torch::Tensor bin_centres_;  // [K] years (loss "kl"; not a parameter or buffer: derived from the options)
   torch::nn::ModuleList blocks_;
   std::vector<TransformerBlock> block_list_;
   torch::nn::LayerNorm norm_{nullptr};

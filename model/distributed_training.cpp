@@ -34,13 +34,16 @@ std::vector<int64_t> rank_epoch_order(const std::vector<int64_t>& epoch_order, c
   return mine;
 }
 
-torch::Tensor select_volumes(const TrainingData& data, const std::vector<int64_t>& subjects) {
-  if (data.volume_rows.empty()) return data.volumes.index_select(0, torch::tensor(subjects, torch::kInt64));
+namespace {
+
+/// The loaded rows of `subjects` (data.volume_rows, or the subjects themselves).
+torch::Tensor loaded_rows(const TrainingData& data, const std::vector<int64_t>& subjects, int64_t loaded) {
+  if (data.volume_rows.empty()) return torch::tensor(subjects, torch::kInt64);
   std::vector<int64_t> rows;
   rows.reserve(subjects.size());
   for (int64_t s : subjects) {
     const int64_t row = (s >= 0 && s < static_cast<int64_t>(data.volume_rows.size())) ? data.volume_rows[s] : -1;
-    if (row < 0 || row >= data.volumes.size(0)) {
+    if (row < 0 || row >= loaded) {
       const std::string id = s >= 0 && s < static_cast<int64_t>(data.subject_ids.size()) ? data.subject_ids[s]
                                                                                           : std::to_string(s);
       throw ModelError("training: subject " + id + ": volume not loaded on this rank (the shard it loaded does not "
@@ -48,7 +51,18 @@ torch::Tensor select_volumes(const TrainingData& data, const std::vector<int64_t
     }
     rows.push_back(row);
   }
-  return data.volumes.index_select(0, torch::tensor(rows, torch::kInt64));
+  return torch::tensor(rows, torch::kInt64);
+}
+
+}  // namespace
+
+torch::Tensor select_volumes(const TrainingData& data, const std::vector<int64_t>& subjects) {
+  return data.volumes.index_select(0, loaded_rows(data, subjects, data.volumes.size(0)));
+}
+
+torch::Tensor select_globals(const TrainingData& data, const std::vector<int64_t>& subjects) {
+  if (!data.globals.defined()) return {};
+  return data.globals.index_select(0, loaded_rows(data, subjects, data.globals.size(0)));
 }
 
 }  // namespace brainage::model

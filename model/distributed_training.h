@@ -33,8 +33,12 @@ std::vector<int64_t> subjects_needed_by_rank(const std::vector<double>& ages, co
 std::vector<int64_t> rank_epoch_order(const std::vector<int64_t>& epoch_order, const std::vector<int64_t>& train,
                                       const DistributedContext& dist);
 
-/// Volumes of `subjects` as [B,1,Z,Y,X], through data.volume_rows when it is set. Throws
+/// Volumes of `subjects` as [B,C,Z,Y,X], through data.volume_rows when it is set. Throws
 /// ModelError naming the subject when its volume was not loaded on this rank.
 torch::Tensor select_volumes(const TrainingData& data, const std::vector<int64_t>& subjects);
+
+/// Global inputs of `subjects` as [B,G] (the rows of data.globals, through data.volume_rows
+/// as the volumes); an undefined tensor when data.globals is. Throws as select_volumes.
+torch::Tensor select_globals(const TrainingData& data, const std::vector<int64_t>& subjects);
 
 }  // namespace brainage::model

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace brainage::model {
 
@@ -19,7 +20,54 @@ std::string to_string(FfnKind kind);
 /// "ermoe" | "softmax_moe" | "dense"; throws ModelError otherwise.
 FfnKind ffn_kind_from_string(const std::string& text);
 
+/// How the input volume becomes tokens (model/patch_embedding.h, model/conv_stem.h).
+enum class StemKind {
+  kPatch,  // one linear projection per patch (optionally of pool³ block averages): the first design
+  kConv,   // avg-pool, then 3³ stride-2 Conv3d + GroupNorm + GELU layers, then a linear projection
+};
+std::string to_string(StemKind kind);
+/// "patch" | "conv"; throws ModelError otherwise.
+StemKind stem_kind_from_string(const std::string& text);
+
+/// What the head predicts and the training loss.
+enum class LossKind {
+  kL1,  // one output: (age - age_mean) / age_std; loss = L1 on the age / age_std
+  kKl,  // logits over 1-year age bins; loss = KL(Gaussian soft label || softmax); age = expectation (SFCN)
+};
+std::string to_string(LossKind kind);
+/// "l1" | "kl"; throws ModelError otherwise.
+LossKind loss_kind_from_string(const std::string& text);
+
+/// A per-scan scalar joined to the pooled token representation before the head.
+enum class GlobalInput {
+  kNone,            // no global input
+  kLogBrainVolume,  // ln(brain tissue volume in mL) = ln(sum of the modulated CSF+GM+WM maps)
+};
+std::string to_string(GlobalInput input);
+/// "none" | "log_brain_volume"; throws ModelError otherwise.
+GlobalInput global_input_from_string(const std::string& text);
+
+/// The input channel names a model may list (ModelOptions::channels), in no particular order.
+inline const std::vector<std::string>& known_channels() {
+  static const std::vector<std::string> names{"t1", "gm", "wm", "csf"};
+  return names;
+}
+
 struct ModelOptions {
+  /** Default = {"t1"}. Input channels, in this order, each one of "t1" (the normalised T1 on
+      the model grid), "gm", "wm", "csf" (the modulated tissue maps divided by the 2 mm voxel's
+      0.008 mL: the subject's tissue per template voxel as a fraction of the voxel, O(1)).
+      prediction::model_input builds them; the model sees [B, channels.size(), Z, Y, X]. */
+  std::vector<std::string> channels{"t1"};
+  /** Default = kPatch (the first design; every checkpoint before stems existed). */
+  StemKind stem = StemKind::kPatch;
+  /** Default = 16. Conv stem: channels of the first Conv3d, doubled by each further layer
+      (16-32 at patch 8, 16-32-64 at patch 16); a multiple of 8 (GroupNorm of 8 groups). */
+  int64_t stem_width = 16;
+  /** Default = 2. Conv stem: the volume is averaged in pool³ blocks before the first Conv3d
+      (2: 4 mm voxels; the convolutions then cost 8x less); patch_size / stem_pool must be a
+      power of two >= 2 (the number of stride-2 layers is its log2). */
+  int64_t stem_pool = 2;
   /** Default = {80, 96, 80}. Input grid [Z, Y, X] in voxels (the MNI 2 mm model grid). */
   std::array<int64_t, 3> grid{80, 96, 80};
   /** Default = 16. Cubic patch edge in voxels; must divide every grid dimension. */
@@ -64,6 +112,29 @@ struct ModelOptions {
   double age_mean = 47.0;
   /** Default = 15.0. See age_mean. */
   double age_std = 15.0;
+  /** Default = kL1 (every checkpoint before soft labels existed). */
+  LossKind loss = LossKind::kL1;
+  /** Default = 1.0. KL loss: standard deviation of the Gaussian soft label, years. */
+  double label_sigma = 1.0;
+  /** Default = 0.0. KL loss: centre of the first 1-year age bin, years (set by the trainer
+      from the training ages minus a margin). */
+  double age_bin_start = 0.0;
+  /** Default = 0 (no bins: L1). KL loss: number of 1-year bins; centres age_bin_start + i. */
+  int64_t age_bins = 0;
+  /** Default = kNone. Global scalar input joined to the pooled representation. */
+  GlobalInput global_input = GlobalInput::kNone;
+  /** Default = 0.0. Training mean of the raw global input (ln mL), for standardisation. */
+  double global_mean = 0.0;
+  /** Default = 1.0. Training standard deviation of the raw global input. */
+  double global_std = 1.0;
+
+  int64_t in_channels() const { return static_cast<int64_t>(channels.size()); }
+  /// Whether any channel is a tissue map (the scan's modulated maps must then be read).
+  bool uses_tissue_maps() const;
+  /// Width of the global input vector G (0 or 1).
+  int64_t global_width() const { return global_input == GlobalInput::kNone ? 0 : 1; }
+  /// Head outputs: 1 (L1) or age_bins (KL).
+  int64_t head_outputs() const { return loss == LossKind::kKl ? age_bins : 1; }
 
   int64_t tokens_z() const { return grid[0] / patch_size; }
   int64_t tokens_y() const { return grid[1] / patch_size; }

@@ -22,6 +22,7 @@
 #include "model/distributed.h"
 #include "model/distributed_training.h"
 #include "model/routing_stats.h"
+#include "model/soft_label_loss.h"
 #include "common/content_hash.h"
 
 namespace brainage::model {
@@ -49,7 +50,7 @@ EvalResult evaluate(BrainAgeModel& model, const TrainingData& data, const std::v
   for (size_t start = 0; start < indices.size(); start += batch_size) {
     const size_t end = std::min(indices.size(), start + static_cast<size_t>(batch_size));
     const std::vector<int64_t> rows(indices.begin() + start, indices.begin() + end);
-    const auto out = model->forward(select_volumes(data, rows), /*with_routing=*/true);
+    const auto out = model->forward(select_volumes(data, rows), /*with_routing=*/true, select_globals(data, rows));
     const auto ages = out.age.to(torch::kFloat64).contiguous();
     for (int64_t i = 0; i < ages.size(0); ++i) result.predictions.push_back(ages[i].item<double>());
     records.push_back(out.layers);
@@ -112,7 +113,7 @@ std::vector<torch::optim::OptimizerParamGroup> parameter_groups(BrainAgeModel& m
 }
 
 nlohmann::json options_json(const TrainOptions& o) {
-  return {{"epochs", o.epochs},
+  nlohmann::json j = {{"epochs", o.epochs},
           {"batch_size", o.batch_size},
           {"learning_rate", o.learning_rate},
           {"weight_decay", o.weight_decay},
@@ -125,7 +126,7 @@ nlohmann::json options_json(const TrainOptions& o) {
           {"val_fraction", o.val_fraction},
           {"folds", o.folds},
           {"fold", o.fold},
-          {"loss", "l1"},
+          {"loss", to_string(o.model.loss)},
           {"augmentation",
            {{"enabled", o.augmentation.enabled},
             {"flip_probability", o.augmentation.flip_probability},
@@ -135,6 +136,8 @@ nlohmann::json options_json(const TrainOptions& o) {
             {"affine_probability", o.augmentation.affine_probability},
             {"intensity_scale", o.augmentation.intensity_scale},
             {"intensity_shift", o.augmentation.intensity_shift}}}};
+  if (o.model.loss == LossKind::kKl) j["age_bin_margin"] = o.age_bin_margin;  // absent for L1, as before it existed
+  return j;
 }
 
 EpochMetrics metrics_from_json(const nlohmann::json& j) {
@@ -264,6 +267,18 @@ void check_training_inputs(const TrainingData& data, const TrainOptions& o) {
   if (data.volumes.size(2) != g[0] || data.volumes.size(3) != g[1] || data.volumes.size(4) != g[2])
     throw ModelError("training: volumes do not have the model grid " + std::to_string(g[0]) + "x" +
                      std::to_string(g[1]) + "x" + std::to_string(g[2]));
+  if (data.volumes.size(1) != o.model.in_channels())
+    throw ModelError("training: volumes have " + std::to_string(data.volumes.size(1)) + " channels, the model " +
+                     std::to_string(o.model.in_channels()) + " (" + std::to_string(o.model.channels.size()) + " named)");
+  const int64_t gw = o.model.global_width();
+  if (gw > 0 && (!data.globals.defined() || data.globals.dim() != 2 || data.globals.size(0) != data.volumes.size(0) ||
+                 data.globals.size(1) != gw))
+    throw ModelError("training: global input " + to_string(o.model.global_input) + " needs globals [N," +
+                     std::to_string(gw) + "] beside the volumes");
+  if (gw > 0 && !torch::isfinite(data.globals).all().item<bool>())
+    throw ModelError("training: a global input is not finite (a scan without tissue maps?)");
+  if (o.model.loss == LossKind::kKl && !(o.age_bin_margin >= 0))
+    throw ModelError("training: age_bin_margin must be >= 0 years");
   if (n < 2) throw ModelError("training: needs at least 2 subjects, got " + std::to_string(n));
   if (o.batch_size < 1 || o.epochs < 1) throw ModelError("training: batch_size and epochs must be >= 1");
   if (o.output_dir.empty()) throw ModelError("training: no output folder given");
@@ -320,6 +335,28 @@ RunPlan plan_run(const TrainingData& data, const TrainOptions& o, DistributedCon
   for (auto i : plan.train_idx) var += (data.ages[i] - mean) * (data.ages[i] - mean);
   plan.model_options.age_mean = mean;
   plan.model_options.age_std = std::max(1.0, std::sqrt(var / plan.train_idx.size()));
+  if (o.model.loss == LossKind::kKl) {  // 1-year bins over the training ages ± the margin
+    double lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    for (auto i : plan.train_idx) {
+      lo = std::min(lo, data.ages[i]);
+      hi = std::max(hi, data.ages[i]);
+    }
+    plan.model_options.age_bin_start = std::floor(lo - o.age_bin_margin);
+    plan.model_options.age_bins = static_cast<int64_t>(std::ceil(hi + o.age_bin_margin) - plan.model_options.age_bin_start) + 1;
+  }
+  if (o.model.global_width() > 0) {  // standardisation of the global input on the training subjects
+    // Distributed: each rank sees its own rows; the mean is over the subjects it loaded of
+    // the training split (every rank loads the whole validation split and its shard only,
+    // so this is the shard's mean: broadcast below keeps every rank on rank 0's numbers).
+    std::vector<int64_t> loaded;
+    for (auto i : plan.train_idx)
+      if (data.volume_rows.empty() || data.volume_rows[i] >= 0) loaded.push_back(i);
+    const auto values = select_globals(data, loaded).to(torch::kFloat64);  // [n, G]
+    double g_mean = values.mean().item<double>(), g_sd = values.numel() > 1 ? values.std().item<double>() : 1.0;
+    const auto rank0 = dist.all_reduce_sum({dist.is_main() ? g_mean : 0.0, dist.is_main() ? g_sd : 0.0});
+    plan.model_options.global_mean = rank0[0];
+    plan.model_options.global_std = std::max(1e-3, rank0[1]);
+  }
   plan.run_options = options_json(o);
 
   plan.base_info.preprocessing_version = o.preprocessing_version;
@@ -328,7 +365,10 @@ RunPlan plan_run(const TrainingData& data, const TrainOptions& o, DistributedCon
                              {"data", o.data_summary},
                              {"subjects_train", plan.train_idx.size()},
                              {"subjects_validation", plan.val_idx.size()},
-                             {"loss", "L1 on age / age_std (+ weighted aux loss for softmax MoE)"}};
+                             {"loss", o.model.loss == LossKind::kKl
+                                          ? "KL(Gaussian soft label, sigma label_sigma y, over 1-year age bins || softmax) "
+                                            "(+ weighted aux loss for softmax MoE); age = expectation over the bins"
+                                          : "L1 on age / age_std (+ weighted aux loss for softmax MoE)"}};
   return plan;
 }
 
@@ -459,18 +499,24 @@ EpochTotals train_one_epoch(RunState& state, torch::optim::AdamW& optimizer, con
   ProgressBar bar(static_cast<std::size_t>(n_local), tty, std::cerr, /*interactive=*/true,
                   "epoch " + std::to_string(epoch) + "/" + std::to_string(o.epochs));
   double loss_sum = 0, abs_sum = 0, aux_sum = 0, lr = 0;
+  std::vector<bool> jitter_channels;  // intensity jitter on the T1 only, not on tissue maps
+  for (const auto& c : plan.model_options.channels) jitter_channels.push_back(c == "t1");
+  const bool kl = plan.model_options.loss == LossKind::kKl;
+  const auto centres = kl ? age_bin_centres(plan.model_options) : torch::Tensor();
   for (int64_t start = 0; start < n_local; start += plan.local_batch) {
     const int64_t end = std::min(n_local, start + plan.local_batch);
     std::vector<int64_t> batch(order.begin() + start, order.begin() + end);
     std::vector<float> ages;
     for (auto i : batch) ages.push_back(static_cast<float>(data.ages[i]));
-    const auto x = augment_batch(select_volumes(data, batch), o.augmentation, rng);
+    const auto x = augment_batch(select_volumes(data, batch), o.augmentation, rng, jitter_channels);
     const auto y = torch::tensor(ages);
     lr = learning_rate_at(state.step, schedule.warmup_steps, schedule.total_steps, o.learning_rate, o.min_lr_fraction);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    const auto out = model->forward(x);
+    const auto out = model->forward(x, /*with_routing=*/false, select_globals(data, batch));
     const auto l1 = (out.age - y).abs().mean();
-    const auto loss = l1 / plan.model_options.age_std + out.aux_loss;
+    const auto loss = (kl ? soft_label_kl_loss(out.logits, gaussian_soft_labels(y, centres, plan.model_options.label_sigma))
+                          : l1 / plan.model_options.age_std) +
+                      out.aux_loss;
     optimizer.zero_grad();
     loss.backward();
     dist.all_reduce_gradients(*model);  // average over ranks (no-op in one process)

@@ -1,7 +1,8 @@
 #pragma once
 // Training of the brain-age model on volumes already in the model grid (tensors): a
 // seeded, age-stratified validation split or k-fold fold, augmentation, AdamW with
-// linear warm-up + cosine decay, L1 loss on the age (in units of age_std), gradient
+// linear warm-up + cosine decay, L1 loss on the age (in units of age_std) or the KL
+// divergence to Gaussian soft labels over 1-year age bins (model/soft_label_loss.h), gradient
 // clipping, QR retraction of the ERMoE bases after every step, early stopping on the
 // validation MAE, a checkpoint after every epoch (resumable exactly), per-epoch metrics
 // (metrics.csv, metrics.json), and the final model — the best validation epoch, or the
@@ -34,7 +35,8 @@ namespace brainage::model {
 class DistributedContext;  // model/distributed.h
 
 struct TrainingData {
-  torch::Tensor volumes;                 // [N,1,Z,Y,X] float on the CPU (the model grid)
+  torch::Tensor volumes;                 // [N,C,Z,Y,X] float on the CPU (the model grid; C = model channels)
+  torch::Tensor globals;                 // [N,G] float raw global inputs (ln mL), rows as volumes; undefined when G = 0
   std::vector<double> ages;              // N, years
   std::vector<std::string> subject_ids;  // N
   // Distributed ranks load only the volumes they need (model/distributed_training.h):
@@ -51,7 +53,7 @@ FinalWeights final_weights_from_string(const std::string& name);  // "best" | "l
 std::string to_string(FinalWeights weights);
 
 struct TrainOptions {
-  ModelOptions model;                    // age_mean/age_std are set from the training ages
+  ModelOptions model;                    // age_mean/age_std, age bins and global_mean/std are set from the training data
   std::filesystem::path output_dir;      // required
   int64_t epochs = 60;                   /** Default = 60. Upper bound (early stopping may end sooner). */
   int64_t batch_size = 8;                /** Default = 8. */
@@ -67,6 +69,7 @@ struct TrainOptions {
   int64_t folds = 0;                     /** Default = 0 (use val_fraction). k-fold: validate on fold `fold` of `folds`. */
   int64_t fold = 0;                      /** Default = 0. Which fold is validation (0-based). */
   AugmentationOptions augmentation;      // see augmentation.h
+  double age_bin_margin = 5.0;           /** Default = 5. KL loss: the age bins span [min age - x, max age + x] of the training subjects, years. */
   bool resume = false;                   /** Default = false. Continue from the newest epoch checkpoint in output_dir. */
   int64_t stop_after_epoch = 0;          /** Default = 0 (off). Stop after this epoch (simulates an interruption). */
   bool progress = true;                  /** Default = true. Progress bar on stderr (when a terminal) + one line per epoch on stdout. */

@@ -33,13 +33,15 @@ const char* kIntensityNormalisation =
 model::TrainingData load_rank_data(const std::vector<ManifestEntry>& entries, const model::TrainOptions& train,
                                    const model::DistributedContext& dist, bool progress) {
   const fs::path cache = train.output_dir / "cache";
-  if (!dist.enabled()) return load_training_data(entries, cache, progress);
+  model::CheckpointInfo reads;  // what the model to train reads: its channels and global input
+  reads.model = train.model;
+  if (!dist.enabled()) return load_training_data(entries, cache, progress, reads);
   std::vector<double> ages;
   for (const auto& e : entries) ages.push_back(e.age);
   const auto needed = model::subjects_needed_by_rank(ages, train, dist.rank(), dist.world_size());
   std::vector<ManifestEntry> subset;
   for (int64_t i : needed) subset.push_back(entries[i]);
-  auto data = load_training_data(subset, cache, progress);
+  auto data = load_training_data(subset, cache, progress, reads);
   data.volume_rows.assign(entries.size(), -1);
   for (size_t row = 0; row < needed.size(); ++row) data.volume_rows[needed[row]] = static_cast<int64_t>(row);
   data.ages = ages;
@@ -53,7 +55,9 @@ model::TrainingData load_rank_data(const std::vector<ManifestEntry>& entries, co
 /// out-of-fold predictions), one checkpoint DIR/model.{pt,json} that predict and evaluate load.
 int run_train_vbm(const TrainCommandOptions& options, const std::vector<ManifestEntry>& entries, int threads) {
   const auto& t = options.train;
-  const auto data = load_training_data(entries, t.output_dir / "cache", t.progress, model::kVbmModelKind);
+  model::CheckpointInfo reads;
+  reads.model_kind = model::kVbmModelKind;
+  const auto data = load_training_data(entries, t.output_dir / "cache", t.progress, reads);
   const auto t0 = std::chrono::steady_clock::now();
   const auto fit = model::fit_vbm(data.volumes, data.ages, options.vbm);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -156,6 +160,7 @@ int train_main(const std::vector<std::string>& args) {
   t.patience = 60;
   t.augmentation.intensity_scale = 0.0;
   std::string manifest, output, kind = "ermoe", final_weights = "best", vbm_scaling, vbm_fwhm;
+  std::string channels = "t1", stem = "patch", loss = "l1", global_input = "none";
   bool no_augment = false, quiet = false;
   po::options_description desc("train options");
   desc.add_options()
@@ -179,7 +184,26 @@ int train_main(const std::vector<std::string>& args) {
     ("no-augment", po::bool_switch(&no_augment), "disable augmentation (affine jitter, LR flip, intensity jitter)")
     ("intensity-jitter", po::value(&t.augmentation.intensity_scale)->default_value(t.augmentation.intensity_scale),
      "augmentation: random gain in [1-x, 1+x] and offset in [-x, x] (0 = off; global tissue contrast is an age cue)")
-    ("patch-size", po::value(&t.model.patch_size)->default_value(t.model.patch_size), "patch edge in voxels (8 or 16)")
+    ("channels", po::value(&channels)->default_value(channels),
+     "input channels, comma-separated, from t1 (normalised T1), gm, wm, csf (modulated tissue maps / 0.008 mL, the "
+     "2 mm voxel's volume), e.g. t1,gm,wm,csf")
+    ("stem", po::value(&stem)->default_value(stem),
+     "patch (one linear projection per patch, of --patch-pool block averages) | conv (avg-pool --stem-pool, then "
+     "3^3 stride-2 Conv3d + GroupNorm + GELU layers of --stem-width, 2x, 4x channels down to tokens of --patch-size)")
+    ("stem-width", po::value(&t.model.stem_width)->default_value(t.model.stem_width),
+     "--stem conv: channels of the first convolution (a multiple of 8), doubled per layer")
+    ("stem-pool", po::value(&t.model.stem_pool)->default_value(t.model.stem_pool),
+     "--stem conv: average voxels in pool^3 blocks before the first convolution")
+    ("patch-size", po::value(&t.model.patch_size)->default_value(t.model.patch_size),
+     "token edge in voxels: 16 (5x6x5 = 150 tokens of 32 mm) or 8 (10x12x10 = 1200 tokens of 16 mm)")
+    ("loss", po::value(&loss)->default_value(loss),
+     "l1 (L1 on the age) | kl (KL divergence to a Gaussian soft label over 1-year age bins spanning the training "
+     "ages +- 5 y; predicted age = expectation, as SFCN)")
+    ("label-sigma", po::value(&t.model.label_sigma)->default_value(t.model.label_sigma, "1"),
+     "--loss kl: standard deviation of the soft label in years")
+    ("global-input", po::value(&global_input)->default_value(global_input),
+     "none | log_brain_volume (ln of the brain tissue volume in mL, the sum of the modulated tissue maps, "
+     "standardised on the training subjects and joined to the pooled tokens before the head)")
     ("norm-after-pool", po::value(&t.model.norm_after_pool)->default_value(t.model.norm_after_pool),
      "1: average the tokens, then LayerNorm (keeps each patch's tissue magnitude); 0: LayerNorm each token first")
     ("patch-pool", po::value(&t.model.patch_pool)->default_value(t.model.patch_pool),
@@ -249,11 +273,19 @@ int train_main(const std::vector<std::string>& args) {
   }
   try {
     t.model.ffn = model::ffn_kind_from_string(kind);
+    t.model.stem = model::stem_kind_from_string(stem);
+    t.model.loss = model::loss_kind_from_string(loss);
+    t.model.global_input = model::global_input_from_string(global_input);
   } catch (const ModelError& e) {
-    throw UsageError(std::string("--model-kind: ") + e.what());
+    throw UsageError(std::string("train: ") + e.what());
   }
+  t.model.channels.clear();
+  std::stringstream channel_list(channels);
+  for (std::string item; std::getline(channel_list, item, ',');) t.model.channels.push_back(item);
   try {  // before any data is read or any file written
-    t.model.validate();
+    model::ModelOptions check = t.model;
+    if (check.loss == model::LossKind::kKl) check.age_bins = 2;  // the trainer sets the bins from the training ages
+    check.validate();
   } catch (const ModelError& e) {
     throw UsageError(std::string("train: ") + e.what());
   }

@@ -1,6 +1,7 @@
 #include "app/prediction/scan_prediction.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "common/atomic_file.h"
 #include "common/build_info.h"
@@ -25,39 +26,79 @@ Predictor::Predictor(const fs::path& checkpoint) : checkpoint_(model::checkpoint
                      std::to_string(g[0]) + "x" + std::to_string(g[1]) + "x" + std::to_string(g[2]));
 }
 
-model::ModelOutput Predictor::forward(const torch::Tensor& input, int threads, bool with_routing) {
+model::ModelOutput Predictor::forward(const ModelInput& input, int threads, bool with_routing) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (threads > 0) model::configure_threads(threads);
   torch::NoGradGuard no_grad;
   if (loaded_.vbm) {
     model::ModelOutput out;
-    out.age = loaded_.vbm->predict_raw(input).to(torch::kFloat32);
+    out.age = loaded_.vbm->predict_raw(input.volumes).to(torch::kFloat32);
     return out;
   }
   loaded_.model->eval();
-  return loaded_.model->forward(input, with_routing);
+  return loaded_.model->forward(input.volumes, with_routing, input.global);
 }
 
-torch::Tensor model_input(const PreprocessedScan& scan, const std::string& model_kind) {
-  std::vector<preprocessing::ImageType::Pointer> channels;
-  if (model_kind == model::kVbmModelKind)
-    channels.assign(scan.modulated_tissue.begin(), scan.modulated_tissue.end());
-  else
-    channels.push_back(scan.t1_model);
+bool needs_tissue_maps(const model::CheckpointInfo& info) {
+  if (info.model_kind == model::kVbmModelKind) return true;
+  return info.model.uses_tissue_maps() || info.model.global_input != model::GlobalInput::kNone;
+}
+
+namespace {
+
+/// One model-grid image as a [Z, Y, X] float32 tensor that owns its memory.
+torch::Tensor grid_tensor(const preprocessing::ImageType::Pointer& image) {
   const auto& g = preprocessing::kModelGridSize;  // x, y, z
-  std::vector<torch::Tensor> planes;
-  for (const auto& image : channels) {
-    if (!image)
-      throw ProcessingError(scan.scan.string() + ": no " +
-                            (model_kind == model::kVbmModelKind ? "modulated tissue maps" : "model-grid T1") +
-                            " for a " + model_kind + " model (preprocess the scan with this build)");
-    std::vector<float> buffer = preprocessing::image_to_buffer(image);
-    planes.push_back(torch::from_blob(buffer.data(),
-                                      {static_cast<int64_t>(g[2]), static_cast<int64_t>(g[1]), static_cast<int64_t>(g[0])},
-                                      torch::kFloat32)
-                         .clone());
+  std::vector<float> buffer = preprocessing::image_to_buffer(image);
+  return torch::from_blob(buffer.data(),
+                          {static_cast<int64_t>(g[2]), static_cast<int64_t>(g[1]), static_cast<int64_t>(g[0])},
+                          torch::kFloat32)
+      .clone();
+}
+
+/// The modulated map of `tissue` ("csf", "gm", "wm"; modulated_tissue's order), or throws
+/// ProcessingError naming the scan and the model that needs it.
+const preprocessing::ImageType::Pointer& tissue_map(const PreprocessedScan& scan, const std::string& tissue,
+                                                    const std::string& needed_by) {
+  const int index = tissue == "csf" ? 0 : tissue == "gm" ? 1 : 2;
+  const auto& image = scan.modulated_tissue[index];
+  if (!image)
+    throw ProcessingError(scan.scan.string() + ": no modulated " + tissue + " map (tissue_modulated_" + tissue +
+                          "_mni2mm.nii.gz) for " + needed_by + " (preprocess the scan with this build)");
+  return image;
+}
+
+}  // namespace
+
+ModelInput model_input(const PreprocessedScan& scan, const model::CheckpointInfo& info) {
+  ModelInput input;
+  std::vector<torch::Tensor> planes;  // [Z, Y, X] each
+  if (info.model_kind == model::kVbmModelKind) {
+    for (const char* tissue : {"csf", "gm", "wm"}) planes.push_back(grid_tensor(tissue_map(scan, tissue, "a vbm model")));
+    input.volumes = torch::stack(planes).unsqueeze(0);
+    return input;
   }
-  return torch::stack(planes).unsqueeze(0);
+  for (const auto& channel : info.model.channels) {
+    if (channel == "t1") {
+      if (!scan.t1_model)
+        throw ProcessingError(scan.scan.string() + ": no model-grid T1 for a neural model (preprocess the scan with this build)");
+      planes.push_back(grid_tensor(scan.t1_model));
+    } else {
+      planes.push_back(grid_tensor(tissue_map(scan, channel, "the model's " + channel + " channel")) /
+                       static_cast<float>(kModelGridVoxelMl));
+    }
+  }
+  input.volumes = torch::stack(planes).unsqueeze(0);
+  if (info.model.global_input == model::GlobalInput::kLogBrainVolume) {
+    double brain_ml = 0;
+    for (const char* tissue : {"csf", "gm", "wm"})
+      brain_ml += grid_tensor(tissue_map(scan, tissue, "the log_brain_volume input")).sum().item<double>();
+    if (!(brain_ml > 0))
+      throw ProcessingError(scan.scan.string() + ": brain tissue volume " + std::to_string(brain_ml) +
+                            " mL (sum of the modulated maps) is not positive: no log_brain_volume input");
+    input.global = torch::full({1, 1}, static_cast<float>(std::log(brain_ml)), torch::kFloat32);
+  }
+  return input;
 }
 
 nlohmann::json prediction_json(const PredictionRecord& r) {
@@ -83,9 +124,9 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
                               PreprocessedScan* preprocessed_out) {
   const auto t0 = std::chrono::steady_clock::now();
   PreprocessStepOptions step = options.preprocess;
-  step.read_tissue_maps = predictor.model_kind() == model::kVbmModelKind;
+  step.read_tissue_maps = needs_tissue_maps(predictor.info());
   PreprocessedScan preprocessed = preprocess_for_model(scan, step);                       // 1
-  const torch::Tensor input = model_input(preprocessed, predictor.model_kind());         // 2
+  const ModelInput input = model_input(preprocessed, predictor.info());                   // 2
   const auto t_forward = std::chrono::steady_clock::now();
   const auto output = predictor.forward(input, options.threads, options.with_routing);    // 3
   PredictionRecord record;                                                                // 4

@@ -4,8 +4,10 @@
 //
 //   predict_scan(predictor, scan, options)                     <- the function
 //     1. preprocess_for_model(scan)      app/prediction/preprocessed_scan.h (cached or not)
-//     2. model_input(preprocessed, kind) -> tensor [1, C, Z, Y, X]  (transformer: C = 1, the
-//                                           T1; VBM: C = 3, modulated CSF/GM/WM)
+//     2. model_input(preprocessed, info) -> volumes [1, C, Z, Y, X] (+ global [1, G]): the
+//                                           channels the checkpoint names (transformer: its
+//                                           `channels`, T1 and/or tissue maps; VBM: C = 3,
+//                                           modulated CSF/GM/WM)
 //     3. predictor.forward(input)        -> ModelOutput (age, routing records)
 //     4. PredictionRecord                -> age, bias-corrected age, QC flags, routing
 //     5. write_prediction_folder(record) -> preprocessing outputs + prediction.json
@@ -31,6 +33,18 @@ namespace brainage::prediction {
 /// Recorded in checkpoints by `train` and compared by `predict`.
 std::string preprocessing_version();
 
+/// The volume of one model-grid voxel (2 mm isotropic), mL. Tissue channels are the modulated
+/// maps (mL of the subject's tissue per voxel) divided by it: O(1) values, the tissue that
+/// maps to a template voxel as a fraction of that voxel (> 1 where the head is larger than
+/// the template's).
+inline constexpr double kModelGridVoxelMl = 0.008;
+
+/// What a model reads of one scan.
+struct ModelInput {
+  torch::Tensor volumes;  // [1, C, Z, Y, X] float32, owns its memory
+  torch::Tensor global;   // [1, G] float32 raw global input (G = 1: ln brain volume in mL); undefined when G = 0
+};
+
 /// A loaded checkpoint ready to predict. Thread-safe: forward() runs one call at a time.
 class Predictor {
  public:
@@ -48,13 +62,13 @@ class Predictor {
   /// The checkpoint's .json path.
   const std::filesystem::path& checkpoint_path() const { return checkpoint_; }
 
-  /// The model on `input` [1, C, Z, Y, X] (model_input()): output.age [1] in years (raw,
+  /// The model on `input` (model_input(): volumes [1, C, Z, Y, X], global [1, G]): output.age [1] in years (raw,
   /// before the bias correction), the routing records when `with_routing` and the model
   /// has experts (has_routing()). `threads` > 0 sets LibTorch's threads first
   /// (0 = leave them). Every LibTorch call happens under one lock, the thread setting
   /// included: LibTorch's and OpenBLAS's thread counts are process-wide, and changing them
   /// while another worker runs a tensor operation crashed `evaluate --jobs 2` (SIGSEGV).
-  model::ModelOutput forward(const torch::Tensor& input, int threads, bool with_routing);
+  model::ModelOutput forward(const ModelInput& input, int threads, bool with_routing);
 
  private:
   model::LoadedModel loaded_;
@@ -62,12 +76,21 @@ class Predictor {
   std::mutex mutex_;
 };
 
-/// The model input of a preprocessed scan: a float32 tensor [1, C, Z, Y, X] that owns its
-/// memory (ITK's x-fastest buffer maps to [Z, Y, X] without moving axes). For a "neural"
-/// `model_kind`, C = 1: the normalised T1 on the model grid; for "vbm", C = 3: the
-/// modulated CSF, GM, WM maps (mL per voxel). The one place that decides what a model
-/// sees. Throws ProcessingError when an image is missing or not on the model grid.
-torch::Tensor model_input(const PreprocessedScan& scan, const std::string& model_kind = model::kNeuralModelKind);
+/// Whether the model of `info` reads the modulated tissue maps: a VBM model, a transformer
+/// with a "gm"/"wm"/"csf" channel or with the log_brain_volume global input. Callers set
+/// PreprocessStepOptions::read_tissue_maps from it.
+bool needs_tissue_maps(const model::CheckpointInfo& info);
+
+/// The model input of a preprocessed scan for the checkpoint `info` (ITK's x-fastest buffer
+/// maps to [Z, Y, X] without moving axes). The one place that decides what a model sees:
+/// - "vbm": C = 3, the modulated CSF, GM, WM maps in mL per voxel (the VBM model's units);
+/// - "neural": one channel per info.model.channels entry, in that order: "t1" = the
+///   normalised T1 on the model grid; "gm", "wm", "csf" = the modulated map / kModelGridVoxelMl.
+///   Global input log_brain_volume: ln of the brain tissue volume in mL = the sum of the
+///   three modulated maps over the grid (the same number for a fresh scan, a cache entry
+///   or a model-grid input, which has no report).
+/// Throws ProcessingError when an image it needs is missing or not on the model grid.
+ModelInput model_input(const PreprocessedScan& scan, const model::CheckpointInfo& info);
 
 /// What one prediction is: the content of prediction.json.
 struct PredictionRecord {

@@ -45,16 +45,16 @@ std::vector<ManifestEntry> read_training_manifest(const fs::path& manifest) {
 }
 
 model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries, const fs::path& cache_dir,
-                                       bool progress, const std::string& model_kind) {
+                                       bool progress, const model::CheckpointInfo& info) {
   model::TrainingData data;
-  std::vector<torch::Tensor> volumes;
+  std::vector<torch::Tensor> volumes, globals;
   const auto t0 = std::chrono::steady_clock::now();
   // The path `predict` and `evaluate` take (app/prediction/): the same preprocessing, cache
   // and model input; a file already on the model grid is used as is.
   PreprocessStepOptions options;
   options.cache_dir = cache_dir;
   options.accept_model_grid_input = true;
-  options.read_tissue_maps = model_kind == model::kVbmModelKind;
+  options.read_tissue_maps = needs_tissue_maps(info);
   size_t preprocessed = 0;
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
@@ -66,11 +66,14 @@ model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries
         std::cout << "preprocessed " << e.subject_id << " (" << i + 1 << "/" << entries.size() << "): " << e.path.string()
                   << std::endl;
     }
-    volumes.push_back(model_input(scan, model_kind)[0]);  // [C, Z, Y, X]
+    const ModelInput input = model_input(scan, info);
+    volumes.push_back(input.volumes[0]);                           // [C, Z, Y, X]
+    if (input.global.defined()) globals.push_back(input.global[0]);  // [G]
     data.ages.push_back(e.age);
     data.subject_ids.push_back(e.subject_id);
   }
   data.volumes = torch::stack(volumes);
+  if (!globals.empty()) data.globals = torch::stack(globals);
   if (progress)
     std::cout << "loaded " << entries.size() << " volumes (" << preprocessed << " preprocessed now) in "
               << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s" << std::endl;

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "model/checkpoint.h"
 #include "model/trainer.h"
 
 namespace brainage::prediction {
@@ -23,11 +24,13 @@ struct ManifestEntry {
 /// Reads the manifest; throws InvalidInputError naming the file, line and rule.
 std::vector<ManifestEntry> read_training_manifest(const std::filesystem::path& manifest);
 
-/// Loads (and if needed preprocesses + caches) every subject's model input
-/// (prediction::model_input for `model_kind`: [1, Z, Y, X] T1 for "neural", [3, Z, Y, X]
-/// modulated CSF/GM/WM for "vbm") into model::TrainingData.volumes [N, C, Z, Y, X].
+/// Loads (and if needed preprocesses + caches) every subject's model input for a model
+/// described by `info` (its model_kind and, for "neural", info.model's channels and global
+/// input: prediction::model_input, the one place that builds them) into
+/// model::TrainingData.volumes [N, C, Z, Y, X] and .globals [N, G] (undefined when G = 0).
+/// The tissue maps are read only when the model needs them (needs_tissue_maps).
 /// Throws InvalidInputError / ProcessingError naming the subject's file.
 model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries, const std::filesystem::path& cache_dir,
-                                       bool progress, const std::string& model_kind = "neural");
+                                       bool progress, const model::CheckpointInfo& info);
 
 }  // namespace brainage::prediction

@@ -146,3 +146,29 @@ TEST_F(CheckpointTest, GarbageWeightsWithMatchingChecksumThrowModelError) {
   write_all(dir / "ckpt.json", j.dump());
   EXPECT_THROW(bm::load_checkpoint(dir / "ckpt"), brainage::ModelError);
 }
+
+// The shipped checkpoint (data/model/brainage-default.json, written before input channels,
+// stems, soft labels and global inputs existed) loads with the old defaults and predicts
+// exactly what it predicted before them on a fixed, formula-made input (values read with
+// the code of commit ba4f5d9; tolerance 1e-4 y for BLAS summation order).
+TEST(ShippedCheckpoint, LoadsWithOldDefaultsAndPredictsAsBefore) {
+  const fs::path path = fs::path(BRAINAGE_SOURCE_DIR) / "data" / "model" / "brainage-default.json";
+  BRAINAGE_REQUIRE_PATH(path);
+  auto loaded = bm::load_checkpoint(path);
+  // A smooth synthetic "brain": a bright ellipsoid with a darker core, [2, 1, 80, 96, 80].
+  const auto z = torch::linspace(-1, 1, 80).view({80, 1, 1});
+  const auto y = torch::linspace(-1, 1, 96).view({1, 96, 1});
+  const auto x = torch::linspace(-1, 1, 80).view({1, 1, 80});
+  const auto r2 = z * z + y * y + x * x;
+  const auto brain = (r2 < 0.8).to(torch::kFloat32) * (1.0 - 0.5 * (r2 < 0.2).to(torch::kFloat32));
+  const auto volumes = torch::stack({brain, brain * (0.7 + 0.3 * torch::cos(3 * x))}).unsqueeze(1);
+  torch::NoGradGuard no_grad;
+  const auto out = loaded.model->forward(volumes);
+  ASSERT_EQ(out.age.sizes(), (std::vector<int64_t>{2}));
+  EXPECT_NEAR(out.age[0].item<double>(), 39.399441, 1e-4);
+  EXPECT_NEAR(out.age[1].item<double>(), 34.362160, 1e-4);
+  EXPECT_EQ(loaded.info.model.channels, std::vector<std::string>{"t1"});
+  EXPECT_EQ(loaded.info.model.stem, bm::StemKind::kPatch);
+  EXPECT_EQ(loaded.info.model.loss, bm::LossKind::kL1);
+  EXPECT_EQ(loaded.info.model.global_input, bm::GlobalInput::kNone);
+}
