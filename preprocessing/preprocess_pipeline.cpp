@@ -47,6 +47,14 @@ struct Template {
   std::mutex mutex;                           // guards `working` and `contrast` (cohort workers share the template)
 };
 
+/// Start poses as [[pitch, roll, yaw (deg), shift L-R, A-P, S-I (mm)], ...].
+nlohmann::json rigid_starts_json(const std::vector<RigidStart>& starts) {
+  auto out = nlohmann::json::array();
+  for (const auto& s : starts)
+    out.push_back({s.rotation_deg[0], s.rotation_deg[1], s.rotation_deg[2], s.shift_mm[0], s.shift_mm[1], s.shift_mm[2]});
+  return out;
+}
+
 nlohmann::json pass_json(const RefinementPassOptions& pass) {
   return {{"when", to_string(pass.when)},
           {"moving", pass.cut_dilation_mm < 0 ? "whole scan vs ch2"
@@ -187,6 +195,7 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
                           {"sigmas_mm", reg_options.start_search.smoothing_sigmas_mm},
                           {"iterations", reg_options.start_search.iterations},
                           {"learning_rate", reg_options.start_search.learning_rate}}},
+        {"rigid_starts", rigid_starts_json(reg_options.rigid_starts)},
         {"registration_mask_dilation_mm", options.registration_mask_dilation_mm},
         {"max_samples", reg_options.max_samples}, {"minimum_step", reg_options.minimum_step}, {"seed", reg_options.seed},
         {"head_centroid_depth_mm", reg_options.head_centroid_depth_mm},

@@ -416,6 +416,17 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
   return result;
 }
 
+std::vector<RigidStart> default_rigid_starts() {
+  std::vector<RigidStart> starts{RigidStart{}};
+  for (int axis = 0; axis < 3; ++axis)
+    for (double angle : {-20.0, 20.0}) {
+      RigidStart start;
+      start.rotation_deg[axis] = angle;
+      starts.push_back(start);
+    }
+  return starts;
+}
+
 std::vector<RigidStart> retry_rigid_starts() {
   std::vector<RigidStart> starts{RigidStart{}};
   for (double pitch : {-40.0, -30.0, -20.0, -10.0, 10.0, 20.0, 30.0, 40.0}) starts.push_back({{pitch, 0, 0}, {0, 0, 0}});
