@@ -28,7 +28,14 @@ torch::Tensor ConvStemImpl::forward(const torch::Tensor& volumes) {
   TORCH_CHECK(volumes.size(2) % patch_ == 0 && volumes.size(3) % patch_ == 0 && volumes.size(4) % patch_ == 0,
               "ConvStem: patch size ", patch_, " must divide the grid ", volumes.size(2), "x", volumes.size(3), "x",
               volumes.size(4), " (Z,Y,X)");
-  auto x = pool_ > 1 ? torch::avg_pool3d(volumes, pool_) : volumes;  // [B, C, Z/pool, Y/pool, X/pool]
+  // Centring: with padding 1, token j's receptive field is centred on input voxel
+  // p·j + (pool-1)/2, its patch on p·j + (p-1)/2. Shifting the volume by (p - pool)/2 voxels
+  // towards the origin (cropped at the start of each axis, zeros appended at the end) puts
+  // every token's receptive field on its own patch (exactly for an even pool), so the maps
+  // drawn on the token grid show what each token saw.
+  const int64_t s = (patch_ - pool_) / 2;
+  const auto shifted = s > 0 ? torch::constant_pad_nd(volumes, {-s, s, -s, s, -s, s}) : volumes;
+  auto x = pool_ > 1 ? torch::avg_pool3d(shifted, pool_) : shifted;  // [B, C, Z/pool, Y/pool, X/pool]
   for (size_t i = 0; i < convs_.size(); ++i) x = torch::gelu(norms_[i](convs_[i](x)));  // each halves Z, Y, X
   // [B, w', PZ, PY, PX] -> [B, T, w'] with t = (pz * PY + py) * PX + px -> [B, T, d]
   return project_(x.flatten(2).transpose(1, 2));

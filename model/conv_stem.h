@@ -6,6 +6,7 @@
 // convolutions help transformers see better", NeurIPS).
 //
 //   [B, C, Z, Y, X]
+//   --shift by (p - pool)/2 voxels towards the origin (receptive fields centred on the patches)-->
 //   --avg_pool3d(pool)-->                         [B, C, Z/pool, Y/pool, X/pool]
 //   --L x (Conv3d 3³ stride 2 pad 1 -> GroupNorm(8) -> GELU)-->  widths w, 2w, ..., 2^(L-1)w
 //                                                 [B, 2^(L-1)w, Z/p, Y/p, X/p]

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <string>
@@ -203,4 +204,38 @@ TEST(TrainPredict, VbmModelTrainsOnTissueMapsAndPredictsLikeAnyCheckpoint) {
   const int col = brainage::column_index(table.header, "predicted_age");
   ASSERT_TRUE(col >= 0 && table.rows.size() == 1u) << evaluate.out;
   EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(col)]), j.at("predicted_age").get<double>(), 0.01);
+}
+
+// ERMoE-ba v2 through the command line: the four channels (T1 and the tissue maps beside
+// each preprocessed input), the conv stem, the KL loss and the log brain volume input train
+// for 2 epochs; model.json records every option (bins from the training ages ± 5 y, the
+// global input's standardisation); `train --help` describes the options.
+TEST(TrainPredict, V2OptionsTrainAndAreRecordedInTheCheckpoint) {
+  const fs::path dir = scratch_dir("train-v2");
+  const auto train = run_brainage("train --manifest \"" + write_vbm_manifest(dir, 10).string() + "\" -o \"" +
+                                  (dir / "run").string() +
+                                  "\" --channels t1,gm,wm,csf --stem conv --patch-size 16 --loss kl --label-sigma 2"
+                                  " --global-input log_brain_volume --epochs 2 --batch-size 4 --dim 16 --depth 1"
+                                  " --heads 2 --experts 4 --expert-rank 4 --warmup-epochs 0 --val-fraction 0 --final last"
+                                  " --threads 2 --quiet");
+  ASSERT_EQ(train.code, 0) << train.out;
+  const auto model = nlohmann::json::parse(std::ifstream(dir / "run" / "model.json")).at("model");
+  EXPECT_EQ(model.at("channels"), (nlohmann::json{"t1", "gm", "wm", "csf"}));
+  EXPECT_EQ(model.at("stem"), "conv");
+  EXPECT_EQ(model.at("loss"), "kl");
+  EXPECT_EQ(model.at("label_sigma"), 2.0);
+  EXPECT_EQ(model.at("global_input"), "log_brain_volume");
+  // Training ages (everyone, --val-fraction 0) lie in [20, 80]: bins 15..85, one per year.
+  EXPECT_LE(model.at("age_bin_start").get<double>(), 15.0);
+  EXPECT_GE(model.at("age_bin_start").get<double>() + model.at("age_bins").get<double>() - 1, 85.0);
+  EXPECT_GT(model.at("global_std").get<double>(), 0.0);
+  EXPECT_GT(model.at("global_mean").get<double>(), std::log(100.0));  // ln mL of the synthetic brains
+
+  const auto bad = run_brainage("train --manifest \"" + (dir / "vbm.csv").string() + "\" -o \"" + (dir / "bad").string() +
+                                "\" --channels t1,flair");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("flair"), std::string::npos) << bad.out;
+  const auto help = run_brainage("train --help");
+  for (const char* option : {"--channels", "--stem", "--patch-size", "--loss", "--label-sigma", "--global-input"})
+    EXPECT_NE(help.out.find(option), std::string::npos) << option;
 }

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 
 #include "common/errors.h"
 #include "common/content_hash.h"
@@ -171,4 +172,67 @@ TEST(ShippedCheckpoint, LoadsWithOldDefaultsAndPredictsAsBefore) {
   EXPECT_EQ(loaded.info.model.stem, bm::StemKind::kPatch);
   EXPECT_EQ(loaded.info.model.loss, bm::LossKind::kL1);
   EXPECT_EQ(loaded.info.model.global_input, bm::GlobalInput::kNone);
+}
+
+namespace {
+/// Every ERMoE-ba v2 option away from its default, on a small grid.
+bm::ModelOptions v2_tiny() {
+  bm::ModelOptions o = tiny();
+  o.grid = {8, 16, 16};
+  o.patch_size = 8;  // conv stem: pool 2, then 2 stride-2 layers -> 1 x 2 x 2 tokens
+  o.channels = {"csf", "t1", "gm", "wm"};
+  o.stem = bm::StemKind::kConv;
+  o.stem_width = 8;
+  o.loss = bm::LossKind::kKl;
+  o.label_sigma = 1.5;
+  o.age_bin_start = 14;
+  o.age_bins = 80;
+  o.global_input = bm::GlobalInput::kLogBrainVolume;
+  o.global_mean = 7.2;
+  o.global_std = 0.1;
+  return o;
+}
+}  // namespace
+
+TEST(CheckpointV2, SaveLoadRoundTripGivesIdenticalOptionsAndOutputs) {
+  torch::manual_seed(23);
+  const fs::path dir = brainage::testing::scratch_dir("checkpoint-v2");
+  bm::BrainAgeModel model(v2_tiny());
+  model->eval();
+  bm::save_checkpoint(dir / "v2", model, bm::CheckpointInfo{});
+  auto loaded = bm::load_checkpoint(dir / "v2.json");
+  EXPECT_EQ(bm::to_json(loaded.info.model), bm::to_json(v2_tiny()));
+  const auto volumes = torch::rand({3, 4, 8, 16, 16});
+  const auto global = torch::tensor({7.1f, 7.2f, 7.35f}).view({3, 1});
+  torch::NoGradGuard no_grad;
+  const auto a = model->forward(volumes, false, global), b = loaded.model->forward(volumes, false, global);
+  EXPECT_TRUE(torch::equal(a.age, b.age));
+  EXPECT_TRUE(torch::equal(a.logits, b.logits));
+  ASSERT_EQ(a.logits.sizes(), (std::vector<int64_t>{3, 80}));
+  // The global input reaches the head: another brain volume, another age.
+  const auto c = loaded.model->forward(volumes, false, global + 0.3);
+  EXPECT_GT((c.age - b.age).abs().max().item<double>(), 1e-6);
+  EXPECT_THROW(loaded.model->forward(volumes), c10::Error);  // the global input is required
+}
+
+TEST(CheckpointV2, BrokenV2OptionsThrowModelError) {
+  auto expect_refused = [](const std::function<void(bm::ModelOptions&)>& change) {
+    bm::ModelOptions o = v2_tiny();
+    change(o);
+    EXPECT_THROW(o.validate(), brainage::ModelError);
+    EXPECT_THROW(bm::model_options_from_json(bm::to_json(o)), brainage::ModelError);
+  };
+  expect_refused([](bm::ModelOptions& o) { o.channels = {"t1", "flair"}; });
+  expect_refused([](bm::ModelOptions& o) { o.channels = {"gm", "gm"}; });
+  expect_refused([](bm::ModelOptions& o) { o.channels.clear(); });
+  expect_refused([](bm::ModelOptions& o) { o.stem_pool = 8; });   // 8 / 8 = 1 layer of stride 2: none
+  expect_refused([](bm::ModelOptions& o) { o.age_bins = 1; });
+  expect_refused([](bm::ModelOptions& o) { o.label_sigma = 0; });
+  expect_refused([](bm::ModelOptions& o) { o.global_std = 0; });
+  nlohmann::json j = bm::to_json(v2_tiny());
+  j["stem"] = "vit";
+  EXPECT_THROW(bm::model_options_from_json(j), brainage::ModelError);
+  j = bm::to_json(v2_tiny());
+  j["loss"] = "mse";
+  EXPECT_THROW(bm::model_options_from_json(j), brainage::ModelError);
 }
