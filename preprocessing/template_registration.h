@@ -35,7 +35,7 @@ struct RigidStart {
 
 /// The rigid stage's default start poses: the head-centroid alignment unrotated and
 /// rotated by ±20° about the L-R (pitch), A-P (roll) and S-I (yaw) axes, 7 in all. Each
-/// costs one coarse `start_search` (8 mm, 40 iterations: ~0.05 s at 2 mm); the best is refined.
+/// costs one coarse `start_search` (8 mm, at most 40 iterations); the best is refined.
 std::vector<RigidStart> default_rigid_starts();
 
 struct RegistrationOptions {
