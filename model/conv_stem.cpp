@@ -34,7 +34,12 @@ torch::Tensor ConvStemImpl::forward(const torch::Tensor& volumes) {
   // every token's receptive field on its own patch (exactly for an even pool), so the maps
   // drawn on the token grid show what each token saw.
   const int64_t s = (patch_ - pool_) / 2;
-  const auto shifted = s > 0 ? torch::constant_pad_nd(volumes, {-s, s, -s, s, -s, s}) : volumes;
+  torch::Tensor shifted = volumes;
+  if (s > 0) {
+    const int64_t z = volumes.size(2) - s, y = volumes.size(3) - s, x = volumes.size(4) - s;
+    shifted = torch::zeros_like(volumes);
+    shifted.narrow(2, 0, z).narrow(3, 0, y).narrow(4, 0, x).copy_(volumes.narrow(2, s, z).narrow(3, s, y).narrow(4, s, x));
+  }
   auto x = pool_ > 1 ? torch::avg_pool3d(shifted, pool_) : shifted;  // [B, C, Z/pool, Y/pool, X/pool]
   for (size_t i = 0; i < convs_.size(); ++i) x = torch::gelu(norms_[i](convs_[i](x)));  // each halves Z, Y, X
   // [B, w', PZ, PY, PX] -> [B, T, w'] with t = (pz * PY + py) * PX + px -> [B, T, d]
