@@ -34,6 +34,7 @@ struct ModelOutput {
   torch::Tensor logits;              // [B, K] age-bin logits (loss "kl"); undefined for "l1"
   std::vector<LayerRouting> layers;  // one per block (filled when records are requested)
   torch::Tensor aux_loss;            // scalar: weighted load-balancing loss (0 unless softmax MoE)
+  torch::Tensor member_ages;         // [B, K] years: each ensemble member's age (`age` = their mean); undefined for one model
 };
 
 class TransformerBlockImpl : public torch::nn::Module {

@@ -24,9 +24,10 @@ fs::path checkpoint_json_path(const fs::path& path) {
 
 namespace {
 
-nlohmann::json bias_correction_json(const BiasCorrection& correction) {
-  nlohmann::json j = to_json(correction);
-  j["fitted_on"] = "validation predictions: pred = slope*age + intercept; corrected = (pred - intercept)/slope";
+nlohmann::json bias_correction_json(const CheckpointInfo& info) {
+  nlohmann::json j = to_json(info.bias_correction);
+  j["fitted_on"] = info.bias_correction_fitted_on;
+  j["formula"] = "pred = slope*age + intercept; corrected = (pred - intercept)/slope";
   return j;
 }
 
@@ -36,7 +37,7 @@ nlohmann::json info_to_json(const CheckpointInfo& info, const nlohmann::json& mo
           {"grid", info.model.grid},
           {"preprocessing_version", info.preprocessing_version},
           {"intensity_normalisation", info.intensity_normalisation},
-          {"bias_correction", bias_correction_json(info.bias_correction)},
+          {"bias_correction", bias_correction_json(info)},
           {"training", info.training},
           {"metrics", info.metrics}};
 }
@@ -78,18 +79,41 @@ CheckpointInfo info_from_json(const nlohmann::json& j, const fs::path& json_path
   CheckpointInfo info;
   try {
     info.model_kind = j.value("model_kind", std::string(kNeuralModelKind));  // absent: written before kinds existed
-    if (info.model_kind == kNeuralModelKind)
+    if (info.model_kind == kNeuralModelKind || info.model_kind == kEnsembleModelKind)
       info.model = model_options_from_json(j.at("model"));
     else if (info.model_kind == kVbmModelKind)
       info.model.grid = j.at("grid").get<std::array<int64_t, 3>>();
     else
-      fail(json_path, "model_kind \"" + info.model_kind + "\" is not known (this build reads \"neural\" and \"vbm\")");
+      fail(json_path, "model_kind \"" + info.model_kind +
+                          "\" is not known (this build reads \"neural\", \"vbm\" and \"ensemble\")");
+    if (info.model_kind == kEnsembleModelKind) {
+      const auto& members = j.at("members");
+      if (!members.is_array() || members.size() < 2)
+        fail(json_path, "an ensemble checkpoint needs a \"members\" array of at least 2 members");
+      for (const auto& m : members) {
+        EnsembleMemberInfo member;
+        member.model = model_options_from_json(m.at("model"));
+        member.weights_file = m.at("weights_file").get<std::string>();
+        member.weights_bytes = m.at("weights_bytes").get<int64_t>();
+        member.weights_sha256 = m.at("weights_sha256").get<std::string>();
+        member.training = m.value("training", nlohmann::json::object());
+        if (member.model.grid != info.model.grid || member.model.channels != info.model.channels ||
+            member.model.global_input != info.model.global_input)
+          fail(json_path, "ensemble member " + std::to_string(info.members.size()) +
+                              " differs from member 0 in grid, channels or global input");
+        info.members.push_back(std::move(member));
+      }
+    }
     info.preprocessing_version = j.value("preprocessing_version", std::string("unknown"));
     info.intensity_normalisation = j.value("intensity_normalisation", std::string("unknown"));
     const auto& bc = j.at("bias_correction");
     info.bias_correction.slope = bc.at("slope").get<double>();
     info.bias_correction.intercept = bc.at("intercept").get<double>();
     info.bias_correction.n = static_cast<std::size_t>(std::max<int64_t>(0, bc.at("n").get<int64_t>()));
+    // Before "formula" existed, fitted_on held "validation predictions: <formula>".
+    const std::string fitted_on = bc.contains("fitted_on") && bc["fitted_on"].is_string()
+                                      ? bc["fitted_on"].get<std::string>() : std::string("validation");
+    info.bias_correction_fitted_on = fitted_on.rfind("validation predictions:", 0) == 0 ? "validation" : fitted_on;
     info.training = j.value("training", nlohmann::json::object());
     info.metrics = j.value("metrics", nlohmann::json::object());
     info.model_id = j.at("model_id").get<std::string>();
@@ -157,27 +181,16 @@ CheckpointInfo read_checkpoint_info(const fs::path& path) {
   return info_from_json(read_json_file(json_path), json_path);
 }
 
-LoadedModel load_checkpoint(const fs::path& path, bool accept_vbm) {
-  const fs::path json_path = checkpoint_json_path(path);
-  const auto j = read_json_file(json_path);
-  LoadedModel loaded;
-  loaded.info = info_from_json(j, json_path);
-  std::string weights_name, sha;
-  int64_t bytes = -1;
-  try {
-    weights_name = j.at("weights_file").get<std::string>();
-    sha = j.at("weights_sha256").get<std::string>();
-    bytes = j.at("weights_bytes").get<int64_t>();
-  } catch (const nlohmann::json::exception&) {
-    fail(json_path, "checkpoint metadata lacks weights_file / weights_sha256 / weights_bytes");
-  }
-  if (weights_name.empty() || fs::path(weights_name).has_parent_path())
+namespace {
+
+/// The weights file `name` beside `json_path` (or `fallback` beside it when `name` is absent
+/// and `fallback` exists), verified against `bytes` and `sha`. Throws ModelError.
+fs::path verified_weights(const fs::path& json_path, const std::string& name, int64_t bytes, const std::string& sha,
+                          const fs::path& fallback) {
+  if (name.empty() || fs::path(name).has_parent_path())
     fail(json_path, "weights_file must be a file name beside the JSON");
-  fs::path weights = json_path.parent_path() / weights_name;
-  // A checkpoint renamed as a pair (model.{pt,json} -> brainage-default.{pt,json}) still
-  // loads: the .pt beside the JSON with the same stem, verified by the same SHA-256.
-  if (!fs::exists(weights) && fs::exists(fs::path(json_path).replace_extension(".pt")))
-    weights = fs::path(json_path).replace_extension(".pt");
+  fs::path weights = json_path.parent_path() / name;
+  if (!fs::exists(weights) && !fallback.empty() && fs::exists(fallback)) weights = fallback;
   if (!fs::exists(weights)) fail(weights, "checkpoint weights file not found (named by " + json_path.string() + ")");
   const auto actual_bytes = static_cast<int64_t>(fs::file_size(weights));
   if (actual_bytes != bytes)
@@ -190,6 +203,108 @@ LoadedModel load_checkpoint(const fs::path& path, bool accept_vbm) {
     fail(weights, std::string("checkpoint weights unreadable (") + e.what() + ")");
   }
   if (actual_sha != sha) fail(weights, "checkpoint weights SHA-256 " + actual_sha + " differs from the JSON's " + sha + " (corrupt)");
+  return weights;
+}
+
+/// A transformer of `options` with the (verified) `weights`, in eval mode. Throws ModelError
+/// when the archive does not load into it or a parameter's shape differs.
+BrainAgeModel load_transformer(const ModelOptions& options, const fs::path& weights) {
+  BrainAgeModel model(options);
+  std::map<std::string, std::vector<int64_t>> expected;
+  for (const auto& p : model->named_parameters()) expected[p.key()] = p.value().sizes().vec();
+  try {
+    torch::load(model, weights.string());
+  } catch (const c10::Error& e) {
+    fail(weights, std::string("checkpoint weights do not load into the model its JSON describes (") +
+                      first_line(e.what_without_backtrace()) + ")");
+  } catch (const std::exception& e) {
+    fail(weights, std::string("checkpoint weights do not load (") + first_line(e.what()) + ")");
+  }
+  for (const auto& p : model->named_parameters())
+    if (expected[p.key()] != p.value().sizes().vec())
+      fail(weights, "checkpoint parameter '" + p.key() + "' has a shape that does not fit the model options");
+  model->eval();
+  return model;
+}
+
+std::string member_file_name(const std::string& stem, std::size_t k) {
+  return stem + ".member" + std::to_string(k) + ".pt";
+}
+
+}  // namespace
+
+std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<fs::path>& members_weights,
+                                     CheckpointInfo info) {
+  fs::path stem = stem_in;
+  if (stem.extension() == ".json" || stem.extension() == ".pt") stem.replace_extension();
+  if (members_weights.size() < 2 || members_weights.size() != info.members.size())
+    throw ModelError(stem.string() + ": an ensemble needs at least 2 members with one weights file each (got " +
+                     std::to_string(members_weights.size()) + " files for " + std::to_string(info.members.size()) +
+                     " members)");
+  if (!stem.parent_path().empty()) ensure_writable_directory(stem.parent_path());
+  info.model_kind = kEnsembleModelKind;
+  info.model = info.members[0].model;
+  nlohmann::json members = nlohmann::json::array();
+  std::string all_shas;
+  for (std::size_t k = 0; k < members_weights.size(); ++k) {
+    auto& member = info.members[k];
+    member.weights_file = member_file_name(stem.filename().string(), k);
+    const fs::path target = stem.parent_path() / member.weights_file;
+    write_via_temp(target, [&](const fs::path& temp) {
+      std::error_code ec;
+      fs::copy_file(members_weights[k], temp, fs::copy_options::overwrite_existing, ec);
+      if (ec) throw OutputError(target.string() + ": cannot copy member weights from " + members_weights[k].string() +
+                                " (" + ec.message() + ")");
+    });
+    member.weights_bytes = static_cast<int64_t>(fs::file_size(target));
+    member.weights_sha256 = sha256_file_hex(target);
+    all_shas += member.weights_sha256;
+    members.push_back({{"weights_file", member.weights_file},
+                       {"weights_bytes", member.weights_bytes},
+                       {"weights_sha256", member.weights_sha256},
+                       {"model", to_json(member.model)},
+                       {"training", member.training}});
+  }
+  const std::string kind = info.model.ffn == FfnKind::kErmoe ? "ermoe-ba" : to_string(info.model.ffn);
+  info.model_id = kind + "-ensemble-" + sha256_hex(all_shas).substr(0, 12);
+  nlohmann::json j = {{"format", kCheckpointFormat},
+                      {"format_version", kCheckpointFormatVersion},
+                      {"model_id", info.model_id},
+                      {"members", members}};
+  j.update(info_to_json(info, to_json(info.model)));
+  write_file_atomic(fs::path(stem.string() + ".json"), j.dump(2) + "\n");
+  return info.model_id;
+}
+
+LoadedModel load_checkpoint(const fs::path& path, bool accept_vbm) {
+  const fs::path json_path = checkpoint_json_path(path);
+  const auto j = read_json_file(json_path);
+  LoadedModel loaded;
+  loaded.info = info_from_json(j, json_path);
+  if (loaded.info.model_kind == kEnsembleModelKind) {
+    const std::string stem = json_path.stem().string();
+    for (std::size_t k = 0; k < loaded.info.members.size(); ++k) {
+      const auto& member = loaded.info.members[k];
+      const fs::path weights = verified_weights(json_path, member.weights_file, member.weights_bytes,
+                                                member.weights_sha256, json_path.parent_path() / member_file_name(stem, k));
+      loaded.members.push_back(load_transformer(member.model, weights));
+    }
+    loaded.model = loaded.members[0];
+    return loaded;
+  }
+  std::string weights_name, sha;
+  int64_t bytes = -1;
+  try {
+    weights_name = j.at("weights_file").get<std::string>();
+    sha = j.at("weights_sha256").get<std::string>();
+    bytes = j.at("weights_bytes").get<int64_t>();
+  } catch (const nlohmann::json::exception&) {
+    fail(json_path, "checkpoint metadata lacks weights_file / weights_sha256 / weights_bytes");
+  }
+  // A checkpoint renamed as a pair (model.{pt,json} -> brainage-default.{pt,json}) still
+  // loads: the .pt beside the JSON with the same stem, verified by the same SHA-256.
+  const fs::path weights = verified_weights(json_path, weights_name, bytes, sha, fs::path(json_path).replace_extension(".pt"));
+  loaded.weights = weights;
 
   if (loaded.info.model_kind == kVbmModelKind) {
     if (!accept_vbm)
@@ -205,21 +320,7 @@ LoadedModel load_checkpoint(const fs::path& path, bool accept_vbm) {
     loaded.vbm = vbm;
     return loaded;
   }
-  loaded.model = BrainAgeModel(loaded.info.model);
-  std::map<std::string, std::vector<int64_t>> expected;
-  for (const auto& p : loaded.model->named_parameters()) expected[p.key()] = p.value().sizes().vec();
-  try {
-    torch::load(loaded.model, weights.string());
-  } catch (const c10::Error& e) {
-    fail(weights, std::string("checkpoint weights do not load into the model its JSON describes (") +
-                      first_line(e.what_without_backtrace()) + ")");
-  } catch (const std::exception& e) {
-    fail(weights, std::string("checkpoint weights do not load (") + first_line(e.what()) + ")");
-  }
-  for (const auto& p : loaded.model->named_parameters())
-    if (expected[p.key()] != p.value().sizes().vec())
-      fail(weights, "checkpoint parameter '" + p.key() + "' has a shape that does not fit the model options");
-  loaded.model->eval();
+  loaded.model = load_transformer(loaded.info.model, weights);
   return loaded;
 }
 

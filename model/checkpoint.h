@@ -13,13 +13,29 @@
 // Loading checks format, version, size, SHA-256 and that the weights fit the options;
 // anything wrong throws ModelError with one line naming the file and the rule.
 // Model kinds: "model_kind" is "neural" (the transformer family above; a checkpoint
-// without the field, written before it existed, is neural) or "vbm" (model/vbm_model.h:
-// "model" holds the VBM hyperparameters, the .pt its tensors as a torch archive).
+// without the field, written before it existed, is neural), "vbm" (model/vbm_model.h:
+// "model" holds the VBM hyperparameters, the .pt its tensors as a torch archive) or
+// "ensemble" (model/ensemble.h: K transformers averaged). An ensemble has no weights_file
+// of its own; its JSON lists the members, each verified like a single checkpoint's .pt:
+//   { "format": "brainage-checkpoint", "format_version": 1, "model_kind": "ensemble",
+//     "model_id": "ermoe-ba-ensemble-<12 hex of the SHA-256 of the members' SHA-256s>",
+//     "members": [ { "weights_file": "<stem>.member0.pt", "weights_bytes": N,
+//                    "weights_sha256": "<hex>", "model": {ModelOptions of member 0},
+//                    "training": { "seed": s, "folds": K, "fold": 0, "source": "...", ... } }, ... ],
+//     "model": {member 0's ModelOptions}, "grid": [Z,Y,X], "preprocessing_version": "...",
+//     "intensity_normalisation": "...", "training": {...}, "metrics": {OOF metrics},
+//     "bias_correction": { ..., "fitted_on": "out-of-fold (K-fold inner CV)" } }
+// Members share grid, channels and global input; their age normalisation (age_mean, bins,
+// global_mean) differs with their training folds, so each member carries its own options.
+// A member file named by weights_file but absent is looked for as `<JSON stem>.member<k>.pt`
+// (an ensemble renamed with its member files: model.json -> brainage-default.json and
+// model.member<k>.pt -> brainage-default.member<k>.pt still loads, same SHA-256 checks).
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/age_statistics.h"
 #include "model/brain_age_model.h"
@@ -30,22 +46,38 @@ inline constexpr int kCheckpointFormatVersion = 1;
 inline constexpr const char* kCheckpointFormat = "brainage-checkpoint";
 inline constexpr const char* kNeuralModelKind = "neural";
 inline constexpr const char* kVbmModelKind = "vbm";
+inline constexpr const char* kEnsembleModelKind = "ensemble";
 
 struct VbmModel;  // model/vbm_model.h
 
+/// One member of an ensemble checkpoint (model_kind "ensemble").
+struct EnsembleMemberInfo {
+  ModelOptions model;            // its architecture and age normalisation
+  std::string weights_file;      // "<stem>.member<k>.pt", beside the JSON
+  int64_t weights_bytes = 0;
+  std::string weights_sha256;    // hex
+  nlohmann::json training = nlohmann::json::object();  // seed, folds, fold, source, val metrics
+};
+
 struct CheckpointInfo {
-  std::string model_kind = kNeuralModelKind;  // "neural" | "vbm"
-  ModelOptions model;  // neural: the architecture; vbm: only `grid` is meaningful
+  std::string model_kind = kNeuralModelKind;  // "neural" | "vbm" | "ensemble"
+  ModelOptions model;  // neural: the architecture; vbm: only `grid` is meaningful; ensemble: member 0's
   std::string preprocessing_version = "unknown";  // what produced the training inputs
   std::string intensity_normalisation = "unknown";
   BiasCorrection bias_correction;  // common/age_statistics.h; identity when not fitted
+  /** Which predictions the correction was fitted on. Default = "validation" (the trainer's
+      held-out split); an ensemble's: "out-of-fold (K-fold inner CV)". */
+  std::string bias_correction_fitted_on = "validation";
+  std::vector<EnsembleMemberInfo> members;  // "ensemble": K >= 2 members; empty otherwise
   nlohmann::json training = nlohmann::json::object();  // data summary, options, history
   nlohmann::json metrics = nlohmann::json::object();   // final/best metrics
   std::string model_id;  // filled on save/load: "ermoe-ba-<sha256 prefix>"
 };
 
 struct LoadedModel {
-  BrainAgeModel model{nullptr};  // in eval mode; null for a VBM checkpoint
+  BrainAgeModel model{nullptr};  // in eval mode; null for a VBM checkpoint; an ensemble's member 0
+  std::vector<BrainAgeModel> members;  // "ensemble": all K members (members[0] is `model`), eval mode; else empty
+  std::filesystem::path weights;  // the verified .pt a single checkpoint was loaded from (empty for an ensemble)
   std::shared_ptr<const VbmModel> vbm;  // set for a VBM checkpoint (its bias correction = info's)
   CheckpointInfo info;
 };
@@ -61,7 +93,15 @@ std::string save_checkpoint(const std::filesystem::path& stem, BrainAgeModel& mo
 /// info.bias_correction is replaced by the model's own.
 std::string save_checkpoint(const std::filesystem::path& stem, const VbmModel& model, CheckpointInfo info);
 
-/// Loads and verifies either kind (info.model_kind says which member is set). A VBM
+/// An ensemble of already verified member checkpoints: copies each member's weights file
+/// (members_weights[k], the .pt of info.members[k]) to `<stem>.member<k>.pt`, then writes
+/// `<stem>.json` (last) with their sizes and SHA-256s. info.members[k].model and .training
+/// must be filled; info.model becomes member 0's. Returns the model id. Throws ModelError
+/// (fewer than 2 members, sizes differ) or OutputError.
+std::string save_ensemble_checkpoint(const std::filesystem::path& stem,
+                                     const std::vector<std::filesystem::path>& members_weights, CheckpointInfo info);
+
+/// Loads and verifies any kind (info.model_kind says which member is set). A VBM
 /// checkpoint is refused unless `accept_vbm` (callers that only run neural models: a
 /// ModelError naming the file, never a null model). Throws ModelError (missing, corrupt
 /// JSON, wrong format/version, size or checksum mismatch, weights that do not fit the options).

@@ -137,6 +137,7 @@ nlohmann::json options_json(const TrainOptions& o) {
             {"intensity_scale", o.augmentation.intensity_scale},
             {"intensity_shift", o.augmentation.intensity_shift}}}};
   if (o.model.loss == LossKind::kKl) j["age_bin_margin"] = o.age_bin_margin;  // absent for L1, as before it existed
+  if (o.split_seed) j["split_seed"] = *o.split_seed;  // absent unless set, as before it existed
   return j;
 }
 
@@ -232,7 +233,7 @@ std::pair<std::vector<int64_t>, std::vector<int64_t>> split_subjects(const std::
   std::vector<int64_t> order(n);
   std::iota(order.begin(), order.end(), int64_t{0});
   std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return ages[a] < ages[b]; });
-  std::mt19937_64 rng(o.seed);
+  std::mt19937_64 rng(o.split_seed.value_or(o.seed));
   std::vector<int64_t> assignment(n);
   for (int64_t start = 0; start < n; start += folds) {
     std::vector<int64_t> labels(folds);

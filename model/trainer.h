@@ -24,6 +24,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,10 @@ struct TrainOptions {
   double val_fraction = 0.2;             /** Default = 0.2. Validation share when folds == 0, in [0, 1); 0 = train on everyone. */
   int64_t folds = 0;                     /** Default = 0 (use val_fraction). k-fold: validate on fold `fold` of `folds`. */
   int64_t fold = 0;                      /** Default = 0. Which fold is validation (0-based). */
+  /** Default = none (the split uses `seed`). Seeds the split alone, so runs with different
+      `seed`s (init, order, augmentation) share one k-fold partition: the members of a
+      cross-validated seed ensemble (model/ensemble.h). */
+  std::optional<uint64_t> split_seed;
   AugmentationOptions augmentation;      // see augmentation.h
   double age_bin_margin = 5.0;           /** Default = 5. KL loss: the age bins span [min age - x, max age + x] of the training subjects, years. */
   bool resume = false;                   /** Default = false. Continue from the newest epoch checkpoint in output_dir. */
@@ -100,7 +105,8 @@ struct TrainResult {
   std::vector<EpochMetrics> history;
 };
 
-/// Seeded, age-stratified split of N subjects: returns (train, validation) indices.
+/// Age-stratified split of N subjects, seeded by split_seed (else seed): returns (train,
+/// validation) indices.
 /// folds == 0: about val_fraction of the subjects validate (none when it is 0); else fold
 /// `fold` of `folds`.
 std::pair<std::vector<int64_t>, std::vector<int64_t>> split_subjects(const std::vector<double>& ages,

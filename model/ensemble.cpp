@@ -1,0 +1,182 @@
+#include "model/ensemble.h"
+
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "common/csv.h"
+#include "common/errors.h"
+#include "model/checkpoint.h"
+#include "model/trainer.h"
+
+namespace brainage::model {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+double parse_number(const std::string& text, const fs::path& csv, std::size_t line, const char* column) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  throw ModelError(csv.string() + ": line " + std::to_string(line) + ": " + column + " '" + text +
+                   "' is not a finite number");
+}
+
+/// MAE, RMSE and Pearson r of `predictions` against `ages` (years).
+nlohmann::json error_metrics(const std::vector<double>& ages, const std::vector<double>& predictions) {
+  double abs_sum = 0, sq_sum = 0;
+  for (std::size_t i = 0; i < ages.size(); ++i) {
+    const double e = predictions[i] - ages[i];
+    abs_sum += std::abs(e);
+    sq_sum += e * e;
+  }
+  const double n = static_cast<double>(ages.size());
+  return {{"mae", abs_sum / n}, {"rmse", std::sqrt(sq_sum / n)}, {"r", pearson(ages, predictions)}};
+}
+
+/// Why member `k` (`dir`) cannot join member 0, or "".
+std::string mismatch(const CheckpointInfo& first, const CheckpointInfo& info) {
+  if (info.model.grid != first.model.grid) return "its grid differs from member 0's";
+  if (info.model.channels != first.model.channels)
+    return "its channels " + join(info.model.channels) + " differ from member 0's " + join(first.model.channels);
+  if (info.model.global_input != first.model.global_input)
+    return "its global input " + to_string(info.model.global_input) + " differs from member 0's " +
+           to_string(first.model.global_input);
+  if (info.preprocessing_version != first.preprocessing_version)
+    return "its preprocessing_version '" + info.preprocessing_version + "' differs from member 0's '" +
+           first.preprocessing_version + "'";
+  return "";
+}
+
+}  // namespace
+
+OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<fs::path>& member_dirs) {
+  OutOfFoldPredictions oof;
+  std::map<std::string, int> held_out_by;
+  for (std::size_t k = 0; k < member_dirs.size(); ++k) {
+    const fs::path csv = member_dirs[k] / "validation_predictions.csv";
+    if (!fs::exists(csv))
+      throw ModelError(csv.string() + ": member " + std::to_string(k) +
+                       " has no validation predictions (train it with a validation fold: --folds K --fold k)");
+    CsvTable table;
+    try {
+      table = read_delimited_file(csv);
+    } catch (const InvalidInputError& e) {
+      throw ModelError(e.what());
+    }
+    const int id = column_index(table.header, "subject_id");
+    const int age = column_index(table.header, "age");
+    const int pred = column_index(table.header, "predicted_age");
+    if (id < 0 || age < 0 || pred < 0)
+      throw ModelError(csv.string() + ": needs the columns subject_id, age, predicted_age");
+    for (std::size_t r = 0; r < table.rows.size(); ++r) {
+      const auto& row = table.rows[r];
+      const std::size_t line = table.line_numbers[r];
+      if (row.size() != table.header.size())
+        throw ModelError(csv.string() + ": line " + std::to_string(line) + " has " + std::to_string(row.size()) +
+                         " fields, the header has " + std::to_string(table.header.size()));
+      const std::string& subject = row[static_cast<std::size_t>(id)];
+      const auto [it, inserted] = held_out_by.emplace(subject, static_cast<int>(k));
+      if (!inserted)
+        throw ModelError(csv.string() + ": subject '" + subject + "' is held out by member " + std::to_string(it->second) +
+                         " and member " + std::to_string(k) +
+                         ": the members do not share one K-fold partition (train them with the same --split-seed)");
+      oof.subject_ids.push_back(subject);
+      oof.ages.push_back(parse_number(row[static_cast<std::size_t>(age)], csv, line, "age"));
+      oof.predictions.push_back(parse_number(row[static_cast<std::size_t>(pred)], csv, line, "predicted_age"));
+      oof.member.push_back(static_cast<int>(k));
+    }
+  }
+  return oof;
+}
+
+EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, const fs::path& output_stem) {
+  const int64_t k_members = static_cast<int64_t>(member_dirs.size());
+  if (k_members < 2)
+    throw ModelError(output_stem.string() + ": an ensemble needs at least 2 member folders, got " +
+                     std::to_string(k_members));
+  CheckpointInfo info;
+  std::vector<fs::path> weights;
+  nlohmann::json sources = nlohmann::json::array(), member_val_mae = nlohmann::json::array();
+  for (int64_t k = 0; k < k_members; ++k) {
+    const fs::path json = member_dirs[k] / "model.json";
+    const std::string who = "ensemble member " + std::to_string(k) + " (" + json.string() + "): ";
+    LoadedModel loaded;
+    try {
+      loaded = load_checkpoint(json);  // verifies size, SHA-256 and shapes; refuses VBM
+    } catch (const ModelError& e) {
+      throw ModelError(who + e.what());
+    }
+    if (loaded.info.model_kind != kNeuralModelKind)
+      throw ModelError(who + "is a \"" + loaded.info.model_kind + "\" checkpoint; members are single transformers");
+    if (k > 0) {
+      const std::string why = mismatch(info, loaded.info);
+      if (!why.empty()) throw ModelError(who + why);
+    } else {
+      info = loaded.info;  // preprocessing, normalisation, model of member 0
+      info.members.clear();
+    }
+    if (loaded.info.metrics.value("final_weights", std::string()) == to_string(FinalWeights::kBestValidation))
+      throw ModelError(who + "was trained with --final best: its epoch was chosen on its validation fold, so its "
+                       "predictions there are not out-of-fold (train members with --final last)");
+    const nlohmann::json options = loaded.info.training.value("options", nlohmann::json::object());
+    EnsembleMemberInfo member;
+    member.model = loaded.info.model;
+    member.training = {{"source", fs::absolute(json).lexically_normal().string()},
+                       {"source_model_id", loaded.info.model_id}};
+    for (const char* key : {"seed", "split_seed", "folds", "fold", "epochs", "final_weights"})
+      if (options.contains(key)) member.training[key] = options[key];
+    if (loaded.info.metrics.contains("val_mae")) {
+      member.training["val_mae"] = loaded.info.metrics["val_mae"];
+      member_val_mae.push_back(loaded.info.metrics["val_mae"]);
+    }
+    info.members.push_back(std::move(member));
+    weights.push_back(loaded.weights);
+    sources.push_back(fs::absolute(member_dirs[k]).lexically_normal().string());
+  }
+
+  EnsembleSummary summary;
+  summary.oof = read_out_of_fold_predictions(member_dirs);
+  const auto& oof = summary.oof;
+  if (oof.ages.empty())
+    throw ModelError((member_dirs[0] / "validation_predictions.csv").string() +
+                     ": the members' validation_predictions.csv hold no subjects: nothing to calibrate on");
+  std::string why_not;
+  summary.calibration = BiasCorrection::fit(oof.ages, oof.predictions, &why_not);
+  std::vector<double> corrected;
+  for (double p : oof.predictions) corrected.push_back(summary.calibration.apply(p));
+  summary.metrics = {{"members", k_members},
+                     {"oof_n", oof.ages.size()},
+                     {"oof_raw", error_metrics(oof.ages, oof.predictions)},
+                     {"oof_bias_corrected", error_metrics(oof.ages, corrected)},
+                     {"member_val_mae", member_val_mae},
+                     {"oof_note",
+                      "each training subject predicted by the one member that held it out (a single member's "
+                      "out-of-fold error, not the ensemble mean's: the other members trained on that subject); "
+                      "bias_corrected uses the correction fitted on these same predictions (in-sample)"}};
+  if (!why_not.empty()) summary.metrics["calibration_not_usable"] = why_not;
+
+  info.bias_correction = summary.calibration;
+  info.bias_correction_fitted_on = "out-of-fold (K-fold inner CV)";
+  info.metrics = summary.metrics;
+  info.training = {{"method",
+                    "cross-validated seed ensemble (CV bagging): member k trained on the folds other than k of one "
+                    "age-stratified K-fold partition, seed + k, last-epoch weights; prediction = mean of the members' "
+                    "ages, spread = their sd; routing records and maps from member 0"},
+                   {"member_dirs", sources},
+                   {"data", info.training.value("data", nlohmann::json::object())}};
+  summary.model_id = save_ensemble_checkpoint(output_stem, weights, info);
+  summary.checkpoint = checkpoint_json_path(output_stem);
+  return summary;
+}
+
+}  // namespace brainage::model

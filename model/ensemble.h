@@ -1,0 +1,69 @@
+#pragma once
+// A cross-validated seed ensemble: the shipped unit of ERMoE-ba v2 (issue 18, items 4–5).
+//
+// Method ("CV bagging", cross-validation ensembles: Krogh & Vedelsby 1995; the K fold
+// models of a cross-validation averaged, as nnU-Net ships its five folds): K members are
+// trained on one seeded, age-stratified K-fold partition of the training subjects — member
+// k on every fold but k, with seed + k for its initialisation, order and augmentation, and
+// its last epoch's weights (no epoch chosen on fold k, no early stopping) — so each training
+// subject is held out by exactly one member. That member's prediction of it is the
+// subject's out-of-fold (OOF) prediction. A prediction of the ensemble is the mean of the
+// K members' ages; their standard deviation is a per-scan spread (app/prediction).
+//
+// Calibration: the linear bias correction of common/age_statistics.h (predicted = slope ·
+// age + intercept, corrected = (predicted − intercept) / slope; Beheshti et al. 2019, Cole
+// et al. 2018, de Lange & Cole 2020; see also Smith et al. 2019 NeuroImage, Le et al. 2018)
+// fitted on the pooled OOF predictions of all members — held-out predictions of every
+// training subject, not of a validation fifth — and stored in the ensemble checkpoint with
+// fitted_on "out-of-fold (K-fold inner CV)". predict and evaluate apply it as they apply any
+// checkpoint's correction. Caveat recorded in the metrics: an OOF prediction is one
+// member's; the ensemble mean on a training subject includes K − 1 members that trained on
+// it, so the ensemble's own error needs an outer CV (docs/RESULTS.md).
+//
+// Format of the checkpoint: model/checkpoint.h (model_kind "ensemble").
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/age_statistics.h"
+
+namespace brainage::model {
+
+/// The pooled out-of-fold predictions of an ensemble's members.
+struct OutOfFoldPredictions {
+  std::vector<std::string> subject_ids;  // N, each once
+  std::vector<double> ages;              // N, years
+  std::vector<double> predictions;       // N, raw model output of the member that held the subject out, years
+  std::vector<int> member;               // N, which member (0-based)
+};
+
+/// What assemble_ensemble wrote.
+struct EnsembleSummary {
+  std::filesystem::path checkpoint;  // <output_stem>.json
+  std::string model_id;              // "<kind>-ensemble-<12 hex>"
+  BiasCorrection calibration;        // fitted on the pooled OOF predictions
+  OutOfFoldPredictions oof;
+  nlohmann::json metrics;            // the checkpoint's "metrics": OOF MAE, RMSE, r (raw and corrected), n
+};
+
+/// Reads `<dir>/validation_predictions.csv` of every member (columns subject_id, age,
+/// predicted_age; model/trainer.h writes it) and pools them. Throws ModelError naming the
+/// file for a missing file or column, an unreadable number, or a subject held out by two
+/// members (the members do not share one K-fold partition).
+OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<std::filesystem::path>& member_dirs);
+
+/// Assembles the training folders `member_dirs` (each with model.{pt,json} and
+/// validation_predictions.csv, e.g. `brainage train --folds K --fold k --seed s+k
+/// --split-seed s --final last`) into one ensemble checkpoint `<output_stem>.json` +
+/// `<output_stem>.member<k>.pt`: verifies every member checkpoint (size, SHA-256, shapes),
+/// checks that they share grid, channels, global input and preprocessing_version, fits the
+/// calibration on the pooled OOF predictions and records the OOF metrics. Throws ModelError
+/// (fewer than 2 members, a member that is not a transformer checkpoint, was trained with
+/// --final best, or differs from member 0; see also read_out_of_fold_predictions) naming
+/// the member, or OutputError.
+EnsembleSummary assemble_ensemble(const std::vector<std::filesystem::path>& member_dirs,
+                                  const std::filesystem::path& output_stem);
+
+}  // namespace brainage::model
