@@ -1,5 +1,6 @@
 // The registry of `brainage` subcommands. Add one line per subcommand.
 #include "app/cli/cli.h"
+#include "app/cli/ensemble_command.h"
 #include "app/cli/evaluate_command.h"
 #include "app/cli/info_command.h"
 #include "app/cli/merge_command.h"
@@ -17,6 +18,8 @@ const std::vector<Subcommand>& subcommands() {
        preprocess_main},
       {"predict", "predict the brain age of one scan (preprocessing + model); -o DIR keeps the outputs", predict_main},
       {"train", "train the model on a manifest (subject_id, age, path); checkpoints every epoch, --resume", train_main},
+      {"ensemble", "assemble member training folders (one K-fold partition) into a calibrated ensemble checkpoint",
+       ensemble_main},
       {"evaluate", "a cohort (CSV or BIDS): predictions, metrics, plots, report; resumable, --jobs, --shard", evaluate_main},
       {"visualize", "expert maps of a prediction: NIfTI label maps, colour tables, region tables, figures",
        visualize_main},

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "app/cli/cli.h"
+#include "app/cli/ensemble_command.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
 #include "common/age_statistics.h"
@@ -85,6 +86,33 @@ int run_train_vbm(const TrainCommandOptions& options, const std::vector<Manifest
   return 0;
 }
 
+/// `train --seeds K` (model/ensemble.h): the K members on the already loaded data, each in
+/// DIR/member<k>/ on fold k of one partition (split seed = the seed), then the ensemble.
+int run_train_ensemble(const TrainCommandOptions& options, const model::TrainingData& data,
+                       const model::TrainOptions& train) {
+  EnsembleCommandOptions ensemble;
+  ensemble.output_dir = train.output_dir;
+  for (int64_t k = 0; k < options.seeds; ++k) {
+    model::TrainOptions member = train;
+    member.output_dir = train.output_dir / ("member" + std::to_string(k));
+    member.folds = options.seeds;
+    member.fold = k;
+    member.seed = train.seed + static_cast<uint64_t>(k);
+    member.split_seed = train.seed;
+    member.final_weights = model::FinalWeights::kLastEpoch;
+    member.patience = 0;  // no epoch chosen on the held-out fold
+    if (train.progress)
+      std::cout << "member " << k << " of " << options.seeds << ": fold " << k << ", seed " << member.seed << std::endl;
+    const auto result = model::train_model(data, member);
+    if (result.interrupted) {
+      std::cout << "member " << k << " stopped after epoch " << result.epochs_run << " (--stop-after); continue with --resume\n";
+      return 0;
+    }
+    ensemble.members.push_back(member.output_dir);
+  }
+  return run_ensemble(ensemble);
+}
+
 }  // namespace
 
 int run_train(const TrainCommandOptions& options) {
@@ -124,6 +152,10 @@ int run_train(const TrainCommandOptions& options) {
     std::cout << "training " << model::to_string(train.model.ffn) << " on " << data.ages.size() << " subjects, "
               << threads << " threads" << (dist.enabled() ? " per rank x " + std::to_string(dist.world_size()) + " ranks" : "")
               << ", BLAS " << model::blas_description() << std::endl;
+  if (options.seeds >= 2) {
+    if (dist.enabled()) throw UsageError("train: --seeds trains its members in one process: drop --world-size");
+    return run_train_ensemble(options, data, train);
+  }
   const auto result = model::train_model(data, train);
   if (!dist.is_main()) return 0;  // rank 0 reports
   if (result.interrupted) {
@@ -181,6 +213,14 @@ int train_main(const std::vector<std::string>& args) {
     ("folds", po::value(&t.folds)->default_value(t.folds), "k-fold: number of folds (0 = use --val-fraction)")
     ("fold", po::value(&t.fold)->default_value(t.fold), "k-fold: the validation fold (0-based)")
     ("seed", po::value(&t.seed)->default_value(t.seed), "seed of split, order, augmentation, init, dropout")
+    ("split-seed", po::value<uint64_t>(),
+     "seed of the split alone (default: --seed): members of one K-fold partition trained separately for "
+     "`brainage ensemble` share it while their --seed differs")
+    ("seeds", po::value(&o.seeds)->default_value(o.seeds),
+     "1 = one model; K >= 2 = a cross-validated seed ensemble: member k trains in DIR/member<k>/ on every fold but k "
+     "of one K-fold partition (--folds K --fold k), seed --seed + k, --final last, no early stopping; then DIR/model.json "
+     "lists the K members (mean age, their sd as a per-scan spread) with a bias correction fitted on their pooled "
+     "out-of-fold predictions (DIR/oof_predictions.csv)")
     ("no-augment", po::bool_switch(&no_augment), "disable augmentation (affine jitter, LR flip, intensity jitter)")
     ("intensity-jitter", po::value(&t.augmentation.intensity_scale)->default_value(t.augmentation.intensity_scale),
      "augmentation: random gain in [1-x, 1+x] and offset in [-x, x] (0 = off; global tissue contrast is an age cue)")
@@ -249,6 +289,16 @@ int train_main(const std::vector<std::string>& args) {
     throw UsageError("--val-fraction must be in [0, 1), got " + std::to_string(t.val_fraction));
   if (t.folds == 0 && t.val_fraction == 0 && t.final_weights != model::FinalWeights::kLastEpoch)
     throw UsageError("--val-fraction 0 trains without a validation set: pass --final last (there is no best epoch)");
+  if (vm->count("split-seed")) t.split_seed = (*vm)["split-seed"].as<uint64_t>();
+  if (o.seeds < 1) throw UsageError("--seeds must be >= 1, got " + std::to_string(o.seeds));
+  if (o.seeds >= 2) {
+    if (t.folds != 0) throw UsageError("--seeds K sets the folds itself (member k validates on fold k of K): drop --folds");
+    if (!(*vm)["final"].defaulted() && t.final_weights != model::FinalWeights::kLastEpoch)
+      throw UsageError("--seeds K keeps each member's last epoch (its validation fold must stay unseen): drop --final best");
+    if (kind == model::kVbmModelKind) throw UsageError("--seeds K trains transformer members: not with --model-kind vbm");
+    if (o.distributed.world_size > 1) throw UsageError("--seeds trains its members in one process: drop --world-size");
+    if (t.split_seed) throw UsageError("--seeds K uses --seed as the split seed: drop --split-seed");
+  }
   o.fit_vbm = kind == model::kVbmModelKind;
   if (o.fit_vbm) {
     if (o.distributed.world_size > 1) throw UsageError("--model-kind vbm fits in one process: drop --world-size");

@@ -2,7 +2,8 @@
 // `brainage train --manifest CSV -o DIR`: trains a brain-age model on the subjects of a
 // manifest: a transformer (model/trainer.h) or, with --model-kind vbm, the VBM ridge model
 // (model/vbm_model.h). The manifest and its inputs: app/prediction/training_data.h; raw
-// scans are preprocessed once into DIR/cache/.
+// scans are preprocessed once into DIR/cache/. --seeds K trains a calibrated K-member
+// ensemble instead of one model (model/ensemble.h).
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -18,6 +19,11 @@ struct TrainCommandOptions {
   int threads = 0;                    /** Default = 0 (all cores). LibTorch/OpenBLAS/ITK threads. */
   int64_t limit = 0;                  /** Default = 0 (all). Use only the first N manifest rows. */
   model::TrainOptions train;          // output_dir required; see model/trainer.h for defaults
+  /** Default = 1 (one model, DIR/model.{pt,json}). K >= 2: a cross-validated seed ensemble
+      (model/ensemble.h): member k trains in DIR/member<k>/ with folds K, fold k, seed
+      train.seed + k, split seed train.seed, last-epoch weights and no early stopping; then
+      DIR/model.json + model.member<k>.pt (run_ensemble, app/cli/ensemble_command.h). */
+  int64_t seeds = 1;
   /** Default = one process. Data-parallel ranks (docs/DISTRIBUTED.md); train_main fills it
       from WORLD_SIZE/RANK/MASTER_ADDR/MASTER_PORT/LOCAL_RANK, then the flags. */
   model::DistributedOptions distributed;

@@ -24,7 +24,7 @@ std::string num(double v) {
 
 std::string predictions_csv(const CohortResults& r, const std::optional<Calibration>& cal) {
   std::vector<std::string> header = {"subject_id", "age", "predicted_age", "brain_age_gap", "corrected_predicted_age",
-                                     "corrected_gap", "qc_flags", "error", "path"};
+                                     "corrected_gap", "age_sd_years", "qc_flags", "error", "path"};
   if (r.has_sex) header.push_back("sex");
   if (r.has_site) header.push_back("site");
   header.insert(header.end(), r.extra_columns.begin(), r.extra_columns.end());
@@ -38,9 +38,10 @@ std::string predictions_csv(const CohortResults& r, const std::optional<Calibrat
     if (!row.failed()) {
       const double p = row.record->predicted_age;
       const double age = s.age.value_or(std::nan(""));
-      f.insert(f.end(), {num(p), num(p - age), cal ? num(cal->correct(p)) : "", cal ? num(cal->correct(p) - age) : ""});
+      f.insert(f.end(), {num(p), num(p - age), cal ? num(cal->correct(p)) : "", cal ? num(cal->correct(p) - age) : "",
+                         num(row.record->age_sd_years)});
     } else {
-      f.insert(f.end(), {"", "", "", ""});
+      f.insert(f.end(), {"", "", "", "", ""});
     }
     f.push_back(flags);
     f.push_back(row.error());

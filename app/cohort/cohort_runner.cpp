@@ -38,6 +38,7 @@ SubjectRecord run_one(const Subject& subject, const fs::path& subjects_dir, cons
       throw ProcessingError(subject.scan.string() + ": prediction is not a finite number");
     r.ok = true;
     r.predicted_age = outcome.predicted_age;
+    r.age_sd_years = outcome.age_sd_years;
     r.qc_flags = std::move(outcome.qc_flags);
     r.qc_image = outcome.qc_image.empty() ? std::string() : fs::absolute(outcome.qc_image).string();
     r.details = std::move(outcome.details);

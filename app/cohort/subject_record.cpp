@@ -11,6 +11,7 @@ nlohmann::json to_json(const SubjectRecord& r) {
   j["scan_signature"] = r.scan_signature;
   j["ok"] = r.ok;
   j["predicted_age"] = r.ok ? nlohmann::json(r.predicted_age) : nlohmann::json(nullptr);
+  if (r.ok && std::isfinite(r.age_sd_years)) j["age_sd_years"] = r.age_sd_years;  // absent when not known
   j["qc_flags"] = r.qc_flags;
   j["error"] = r.error;
   j["error_code"] = r.error_code;
@@ -28,6 +29,7 @@ SubjectRecord record_from_json(const nlohmann::json& j) {
   r.scan_signature = j.at("scan_signature").get<std::string>();
   r.ok = j.at("ok").get<bool>();
   if (r.ok) r.predicted_age = j.at("predicted_age").get<double>();
+  if (r.ok && j.contains("age_sd_years") && j["age_sd_years"].is_number()) r.age_sd_years = j["age_sd_years"].get<double>();
   r.qc_flags = j.at("qc_flags").get<std::vector<std::string>>();
   r.error = j.at("error").get<std::string>();
   r.error_code = j.value("error_code", 0);

@@ -13,6 +13,7 @@ namespace brainage::cohort {
 /// common/errors.h), not returned.
 struct SubjectOutcome {
   double predicted_age = std::nan("");
+  double age_sd_years = std::nan("");  // spread of an ensemble's member ages (0 for one model; NaN = not known)
   std::vector<std::string> qc_flags;   // warnings that did not stop the subject
   std::filesystem::path qc_image;      // preprocessing qc.png, "" when none
   nlohmann::json details = nlohmann::json::object();  // e.g. model id, cache key, timings
@@ -25,6 +26,7 @@ struct SubjectRecord {
   std::string scan_signature;          // "<bytes>:<mtime ns>" when processed, "missing" if absent
   bool ok = false;
   double predicted_age = std::nan("");
+  double age_sd_years = std::nan("");  // SubjectOutcome's; NaN when not known (journals written before it)
   std::vector<std::string> qc_flags;
   std::string error;                   // "<ErrorKind>: <message>" when !ok
   int error_code = 0;                  // the ExitCode the error carries

@@ -35,8 +35,23 @@ model::ModelOutput Predictor::forward(const ModelInput& input, int threads, bool
     out.age = loaded_.vbm->predict_raw(input.volumes).to(torch::kFloat32);
     return out;
   }
-  loaded_.model->eval();
-  return loaded_.model->forward(input.volumes, with_routing, input.global);
+  if (loaded_.members.empty()) {
+    loaded_.model->eval();
+    return loaded_.model->forward(input.volumes, with_routing, input.global);
+  }
+  // An ensemble: every member on the same input; routing (and logits) from member 0.
+  model::ModelOutput out;
+  std::vector<torch::Tensor> ages;  // K x [B]
+  for (std::size_t k = 0; k < loaded_.members.size(); ++k) {
+    auto& member = loaded_.members[k];
+    member->eval();
+    auto member_out = member->forward(input.volumes, with_routing && k == 0, input.global);
+    ages.push_back(member_out.age);
+    if (k == 0) out = std::move(member_out);
+  }
+  out.member_ages = torch::stack(ages, 1);  // [B, K]
+  out.age = out.member_ages.mean(1);        // [B]
+  return out;
 }
 
 bool needs_tissue_maps(const model::CheckpointInfo& info) {
@@ -101,11 +116,34 @@ ModelInput model_input(const PreprocessedScan& scan, const model::CheckpointInfo
   return input;
 }
 
+namespace {
+
+/// prediction.json's "ensemble": how many models were averaged, their ages and spread.
+nlohmann::json ensemble_json(const PredictionRecord& r) {
+  const std::size_t k = r.member_ages.size();
+  return {{"members", k},
+          {"member_ages", r.member_ages},
+          {"sd_years", r.ensemble_sd},
+          {"routing_from", k > 1 ? "member 0 of " + std::to_string(k) : std::string("the model")}};
+}
+
+/// Sample standard deviation (n - 1) of `values`; 0 for fewer than 2.
+double sample_sd(const std::vector<double>& values) {
+  if (values.size() < 2) return 0;
+  double mean = 0, ss = 0;
+  for (double v : values) mean += v / static_cast<double>(values.size());
+  for (double v : values) ss += (v - mean) * (v - mean);
+  return std::sqrt(ss / static_cast<double>(values.size() - 1));
+}
+
+}  // namespace
+
 nlohmann::json prediction_json(const PredictionRecord& r) {
   return {{"scan", r.scan.string()},
           {"predicted_age", r.predicted_age},
           {"bias_corrected_age", r.bias_corrected_age},
           {"bias_correction", to_json(r.bias_correction)},
+          {"ensemble", ensemble_json(r)},
           {"model_id", r.model_id},
           {"model", r.model.string()},
           {"qc_flags", r.qc_flags},
@@ -133,6 +171,13 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
   record.forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_forward).count();
   record.scan = fs::absolute(scan).lexically_normal();
   record.predicted_age = output.age[0].item<double>();
+  if (output.member_ages.defined()) {
+    const auto row = output.member_ages[0].to(torch::kFloat64).contiguous();
+    record.member_ages.assign(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
+  } else {
+    record.member_ages = {record.predicted_age};
+  }
+  record.ensemble_sd = sample_sd(record.member_ages);
   record.bias_correction = predictor.info().bias_correction;
   record.bias_corrected_age = record.bias_correction.apply(record.predicted_age);
   record.model_id = predictor.info().model_id;

@@ -13,7 +13,7 @@
 //     5. write_prediction_folder(record) -> preprocessing outputs + prediction.json
 //
 // Adding input channels (tissue maps) changes model_input() only; adding ensemble members
-// changes Predictor::forward() only. prediction.json is written by prediction_json() and
+// changes Predictor::forward() only (model/ensemble.h: the mean of the members). prediction.json is written by prediction_json() and
 // nowhere else (its format: docs/ARCHITECTURE.md, "Prediction folder").
 #include <torch/torch.h>
 
@@ -59,12 +59,17 @@ class Predictor {
   const std::string& model_kind() const { return loaded_.info.model_kind; }
   /// Whether forward() can return routing records (only a transformer has experts).
   bool has_routing() const { return static_cast<bool>(loaded_.model); }
+  /// Models averaged by forward(): K for an ensemble checkpoint, else 1.
+  int64_t ensemble_size() const { return loaded_.members.empty() ? 1 : static_cast<int64_t>(loaded_.members.size()); }
   /// The checkpoint's .json path.
   const std::filesystem::path& checkpoint_path() const { return checkpoint_; }
 
   /// The model on `input` (model_input(): volumes [1, C, Z, Y, X], global [1, G]): output.age [1] in years (raw,
   /// before the bias correction), the routing records when `with_routing` and the model
-  /// has experts (has_routing()). `threads` > 0 sets LibTorch's threads first
+  /// has experts (has_routing()). An ensemble (model/ensemble.h) runs every member on the
+  /// same input: output.age = the mean of the members' ages, output.member_ages [1, K];
+  /// the routing records (and logits) are member 0's — expert indices are not aligned
+  /// across members, so they are not combined. `threads` > 0 sets LibTorch's threads first
   /// (0 = leave them). Every LibTorch call happens under one lock, the thread setting
   /// included: LibTorch's and OpenBLAS's thread counts are process-wide, and changing them
   /// while another worker runs a tensor operation crashed `evaluate --jobs 2` (SIGSEGV).
@@ -98,6 +103,8 @@ struct PredictionRecord {
   double predicted_age = 0;               // raw model output, years
   BiasCorrection bias_correction;         // the checkpoint's (identity when not fitted)
   double bias_corrected_age = 0;          // bias_correction.apply(predicted_age), years
+  std::vector<double> member_ages;        // each model's raw age, years: K for an ensemble, 1 for one model
+  double ensemble_sd = 0;                 // sample sd (K - 1) of member_ages, years; 0 for one model
   std::string model_id;
   std::filesystem::path model;            // the checkpoint's .json
   std::vector<std::string> qc_flags;      // preprocessing warnings that did not stop the scan
@@ -107,8 +114,9 @@ struct PredictionRecord {
 };
 
 /// prediction.json (docs/ARCHITECTURE.md): scan, predicted_age, bias_corrected_age,
-/// bias_correction {slope, intercept, n, applied}, model_id, model, qc_flags, routing,
-/// forward_seconds, seconds_total. Never throws.
+/// bias_correction {slope, intercept, n, applied}, ensemble {members, member_ages, sd_years,
+/// routing_from}, model_id, model, qc_flags, routing, forward_seconds, seconds_total.
+/// Never throws.
 nlohmann::json prediction_json(const PredictionRecord& record);
 
 struct ScanPredictionOptions {

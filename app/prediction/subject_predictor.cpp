@@ -50,10 +50,12 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
 
     cohort::SubjectOutcome out;
     out.predicted_age = record.predicted_age;
+    out.age_sd_years = record.ensemble_sd;
     out.qc_flags = record.qc_flags;
     std::error_code ec;
     if (fs::exists(preprocessed.cache_entry / "qc.png", ec)) out.qc_image = preprocessed.cache_entry / "qc.png";
     out.details = {{"model_id", record.model_id},
+                   {"ensemble_members", record.member_ages.size()},
                    {"preprocessing_cache", preprocessed.cache_entry.filename().string()},
                    {"brain_volume_ml", preprocessed.report.value("brain_volume_ml", 0.0)}};
     if (options.write_prediction_folder && predictor->has_routing()) render_subject_maps(ws.dir, out.qc_flags);

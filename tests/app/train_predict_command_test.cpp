@@ -12,7 +12,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "app/prediction/scan_prediction.h"
+#include "common/age_statistics.h"
 #include "common/csv.h"
+#include "model/checkpoint.h"
 #include "preprocessing/model_grid.h"
 #include "tests/cli_runner.h"
 #include "tests/test_data.h"
@@ -238,4 +241,89 @@ TEST(TrainPredict, V2OptionsTrainAndAreRecordedInTheCheckpoint) {
   const auto help = run_brainage("train --help");
   for (const char* option : {"--channels", "--stem", "--patch-size", "--loss", "--label-sigma", "--global-input"})
     EXPECT_NE(help.out.find(option), std::string::npos) << option;
+}
+
+// `train --seeds 2`: two members on the two folds of one partition (seeds 42 and 43, last
+// epoch), assembled into one ensemble checkpoint with the bias correction fitted on their
+// pooled out-of-fold predictions. Predictor::forward returns the mean of the members;
+// `predict` reports both members' ages, their sd and the corrected age the checkpoint's
+// correction gives; `evaluate` writes the sd column with the same number.
+TEST(TrainPredict, SeedEnsembleTrainsPredictsAndEvaluates) {
+  const fs::path dir = scratch_dir("train-seeds");
+  const fs::path manifest = write_manifest(dir, 10);
+  const auto train = run_brainage("train --manifest \"" + manifest.string() + "\" -o \"" + (dir / "run").string() +
+                                  "\" --seeds 2 --epochs 2 --batch-size 4 --dim 32 --depth 1 --heads 2 --experts 4"
+                                  " --expert-rank 8 --warmup-epochs 0 --threads 2 --quiet");
+  ASSERT_EQ(train.code, 0) << train.out;
+  const fs::path model = dir / "run" / "model.json";
+  const auto meta = nlohmann::json::parse(std::ifstream(model));
+  EXPECT_EQ(meta.at("model_kind"), "ensemble");
+  ASSERT_EQ(meta.at("members").size(), 2u);
+  for (int k = 0; k < 2; ++k) {
+    const auto& member = meta["members"][k];
+    EXPECT_EQ(member.at("training").at("seed"), 42 + k);
+    EXPECT_EQ(member.at("training").at("fold"), k);
+    EXPECT_EQ(member.at("training").at("final_weights"), "last");
+    EXPECT_TRUE(fs::exists(dir / "run" / member.at("weights_file").get<std::string>()));
+    EXPECT_TRUE(fs::exists(dir / "run" / ("member" + std::to_string(k)) / "validation_predictions.csv"));
+  }
+  EXPECT_EQ(meta.at("bias_correction").at("fitted_on"), "out-of-fold (K-fold inner CV)");
+  EXPECT_EQ(meta.at("bias_correction").at("n"), 10);  // every subject held out once
+  EXPECT_EQ(meta.at("metrics").at("oof_n"), 10);
+  const auto oof = brainage::read_delimited_file(dir / "run" / "oof_predictions.csv");
+  EXPECT_EQ(oof.rows.size(), 10u);
+
+  // The forward of the ensemble is the mean of its members' forwards.
+  brainage::prediction::Predictor predictor(model);
+  EXPECT_EQ(predictor.ensemble_size(), 2);
+  brainage::prediction::ModelInput input;
+  input.volumes = torch::rand({1, 1, 80, 96, 80});
+  const auto out = predictor.forward(input, 2, true);
+  auto loaded = brainage::model::load_checkpoint(model);
+  torch::NoGradGuard no_grad;
+  const auto a = loaded.members[0]->forward(input.volumes).age, b = loaded.members[1]->forward(input.volumes).age;
+  ASSERT_EQ(out.member_ages.sizes(), (std::vector<int64_t>{1, 2}));
+  EXPECT_NEAR(out.age.item<double>(), ((a + b) / 2).item<double>(), 1e-5);
+  EXPECT_NEAR(out.member_ages[0][1].item<double>(), b.item<double>(), 1e-6);
+  EXPECT_EQ(out.layers.size(), 1u);  // member 0's routing
+
+  const fs::path scan = mricron_templates_dir() / "ch2.nii.gz";
+  BRAINAGE_REQUIRE_PATH(scan);
+  const auto predict = run_brainage("predict \"" + scan.string() + "\" --model \"" + model.string() + "\" -o \"" +
+                                    (dir / "pred").string() + "\" --threads 2");
+  ASSERT_EQ(predict.code, 0) << predict.out;
+  const auto j = nlohmann::json::parse(std::ifstream(dir / "pred" / "prediction.json"));
+  const auto& ensemble = j.at("ensemble");
+  EXPECT_EQ(ensemble.at("members"), 2);
+  ASSERT_EQ(ensemble.at("member_ages").size(), 2u);
+  const double m0 = ensemble["member_ages"][0], m1 = ensemble["member_ages"][1];
+  EXPECT_NEAR(j.at("predicted_age").get<double>(), (m0 + m1) / 2, 1e-4);
+  EXPECT_NEAR(ensemble.at("sd_years").get<double>(), std::abs(m0 - m1) / std::sqrt(2.0), 1e-6);
+  EXPECT_GE(ensemble.at("sd_years").get<double>(), 0.0);
+  EXPECT_EQ(ensemble.at("routing_from"), "member 0 of 2");
+  brainage::BiasCorrection correction;
+  correction.slope = meta["bias_correction"]["slope"];
+  correction.intercept = meta["bias_correction"]["intercept"];
+  correction.n = meta["bias_correction"]["n"];
+  EXPECT_NEAR(j.at("bias_corrected_age").get<double>(), correction.apply(j.at("predicted_age").get<double>()), 1e-9);
+  EXPECT_EQ(j.at("bias_correction").at("applied"), correction.usable());
+  EXPECT_EQ(j.at("model_id"), meta.at("model_id"));
+
+  std::ofstream(dir / "cohort.csv") << "subject_id,path,age\nch2," << scan.string() << ",27\n";
+  const auto evaluate = run_brainage("evaluate --cohort \"" + (dir / "cohort.csv").string() + "\" -o \"" +
+                                     (dir / "eval").string() + "\" --model \"" + model.string() +
+                                     "\" --threads 2 --no-progress --no-plots");
+  ASSERT_EQ(evaluate.code, 0) << evaluate.out;
+  const auto table = brainage::read_delimited_file(dir / "eval" / "predictions.csv");
+  const int sd = brainage::column_index(table.header, "age_sd_years");
+  const int pred = brainage::column_index(table.header, "predicted_age");
+  ASSERT_TRUE(sd >= 0 && pred >= 0 && table.rows.size() == 1u) << evaluate.out;
+  EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(sd)]), ensemble["sd_years"].get<double>(), 1e-3);
+  EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(pred)]), j["predicted_age"].get<double>(), 1e-3);
+
+  const auto help = run_brainage("train --help");
+  EXPECT_NE(help.out.find("--seeds"), std::string::npos);
+  const auto bad = run_brainage("train --manifest \"" + manifest.string() + "\" -o \"" + (dir / "bad").string() +
+                                "\" --seeds 2 --folds 5");
+  EXPECT_EQ(bad.code, 2) << bad.out;
 }

@@ -1,0 +1,62 @@
+#include "app/cli/ensemble_command.h"
+
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "app/cli/cli.h"
+#include "common/atomic_file.h"
+#include "common/csv.h"
+#include "common/errors.h"
+#include "model/ensemble.h"
+
+namespace brainage::app {
+namespace fs = std::filesystem;
+
+int run_ensemble(const EnsembleCommandOptions& options) {
+  if (options.output_dir.empty()) throw UsageError("ensemble: -o/--output DIR is required");
+  if (options.members.size() < 2)
+    throw UsageError("ensemble: at least 2 member folders are needed, got " + std::to_string(options.members.size()));
+  ensure_writable_directory(options.output_dir);
+  const auto summary = model::assemble_ensemble(options.members, options.output_dir / "model");
+  std::ostringstream csv;
+  csv << std::setprecision(6);
+  csv << csv_record({"subject_id", "age", "predicted_age", "bias_corrected_age", "member"});
+  const auto& oof = summary.oof;
+  for (std::size_t i = 0; i < oof.ages.size(); ++i)
+    csv << csv_field(oof.subject_ids[i]) << ',' << oof.ages[i] << ',' << oof.predictions[i] << ','
+        << summary.calibration.apply(oof.predictions[i]) << ',' << oof.member[i] << '\n';
+  write_file_atomic(options.output_dir / "oof_predictions.csv", csv.str());
+  const auto& raw = summary.metrics.at("oof_raw");
+  const auto& corrected = summary.metrics.at("oof_bias_corrected");
+  std::cout << "ensemble " << summary.model_id << " of " << options.members.size() << " members; out-of-fold on "
+            << oof.ages.size() << " subjects: MAE " << std::fixed << std::setprecision(2)
+            << raw.value("mae", std::nan("")) << " y raw, " << corrected.value("mae", std::nan(""))
+            << " y bias-corrected (slope " << std::setprecision(3) << summary.calibration.slope << ", intercept "
+            << std::setprecision(2) << summary.calibration.intercept << (summary.calibration.usable() ? "" : ", not applied")
+            << std::defaultfloat << ")\nmodel: " << summary.checkpoint.string() << "\n";
+  return 0;
+}
+
+int ensemble_main(const std::vector<std::string>& args) {
+  std::vector<std::string> members;
+  std::string out;
+  po::options_description desc("ensemble options");
+  desc.add_options()
+    ("members", po::value(&members)->multitoken()->required(),
+     "member training folders (model.{pt,json}, validation_predictions.csv), one per fold of one K-fold partition")
+    ("output,o", po::value(&out)->required(),
+     "output folder: model.json + model.member<k>.pt (the ensemble checkpoint), oof_predictions.csv");
+  po::positional_options_description pos;
+  pos.add("members", -1);
+  const auto vm = parse_command_line("ensemble", "<member dirs...> -o DIR", args, desc, pos);
+  if (!vm) return 0;
+  EnsembleCommandOptions o;
+  for (const auto& m : members) o.members.emplace_back(m);
+  o.output_dir = out;
+  return run_ensemble(o);
+}
+
+}  // namespace brainage::app
