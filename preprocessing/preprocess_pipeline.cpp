@@ -196,6 +196,7 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
                           {"iterations", reg_options.start_search.iterations},
                           {"learning_rate", reg_options.start_search.learning_rate}}},
         {"rigid_starts", rigid_starts_json(reg_options.rigid_starts)},
+        {"start_margin", reg_options.start_margin},
         {"registration_mask_dilation_mm", options.registration_mask_dilation_mm},
         {"max_samples", reg_options.max_samples}, {"minimum_step", reg_options.minimum_step}, {"seed", reg_options.seed},
         {"head_centroid_depth_mm", reg_options.head_centroid_depth_mm},

@@ -380,18 +380,25 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
     return t;
   };
   if (options.rigid_starts.empty()) throw ProcessingError("registration: no rigid start pose given");
+  // The first start (the header's own pose) is kept unless another scores better by
+  // start_margin: a normal scan keeps the registration it had with one start, and near-ties
+  // are not decided by last-digit differences (e.g. N4's across thread counts).
   RigidStart start = options.rigid_starts.front();
   if (options.rigid_starts.size() > 1) {
-    double best = std::numeric_limits<double>::infinity();
-    for (const auto& pose : options.rigid_starts) {
+    double first = 0, best = std::numeric_limits<double>::infinity();
+    RigidStart best_pose = start;
+    for (std::size_t i = 0; i < options.rigid_starts.size(); ++i) {
+      const auto& pose = options.rigid_starts[i];
       auto candidate = rigid_from(pose);
       const auto outcome = run_stage(fixed_work.GetPointer(), moving_work.GetPointer(), candidate.GetPointer(),
                                      options.start_search, options, mask_work.GetPointer());
+      if (i == 0) first = outcome.metric;
       if (outcome.metric < best) {
         best = outcome.metric;
-        start = pose;
+        best_pose = pose;
       }
     }
+    if (best < first - options.start_margin) start = best_pose;
   }
   auto rigid = rigid_from(start);
 
