@@ -10,24 +10,13 @@
 #include "common/errors.h"
 #include "common/content_hash.h"
 #include "tests/test_data.h"
+#include "tests/model/tiny_model_options.h"
 
 namespace bm = brainage::model;
 namespace fs = std::filesystem;
 
 namespace {
-bm::ModelOptions tiny() {
-  bm::ModelOptions o;
-  o.grid = {8, 12, 16};
-  o.patch_size = 4;
-  o.dim = 16;
-  o.depth = 2;
-  o.heads = 2;
-  o.num_experts = 3;
-  o.expert_rank = 4;
-  o.expert_hidden = 8;
-  o.ffn_hidden = 16;
-  return o;
-}
+bm::ModelOptions tiny() { return brainage::testing::tiny_model_options(2); }
 
 std::string read_all(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);

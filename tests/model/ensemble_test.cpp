@@ -15,25 +15,14 @@
 #include "model/checkpoint.h"
 #include "model/trainer.h"
 #include "tests/test_data.h"
+#include "tests/model/tiny_model_options.h"
 
 namespace bm = brainage::model;
 namespace fs = std::filesystem;
 
 namespace {
 
-bm::ModelOptions tiny() {
-  bm::ModelOptions o;
-  o.grid = {8, 12, 16};
-  o.patch_size = 4;
-  o.dim = 16;
-  o.depth = 1;
-  o.heads = 2;
-  o.num_experts = 3;
-  o.expert_rank = 4;
-  o.expert_hidden = 8;
-  o.ffn_hidden = 16;
-  return o;
-}
+bm::ModelOptions tiny() { return brainage::testing::tiny_model_options(1); }
 
 /// Three folds of 4 subjects: ages and raw member predictions (years).
 const std::vector<std::vector<double>> kAges = {{20, 41, 62, 79}, {25, 44, 58, 75}, {31, 50, 66, 70}};

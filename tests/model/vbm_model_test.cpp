@@ -12,6 +12,7 @@
 #include "common/errors.h"
 #include "model/checkpoint.h"
 #include "tests/test_data.h"
+#include "tests/model/tiny_model_options.h"
 
 namespace bm = brainage::model;
 namespace fs = std::filesystem;
@@ -161,16 +162,7 @@ TEST(VbmModel, CheckpointRoundTripIsExactAndLoadsAsVbm) {
 }
 
 TEST(VbmModel, NeuralCheckpointWithoutModelKindStillLoads) {
-  bm::ModelOptions o;
-  o.grid = {8, 12, 16};
-  o.patch_size = 4;
-  o.dim = 16;
-  o.depth = 1;
-  o.heads = 2;
-  o.num_experts = 3;
-  o.expert_rank = 4;
-  o.expert_hidden = 8;
-  o.ffn_hidden = 16;
+  const bm::ModelOptions o = brainage::testing::tiny_model_options(1);
   torch::manual_seed(1);
   bm::BrainAgeModel model(o);
   const auto dir = brainage::testing::scratch_dir("vbm-old-checkpoint");
