@@ -19,8 +19,17 @@ int run_ensemble(const EnsembleCommandOptions& options) {
   if (options.output_dir.empty()) throw UsageError("ensemble: -o/--output DIR is required");
   if (options.members.size() < 2)
     throw UsageError("ensemble: at least 2 member folders are needed, got " + std::to_string(options.members.size()));
+  // A refused assembly leaves no output folder behind (one that existed is left as it was).
+  const bool existed = fs::exists(options.output_dir);
   ensure_writable_directory(options.output_dir);
-  const auto summary = model::assemble_ensemble(options.members, options.output_dir / "model");
+  model::EnsembleSummary summary;
+  try {
+    summary = model::assemble_ensemble(options.members, options.output_dir / "model");
+  } catch (...) {
+    std::error_code ignored;
+    if (!existed && fs::is_empty(options.output_dir, ignored)) fs::remove(options.output_dir, ignored);
+    throw;
+  }
   std::ostringstream csv;
   csv << std::setprecision(6);
   csv << csv_record({"subject_id", "age", "predicted_age", "bias_corrected_age", "member"});

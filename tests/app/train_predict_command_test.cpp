@@ -326,4 +326,11 @@ TEST(TrainPredict, SeedEnsembleTrainsPredictsAndEvaluates) {
   const auto bad = run_brainage("train --manifest \"" + manifest.string() + "\" -o \"" + (dir / "bad").string() +
                                 "\" --seeds 2 --folds 5");
   EXPECT_EQ(bad.code, 2) << bad.out;
+  // The same member twice holds every subject out twice: refused with one line naming the
+  // file, and no output folder left behind.
+  const std::string member0 = "\"" + (dir / "run" / "member0").string() + "\"";
+  const auto twice = run_brainage("ensemble " + member0 + " " + member0 + " -o \"" + (dir / "twice").string() + "\"");
+  EXPECT_NE(twice.code, 0) << twice.out;
+  EXPECT_NE(twice.out.find("held out by member 0 and member 1"), std::string::npos) << twice.out;
+  EXPECT_FALSE(fs::exists(dir / "twice"));
 }
