@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 
 #include "common/atomic_file.h"
 #include "common/build_info.h"
@@ -93,21 +94,25 @@ ModelInput model_input(const PreprocessedScan& scan, const model::CheckpointInfo
     input.volumes = torch::stack(planes).unsqueeze(0);
     return input;
   }
+  std::map<std::string, torch::Tensor> tissue_ml;  // each modulated map converted once, mL per voxel
+  auto tissue = [&](const std::string& name, const std::string& needed_by) -> const torch::Tensor& {
+    auto it = tissue_ml.find(name);
+    if (it == tissue_ml.end()) it = tissue_ml.emplace(name, grid_tensor(tissue_map(scan, name, needed_by))).first;
+    return it->second;
+  };
   for (const auto& channel : info.model.channels) {
     if (channel == "t1") {
       if (!scan.t1_model)
         throw ProcessingError(scan.scan.string() + ": no model-grid T1 for a neural model (preprocess the scan with this build)");
       planes.push_back(grid_tensor(scan.t1_model));
     } else {
-      planes.push_back(grid_tensor(tissue_map(scan, channel, "the model's " + channel + " channel")) /
-                       static_cast<float>(kModelGridVoxelMl));
+      planes.push_back(tissue(channel, "the model's " + channel + " channel") / static_cast<float>(kModelGridVoxelMl));
     }
   }
   input.volumes = torch::stack(planes).unsqueeze(0);
   if (info.model.global_input == model::GlobalInput::kLogBrainVolume) {
     double brain_ml = 0;
-    for (const char* tissue : {"csf", "gm", "wm"})
-      brain_ml += grid_tensor(tissue_map(scan, tissue, "the log_brain_volume input")).sum().item<double>();
+    for (const char* name : {"csf", "gm", "wm"}) brain_ml += tissue(name, "the log_brain_volume input").sum().item<double>();
     if (!(brain_ml > 0))
       throw ProcessingError(scan.scan.string() + ": brain tissue volume " + std::to_string(brain_ml) +
                             " mL (sum of the modulated maps) is not positive: no log_brain_volume input");
@@ -125,15 +130,6 @@ nlohmann::json ensemble_json(const PredictionRecord& r) {
           {"member_ages", r.member_ages},
           {"sd_years", r.ensemble_sd},
           {"routing_from", k > 1 ? "member 0 of " + std::to_string(k) : std::string("the model")}};
-}
-
-/// Sample standard deviation (n - 1) of `values`; 0 for fewer than 2.
-double sample_sd(const std::vector<double>& values) {
-  if (values.size() < 2) return 0;
-  double mean = 0, ss = 0;
-  for (double v : values) mean += v / static_cast<double>(values.size());
-  for (double v : values) ss += (v - mean) * (v - mean);
-  return std::sqrt(ss / static_cast<double>(values.size() - 1));
 }
 
 }  // namespace
@@ -174,10 +170,10 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
   if (output.member_ages.defined()) {
     const auto row = output.member_ages[0].to(torch::kFloat64).contiguous();
     record.member_ages.assign(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
+    record.ensemble_sd = row.std(/*unbiased=*/true).item<double>();  // sample sd (K - 1), years
   } else {
     record.member_ages = {record.predicted_age};
   }
-  record.ensemble_sd = sample_sd(record.member_ages);
   record.bias_correction = predictor.info().bias_correction;
   record.bias_corrected_age = record.bias_correction.apply(record.predicted_age);
   record.model_id = predictor.info().model_id;
