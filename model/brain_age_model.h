@@ -35,6 +35,7 @@ struct ModelOutput {
   std::vector<LayerRouting> layers;  // one per block (filled when records are requested)
   torch::Tensor aux_loss;            // scalar: weighted load-balancing loss (0 unless softmax MoE)
   torch::Tensor member_ages;         // [B, K] years: each ensemble member's age (`age` = their mean); undefined for one model
+  torch::Tensor vbm_age;             // [B] years: an ensemble's VBM model's age (then `age` = (1 − w) · mean of member_ages + w · vbm_age); else undefined
 };
 
 class TransformerBlockImpl : public torch::nn::Module {

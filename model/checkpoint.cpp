@@ -103,6 +103,19 @@ CheckpointInfo info_from_json(const nlohmann::json& j, const fs::path& json_path
                               " differs from member 0 in grid, channels or global input");
         info.members.push_back(std::move(member));
       }
+      if (j.contains("vbm_member")) {
+        const auto& v = j.at("vbm_member");
+        EnsembleVbmInfo vbm;
+        vbm.weights_file = v.at("weights_file").get<std::string>();
+        vbm.weights_bytes = v.at("weights_bytes").get<int64_t>();
+        vbm.weights_sha256 = v.at("weights_sha256").get<std::string>();
+        vbm.model = v.at("model");
+        vbm.weight = v.at("weight").get<double>();
+        vbm.training = v.value("training", nlohmann::json::object());
+        if (!(vbm.weight >= 0.0 && vbm.weight <= 1.0))
+          fail(json_path, "vbm_member weight " + std::to_string(vbm.weight) + " is outside [0, 1]");
+        info.vbm_member = std::move(vbm);
+      }
     }
     info.preprocessing_version = j.value("preprocessing_version", std::string("unknown"));
     info.intensity_normalisation = j.value("intensity_normalisation", std::string("unknown"));
@@ -231,10 +244,21 @@ std::string member_file_name(const std::string& stem, std::size_t k) {
   return stem + ".member" + std::to_string(k) + ".pt";
 }
 
+std::string vbm_member_file_name(const std::string& stem) { return stem + ".vbm.pt"; }
+
+/// Copies `source` to `target` via a temporary (no half-written file). Throws OutputError.
+void copy_weights(const fs::path& source, const fs::path& target, const std::string& what) {
+  write_via_temp(target, [&](const fs::path& temp) {
+    std::error_code ec;
+    fs::copy_file(source, temp, fs::copy_options::overwrite_existing, ec);
+    if (ec) throw OutputError(target.string() + ": cannot copy " + what + " from " + source.string() + " (" + ec.message() + ")");
+  });
+}
+
 }  // namespace
 
 std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<fs::path>& members_weights,
-                                     CheckpointInfo info) {
+                                     CheckpointInfo info, const fs::path& vbm_weights) {
   fs::path stem = stem_in;
   if (stem.extension() == ".json" || stem.extension() == ".pt") stem.replace_extension();
   if (members_weights.size() < 2 || members_weights.size() != info.members.size())
@@ -250,12 +274,7 @@ std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<
     auto& member = info.members[k];
     member.weights_file = member_file_name(stem.filename().string(), k);
     const fs::path target = stem.parent_path() / member.weights_file;
-    write_via_temp(target, [&](const fs::path& temp) {
-      std::error_code ec;
-      fs::copy_file(members_weights[k], temp, fs::copy_options::overwrite_existing, ec);
-      if (ec) throw OutputError(target.string() + ": cannot copy member weights from " + members_weights[k].string() +
-                                " (" + ec.message() + ")");
-    });
+    copy_weights(members_weights[k], target, "member weights");
     member.weights_bytes = static_cast<int64_t>(fs::file_size(target));
     member.weights_sha256 = sha256_file_hex(target);
     all_shas += member.weights_sha256;
@@ -265,12 +284,31 @@ std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<
                        {"model", to_json(member.model)},
                        {"training", member.training}});
   }
-  const std::string kind = info.model.ffn == FfnKind::kErmoe ? "ermoe-ba" : to_string(info.model.ffn);
+  std::string kind = info.model.ffn == FfnKind::kErmoe ? "ermoe-ba" : to_string(info.model.ffn);
+  nlohmann::json vbm_json;
+  if (info.vbm_member) {
+    if (vbm_weights.empty()) throw ModelError(stem.string() + ": the ensemble's VBM member has no weights file");
+    auto& vbm = *info.vbm_member;
+    vbm.weights_file = vbm_member_file_name(stem.filename().string());
+    const fs::path target = stem.parent_path() / vbm.weights_file;
+    copy_weights(vbm_weights, target, "VBM weights");
+    vbm.weights_bytes = static_cast<int64_t>(fs::file_size(target));
+    vbm.weights_sha256 = sha256_file_hex(target);
+    all_shas += vbm.weights_sha256 + std::to_string(vbm.weight);
+    kind += "-vbm";
+    vbm_json = {{"weights_file", vbm.weights_file},
+                {"weights_bytes", vbm.weights_bytes},
+                {"weights_sha256", vbm.weights_sha256},
+                {"model", vbm.model},
+                {"weight", vbm.weight},
+                {"training", vbm.training}};
+  }
   info.model_id = kind + "-ensemble-" + sha256_hex(all_shas).substr(0, 12);
   nlohmann::json j = {{"format", kCheckpointFormat},
                       {"format_version", kCheckpointFormatVersion},
                       {"model_id", info.model_id},
                       {"members", members}};
+  if (info.vbm_member) j["vbm_member"] = vbm_json;
   j.update(info_to_json(info, to_json(info.model)));
   write_file_atomic(fs::path(stem.string() + ".json"), j.dump(2) + "\n");
   return info.model_id;
@@ -290,6 +328,19 @@ LoadedModel load_checkpoint(const fs::path& path, bool accept_vbm) {
       loaded.members.push_back(load_transformer(member.model, weights));
     }
     loaded.model = loaded.members[0];
+    if (loaded.info.vbm_member) {
+      const auto& v = *loaded.info.vbm_member;
+      const fs::path weights = verified_weights(json_path, v.weights_file, v.weights_bytes, v.weights_sha256,
+                                                json_path.parent_path() / vbm_member_file_name(stem));
+      auto vbm = std::make_shared<VbmModel>();
+      try {
+        *vbm = VbmModel::load(v.model, weights);
+      } catch (const ModelError& e) {
+        fail(weights, e.what());
+      }
+      if (vbm->grid != loaded.info.model.grid) fail(json_path, "the VBM member's grid differs from the transformers'");
+      loaded.vbm = vbm;
+    }
     return loaded;
   }
   std::string weights_name, sha;

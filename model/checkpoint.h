@@ -30,10 +30,18 @@
 // A member file named by weights_file but absent is looked for as `<JSON stem>.member<k>.pt`
 // (an ensemble renamed with its member files: model.json -> brainage-default.json and
 // model.member<k>.pt -> brainage-default.member<k>.pt still loads, same SHA-256 checks).
+// An ensemble may also hold one VBM model (model/vbm_model.h) averaged with the transformers
+// ("stacking" of two model families, Wolpert 1992; Breiman 1996), stored as
+//   "vbm_member": { "weights_file": "<stem>.vbm.pt", "weights_bytes": N, "weights_sha256": "<hex>",
+//                   "model": {VbmModel::to_json()}, "weight": w, "training": {...} }
+// and predicting age = (1 − w) · mean(transformer ages) + w · VBM age (raw ages; the
+// checkpoint's bias correction applies to that combination). Its file, when absent under
+// weights_file, is looked for as `<JSON stem>.vbm.pt`.
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -59,6 +67,16 @@ struct EnsembleMemberInfo {
   nlohmann::json training = nlohmann::json::object();  // seed, folds, fold, source, val metrics
 };
 
+/// The VBM model of an ensemble checkpoint ("vbm_member"), averaged with the transformers.
+struct EnsembleVbmInfo {
+  std::string weights_file;      // "<stem>.vbm.pt", beside the JSON
+  int64_t weights_bytes = 0;
+  std::string weights_sha256;    // hex
+  nlohmann::json model = nlohmann::json::object();     // VbmModel::to_json(): hyperparameters and sizes
+  double weight = 0;             // w in [0, 1]: age = (1 − w) · transformer mean + w · VBM age
+  nlohmann::json training = nlohmann::json::object();  // source, source_model_id, inner-CV metrics
+};
+
 struct CheckpointInfo {
   std::string model_kind = kNeuralModelKind;  // "neural" | "vbm" | "ensemble"
   ModelOptions model;  // neural: the architecture; vbm: only `grid` is meaningful; ensemble: member 0's
@@ -69,6 +87,7 @@ struct CheckpointInfo {
       held-out split); an ensemble's: "out-of-fold (K-fold inner CV)". */
   std::string bias_correction_fitted_on = "validation";
   std::vector<EnsembleMemberInfo> members;  // "ensemble": K >= 2 members; empty otherwise
+  std::optional<EnsembleVbmInfo> vbm_member;  // "ensemble": the VBM model averaged with the members, if any
   nlohmann::json training = nlohmann::json::object();  // data summary, options, history
   nlohmann::json metrics = nlohmann::json::object();   // final/best metrics
   std::string model_id;  // filled on save/load: "ermoe-ba-<sha256 prefix>"
@@ -78,7 +97,9 @@ struct LoadedModel {
   BrainAgeModel model{nullptr};  // in eval mode; null for a VBM checkpoint; an ensemble's member 0
   std::vector<BrainAgeModel> members;  // "ensemble": all K members (members[0] is `model`), eval mode; else empty
   std::filesystem::path weights;  // the verified .pt a single checkpoint was loaded from (empty for an ensemble)
-  std::shared_ptr<const VbmModel> vbm;  // set for a VBM checkpoint (its bias correction = info's)
+  /** Set for a VBM checkpoint (its bias correction = info's) and for an ensemble with a
+      VBM member (info.vbm_member: its weight; the member's own bias correction unused). */
+  std::shared_ptr<const VbmModel> vbm;
   CheckpointInfo info;
 };
 
@@ -94,12 +115,16 @@ std::string save_checkpoint(const std::filesystem::path& stem, BrainAgeModel& mo
 std::string save_checkpoint(const std::filesystem::path& stem, const VbmModel& model, CheckpointInfo info);
 
 /// An ensemble of already verified member checkpoints: copies each member's weights file
-/// (members_weights[k], the .pt of info.members[k]) to `<stem>.member<k>.pt`, then writes
-/// `<stem>.json` (last) with their sizes and SHA-256s. info.members[k].model and .training
-/// must be filled; info.model becomes member 0's. Returns the model id. Throws ModelError
-/// (fewer than 2 members, sizes differ) or OutputError.
+/// (members_weights[k], the .pt of info.members[k]) to `<stem>.member<k>.pt` and, when
+/// info.vbm_member is set, `vbm_weights` (the VBM checkpoint's verified .pt) to
+/// `<stem>.vbm.pt`, then writes `<stem>.json` (last) with their sizes and SHA-256s.
+/// info.members[k].model and .training must be filled; info.model becomes member 0's.
+/// Returns the model id ("<kind>-ensemble-<hex>", "<kind>-vbm-ensemble-<hex>" with a VBM
+/// member). Throws ModelError (fewer than 2 members, sizes differ, a VBM member without
+/// its file) or OutputError.
 std::string save_ensemble_checkpoint(const std::filesystem::path& stem,
-                                     const std::vector<std::filesystem::path>& members_weights, CheckpointInfo info);
+                                     const std::vector<std::filesystem::path>& members_weights, CheckpointInfo info,
+                                     const std::filesystem::path& vbm_weights = {});
 
 /// Loads and verifies any kind (info.model_kind says which member is set). A VBM
 /// checkpoint is refused unless `accept_vbm` (callers that only run neural models: a

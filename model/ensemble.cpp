@@ -1,6 +1,7 @@
 #include "model/ensemble.h"
 
 #include <cmath>
+#include <limits>
 #include <map>
 #include <sstream>
 
@@ -8,6 +9,7 @@
 #include "common/errors.h"
 #include "model/checkpoint.h"
 #include "model/trainer.h"
+#include "model/vbm_model.h"
 
 namespace brainage::model {
 namespace fs = std::filesystem;
@@ -57,6 +59,39 @@ std::string mismatch(const CheckpointInfo& first, const CheckpointInfo& info) {
   return "";
 }
 
+/// One row of a predictions CSV (subject_id, age, predicted_age).
+struct PredictionRow {
+  std::string subject_id;
+  double age = 0;        // years
+  double predicted = 0;  // years
+};
+
+/// The rows of `csv` (columns subject_id, age, predicted_age; others ignored). Throws
+/// ModelError naming the file: unreadable, a missing column, a short row, a bad number.
+std::vector<PredictionRow> read_prediction_csv(const fs::path& csv) {
+  CsvTable table;
+  try {
+    table = read_delimited_file(csv);
+  } catch (const InvalidInputError& e) {
+    throw ModelError(e.what());
+  }
+  const int id = column_index(table.header, "subject_id");
+  const int age = column_index(table.header, "age");
+  const int pred = column_index(table.header, "predicted_age");
+  if (id < 0 || age < 0 || pred < 0) throw ModelError(csv.string() + ": needs the columns subject_id, age, predicted_age");
+  std::vector<PredictionRow> rows;
+  for (std::size_t r = 0; r < table.rows.size(); ++r) {
+    const auto& row = table.rows[r];
+    const std::size_t line = table.line_numbers[r];
+    if (row.size() != table.header.size())
+      throw ModelError(csv.string() + ": line " + std::to_string(line) + " has " + std::to_string(row.size()) +
+                       " fields, the header has " + std::to_string(table.header.size()));
+    rows.push_back({row[static_cast<std::size_t>(id)], parse_number(row[static_cast<std::size_t>(age)], csv, line, "age"),
+                    parse_number(row[static_cast<std::size_t>(pred)], csv, line, "predicted_age")});
+  }
+  return rows;
+}
+
 }  // namespace
 
 OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<fs::path>& member_dirs) {
@@ -67,39 +102,66 @@ OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<fs::path>& m
     if (!fs::exists(csv))
       throw ModelError(csv.string() + ": member " + std::to_string(k) +
                        " has no validation predictions (train it with a validation fold: --folds K --fold k)");
-    CsvTable table;
-    try {
-      table = read_delimited_file(csv);
-    } catch (const InvalidInputError& e) {
-      throw ModelError(e.what());
-    }
-    const int id = column_index(table.header, "subject_id");
-    const int age = column_index(table.header, "age");
-    const int pred = column_index(table.header, "predicted_age");
-    if (id < 0 || age < 0 || pred < 0)
-      throw ModelError(csv.string() + ": needs the columns subject_id, age, predicted_age");
-    for (std::size_t r = 0; r < table.rows.size(); ++r) {
-      const auto& row = table.rows[r];
-      const std::size_t line = table.line_numbers[r];
-      if (row.size() != table.header.size())
-        throw ModelError(csv.string() + ": line " + std::to_string(line) + " has " + std::to_string(row.size()) +
-                         " fields, the header has " + std::to_string(table.header.size()));
-      const std::string& subject = row[static_cast<std::size_t>(id)];
-      const auto [it, inserted] = held_out_by.emplace(subject, static_cast<int>(k));
+    for (const auto& row : read_prediction_csv(csv)) {
+      const auto [it, inserted] = held_out_by.emplace(row.subject_id, static_cast<int>(k));
       if (!inserted)
-        throw ModelError(csv.string() + ": subject '" + subject + "' is held out by member " + std::to_string(it->second) +
-                         " and member " + std::to_string(k) +
+        throw ModelError(csv.string() + ": subject '" + row.subject_id + "' is held out by member " +
+                         std::to_string(it->second) + " and member " + std::to_string(k) +
                          ": the members do not share one K-fold partition (train them with the same --split-seed)");
-      oof.subject_ids.push_back(subject);
-      oof.ages.push_back(parse_number(row[static_cast<std::size_t>(age)], csv, line, "age"));
-      oof.predictions.push_back(parse_number(row[static_cast<std::size_t>(pred)], csv, line, "predicted_age"));
+      oof.subject_ids.push_back(row.subject_id);
+      oof.ages.push_back(row.age);
+      oof.predictions.push_back(row.predicted);
       oof.member.push_back(static_cast<int>(k));
     }
   }
   return oof;
 }
 
-EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, const fs::path& output_stem) {
+std::map<std::string, double> read_vbm_out_of_fold_predictions(const fs::path& vbm_dir) {
+  const fs::path csv = vbm_dir / "oof_predictions.csv";
+  if (!fs::exists(csv))
+    throw ModelError(csv.string() + ": the VBM folder has no out-of-fold predictions (fit it with this build's "
+                     "`brainage train --model-kind vbm`)");
+  std::map<std::string, double> out;
+  for (const auto& row : read_prediction_csv(csv))
+    if (!out.emplace(row.subject_id, row.predicted).second)
+      throw ModelError(csv.string() + ": subject '" + row.subject_id + "' appears twice");
+  return out;
+}
+
+namespace {
+
+/// The VBM checkpoint of `vbm_dir`, verified, and checked against the members' grid and
+/// preprocessing. Throws ModelError naming it.
+LoadedModel load_vbm_member(const fs::path& vbm_dir, const CheckpointInfo& member0) {
+  const fs::path json = vbm_dir / "model.json";
+  const std::string who = "ensemble VBM model (" + json.string() + "): ";
+  LoadedModel loaded;
+  try {
+    loaded = load_checkpoint(json, /*accept_vbm=*/true);
+  } catch (const ModelError& e) {
+    throw ModelError(who + e.what());
+  }
+  if (loaded.info.model_kind != kVbmModelKind)
+    throw ModelError(who + "is a \"" + loaded.info.model_kind + "\" checkpoint, not a VBM model (train --model-kind vbm)");
+  if (loaded.info.model.grid != member0.model.grid) throw ModelError(who + "its grid differs from the transformers'");
+  if (loaded.info.preprocessing_version != member0.preprocessing_version)
+    throw ModelError(who + "its preprocessing_version '" + loaded.info.preprocessing_version +
+                     "' differs from the transformers' '" + member0.preprocessing_version + "'");
+  return loaded;
+}
+
+/// (1 − w) · a + w · b, element-wise.
+std::vector<double> weighted(const std::vector<double>& a, const std::vector<double>& b, double w) {
+  std::vector<double> out(a.size());
+  for (std::size_t i = 0; i < a.size(); ++i) out[i] = (1.0 - w) * a[i] + w * b[i];
+  return out;
+}
+
+}  // namespace
+
+EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, const fs::path& output_stem,
+                                  const EnsembleOptions& options) {
   const int64_t k_members = static_cast<int64_t>(member_dirs.size());
   if (k_members < 2)
     throw ModelError(output_stem.string() + ": an ensemble needs at least 2 member folders, got " +
@@ -146,10 +208,41 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
 
   EnsembleSummary summary;
   summary.oof = read_out_of_fold_predictions(member_dirs);
-  const auto& oof = summary.oof;
+  auto& oof = summary.oof;
   if (oof.ages.empty())
     throw ModelError((member_dirs[0] / "validation_predictions.csv").string() +
                      ": the members' validation_predictions.csv hold no subjects: nothing to calibrate on");
+  summary.oof_transformer = oof.predictions;
+
+  // The VBM model (optional): its inner-CV OOF age of every subject, then the weight.
+  LoadedModel vbm;
+  nlohmann::json weight_scan = nlohmann::json::array();
+  if (!options.vbm_dir.empty()) {
+    vbm = load_vbm_member(options.vbm_dir, info);
+    const auto vbm_oof = read_vbm_out_of_fold_predictions(options.vbm_dir);
+    const fs::path vbm_csv = options.vbm_dir / "oof_predictions.csv";
+    for (std::size_t i = 0; i < oof.ages.size(); ++i) {
+      const auto it = vbm_oof.find(oof.subject_ids[i]);
+      if (it == vbm_oof.end())
+        throw ModelError(vbm_csv.string() + ": no out-of-fold prediction of subject '" + oof.subject_ids[i] +
+                         "' (fit the VBM model on the same subjects as the members)");
+      summary.oof_vbm.push_back(it->second);
+    }
+    if (options.vbm_weight > 1.0)
+      throw ModelError(output_stem.string() + ": VBM weight " + std::to_string(options.vbm_weight) + " is outside [0, 1]");
+    double best_mae = std::numeric_limits<double>::infinity();
+    for (int step = 0; step <= 10; ++step) {
+      const double w = step / 10.0;
+      const double mae = error_metrics(oof.ages, weighted(summary.oof_transformer, summary.oof_vbm, w)).at("mae");
+      weight_scan.push_back({{"vbm_weight", w}, {"oof_mae", mae}});
+      if (options.vbm_weight < 0 && mae < best_mae - 1e-12) {
+        best_mae = mae;
+        summary.vbm_weight = w;
+      }
+    }
+    if (options.vbm_weight >= 0) summary.vbm_weight = options.vbm_weight;
+    oof.predictions = weighted(summary.oof_transformer, summary.oof_vbm, summary.vbm_weight);
+  }
   std::string why_not;
   summary.calibration = BiasCorrection::fit(oof.ages, oof.predictions, &why_not);
   std::vector<double> corrected;
@@ -164,6 +257,25 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
                       "out-of-fold error, not the ensemble mean's: the other members trained on that subject); "
                       "bias_corrected uses the correction fitted on these same predictions (in-sample)"}};
   if (!why_not.empty()) summary.metrics["calibration_not_usable"] = why_not;
+  if (vbm.vbm) {
+    summary.metrics["oof_transformer_raw"] = error_metrics(oof.ages, summary.oof_transformer);
+    summary.metrics["oof_vbm_raw"] = error_metrics(oof.ages, summary.oof_vbm);
+    summary.metrics["vbm_weight"] = summary.vbm_weight;
+    summary.metrics["vbm_weight_chosen_on_oof"] = options.vbm_weight < 0;
+    summary.metrics["vbm_weight_scan"] = weight_scan;
+    summary.metrics["oof_note"] =
+        "oof_raw: (1 - vbm_weight) * the held-out member's age + vbm_weight * the VBM model's inner-CV age; "
+        "oof_transformer_raw / oof_vbm_raw: each alone. A single member's out-of-fold error, not the ensemble "
+        "mean's; when vbm_weight_chosen_on_oof, the weight was chosen on these same predictions (optimistic by a "
+        "little); bias_corrected uses the correction fitted on them (in-sample)";
+    EnsembleVbmInfo member;
+    member.model = vbm.vbm->to_json();
+    member.weight = summary.vbm_weight;
+    member.training = {{"source", fs::absolute(options.vbm_dir / "model.json").lexically_normal().string()},
+                       {"source_model_id", vbm.info.model_id},
+                       {"metrics", vbm.info.metrics}};
+    info.vbm_member = std::move(member);
+  }
 
   info.bias_correction = summary.calibration;
   info.bias_correction_fitted_on = "out-of-fold (K-fold inner CV)";
@@ -174,7 +286,11 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
                     "ages, spread = their sd; routing records and maps from member 0"},
                    {"member_dirs", sources},
                    {"data", info.training.value("data", nlohmann::json::object())}};
-  summary.model_id = save_ensemble_checkpoint(output_stem, weights, info);
+  if (vbm.vbm)
+    info.training["method"] = info.training["method"].get<std::string>() +
+                              "; averaged with a VBM ridge model: age = (1 - w) * transformer mean + w * VBM age, w = " +
+                              std::to_string(summary.vbm_weight);
+  summary.model_id = save_ensemble_checkpoint(output_stem, weights, info, vbm.weights);
   summary.checkpoint = checkpoint_json_path(output_stem);
   return summary;
 }

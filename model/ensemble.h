@@ -20,10 +20,23 @@
 // member's; the ensemble mean on a training subject includes K − 1 members that trained on
 // it, so the ensemble's own error needs an outer CV (docs/RESULTS.md).
 //
-// Format of the checkpoint: model/checkpoint.h (model_kind "ensemble").
+// With a VBM model (EnsembleOptions::vbm_dir, model/vbm_model.h): a prediction is
+// (1 − w) · mean(transformer ages) + w · VBM age — stacking of two model families (Wolpert
+// 1992; Breiman 1996, "Stacked regressions"), as brain-age studies average a CNN with a
+// tissue-map regression. The VBM model is the one `train --model-kind vbm` fitted on all
+// training subjects; its out-of-fold predictions are those of its own inner CV
+// (`<vbm_dir>/oof_predictions.csv`). The OOF prediction of a subject is then
+// (1 − w) · its held-out member's age + w · its VBM inner-CV age, and w is chosen on these
+// (lowest MAE over 0, 0.1, ..., 1) unless given; the calibration is fitted on the combined
+// OOF predictions, and the metrics keep the transformer-alone and VBM-alone OOF errors
+// beside the combination's. Caveat: choosing w on the OOF predictions it is then scored on
+// is one parameter tuned on N subjects (optimistic by a little; recorded in the metrics).
+//
+// Format of the checkpoint: model/checkpoint.h (model_kind "ensemble", "vbm_member").
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,14 +52,32 @@ struct OutOfFoldPredictions {
   std::vector<int> member;               // N, which member (0-based)
 };
 
+/// How assemble_ensemble combines the members.
+struct EnsembleOptions {
+  /** A `brainage train --model-kind vbm` output folder (model.{pt,json},
+      oof_predictions.csv) averaged with the transformers, or empty for transformers only.
+      Default = empty. */
+  std::filesystem::path vbm_dir{};
+  /** Weight w of the VBM age in [0, 1]; negative = chosen on the OOF predictions (lowest
+      MAE over 0, 0.1, ..., 1; ties to the smaller w). Default = −1 (chosen). */
+  double vbm_weight{-1.0};
+};
+
 /// What assemble_ensemble wrote.
 struct EnsembleSummary {
   std::filesystem::path checkpoint;  // <output_stem>.json
   std::string model_id;              // "<kind>-ensemble-<12 hex>"
   BiasCorrection calibration;        // fitted on the pooled OOF predictions
-  OutOfFoldPredictions oof;
+  OutOfFoldPredictions oof;          // predictions: the combination's when there is a VBM member
+  std::vector<double> oof_transformer;  // N: the held-out member's raw age, years
+  std::vector<double> oof_vbm;          // N: the VBM model's inner-CV raw age, years (empty without VBM)
+  double vbm_weight = 0;             // w actually used (0 without VBM)
   nlohmann::json metrics;            // the checkpoint's "metrics": OOF MAE, RMSE, r (raw and corrected), n
 };
+
+/// `<vbm_dir>/oof_predictions.csv` (subject_id, age, predicted_age; written by `train
+/// --model-kind vbm`) as a map subject -> raw predicted age. Throws ModelError naming the file.
+std::map<std::string, double> read_vbm_out_of_fold_predictions(const std::filesystem::path& vbm_dir);
 
 /// Reads `<dir>/validation_predictions.csv` of every member (columns subject_id, age,
 /// predicted_age; model/trainer.h writes it) and pools them. Throws ModelError naming the
@@ -59,11 +90,14 @@ OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<std::filesys
 /// --split-seed s --final last`) into one ensemble checkpoint `<output_stem>.json` +
 /// `<output_stem>.member<k>.pt`: verifies every member checkpoint (size, SHA-256, shapes),
 /// checks that they share grid, channels, global input and preprocessing_version, fits the
-/// calibration on the pooled OOF predictions and records the OOF metrics. Throws ModelError
-/// (fewer than 2 members, a member that is not a transformer checkpoint, was trained with
-/// --final best, or differs from member 0; see also read_out_of_fold_predictions) naming
-/// the member, or OutputError.
+/// calibration on the pooled OOF predictions and records the OOF metrics; with
+/// options.vbm_dir, adds that VBM model as above. Throws ModelError (fewer than 2 members, a
+/// member that is not a transformer checkpoint, was trained with --final best, or differs
+/// from member 0; a VBM folder that is not a VBM checkpoint, has another grid or
+/// preprocessing_version, lacks an OOF prediction of a subject or disagrees on its age; a
+/// weight outside [0, 1]; see also read_out_of_fold_predictions) naming the member or file,
+/// or OutputError.
 EnsembleSummary assemble_ensemble(const std::vector<std::filesystem::path>& member_dirs,
-                                  const std::filesystem::path& output_stem);
+                                  const std::filesystem::path& output_stem, const EnsembleOptions& options = {});
 
 }  // namespace brainage::model

@@ -24,7 +24,7 @@ int run_ensemble(const EnsembleCommandOptions& options) {
   ensure_writable_directory(options.output_dir);
   model::EnsembleSummary summary;
   try {
-    summary = model::assemble_ensemble(options.members, options.output_dir / "model");
+    summary = model::assemble_ensemble(options.members, options.output_dir / "model", options.combination);
   } catch (...) {
     std::error_code ignored;
     if (!existed && fs::is_empty(options.output_dir, ignored)) fs::remove(options.output_dir, ignored);
@@ -32,11 +32,17 @@ int run_ensemble(const EnsembleCommandOptions& options) {
   }
   std::ostringstream csv;
   csv << std::setprecision(6);
-  csv << csv_record({"subject_id", "age", "predicted_age", "bias_corrected_age", "member"});
+  const bool with_vbm = !summary.oof_vbm.empty();
+  std::vector<std::string> header{"subject_id", "age", "predicted_age", "bias_corrected_age", "member"};
+  if (with_vbm) header.insert(header.end(), {"transformer_age", "vbm_age"});
+  csv << csv_record(header);
   const auto& oof = summary.oof;
-  for (std::size_t i = 0; i < oof.ages.size(); ++i)
+  for (std::size_t i = 0; i < oof.ages.size(); ++i) {
     csv << csv_field(oof.subject_ids[i]) << ',' << oof.ages[i] << ',' << oof.predictions[i] << ','
-        << summary.calibration.apply(oof.predictions[i]) << ',' << oof.member[i] << '\n';
+        << summary.calibration.apply(oof.predictions[i]) << ',' << oof.member[i];
+    if (with_vbm) csv << ',' << summary.oof_transformer[i] << ',' << summary.oof_vbm[i];
+    csv << '\n';
+  }
   write_file_atomic(options.output_dir / "oof_predictions.csv", csv.str());
   const auto& raw = summary.metrics.at("oof_raw");
   const auto& corrected = summary.metrics.at("oof_bias_corrected");
@@ -45,19 +51,31 @@ int run_ensemble(const EnsembleCommandOptions& options) {
             << raw.value("mae", std::nan("")) << " y raw, " << corrected.value("mae", std::nan(""))
             << " y bias-corrected (slope " << std::setprecision(3) << summary.calibration.slope << ", intercept "
             << std::setprecision(2) << summary.calibration.intercept << (summary.calibration.usable() ? "" : ", not applied")
-            << std::defaultfloat << ")\nmodel: " << summary.checkpoint.string() << "\n";
+            << std::defaultfloat << ")\n";
+  if (with_vbm)
+    std::cout << "VBM weight " << summary.vbm_weight
+              << (options.combination.vbm_weight < 0 ? " (chosen on the out-of-fold predictions)" : "")
+              << "; out-of-fold MAE transformers alone " << std::fixed << std::setprecision(2)
+              << summary.metrics.at("oof_transformer_raw").value("mae", std::nan("")) << " y, VBM alone "
+              << summary.metrics.at("oof_vbm_raw").value("mae", std::nan("")) << " y\n" << std::defaultfloat;
+  std::cout << "model: " << summary.checkpoint.string() << "\n";
   return 0;
 }
 
 int ensemble_main(const std::vector<std::string>& args) {
   std::vector<std::string> members;
-  std::string out;
+  std::string out, vbm, weight;
   po::options_description desc("ensemble options");
   desc.add_options()
     ("members", po::value(&members)->multitoken()->required(),
      "member training folders (model.{pt,json}, validation_predictions.csv), one per fold of one K-fold partition")
     ("output,o", po::value(&out)->required(),
-     "output folder: model.json + model.member<k>.pt (the ensemble checkpoint), oof_predictions.csv");
+     "output folder: model.json + model.member<k>.pt (the ensemble checkpoint), oof_predictions.csv")
+    ("vbm", po::value(&vbm),
+     "a `train --model-kind vbm` folder (model.{pt,json}, oof_predictions.csv) averaged with the transformers: "
+     "age = (1 - w) * transformer mean + w * VBM age")
+    ("vbm-weight", po::value(&weight)->default_value("cv"),
+     "w in [0, 1], or cv: chosen on the out-of-fold predictions (lowest MAE over 0, 0.1, ..., 1)");
   po::positional_options_description pos;
   pos.add("members", -1);
   const auto vm = parse_command_line("ensemble", "<member dirs...> -o DIR", args, desc, pos);
@@ -65,6 +83,19 @@ int ensemble_main(const std::vector<std::string>& args) {
   EnsembleCommandOptions o;
   for (const auto& m : members) o.members.emplace_back(m);
   o.output_dir = out;
+  o.combination.vbm_dir = vbm;
+  if (weight != "cv") {
+    try {
+      std::size_t used = 0;
+      o.combination.vbm_weight = std::stod(weight, &used);
+      if (used != weight.size()) throw std::invalid_argument(weight);
+    } catch (const std::exception&) {
+      throw UsageError("--vbm-weight: '" + weight + "' is neither a number nor cv");
+    }
+    if (!(o.combination.vbm_weight >= 0.0 && o.combination.vbm_weight <= 1.0))
+      throw UsageError("--vbm-weight: " + weight + " is outside [0, 1]");
+    if (vbm.empty()) throw UsageError("--vbm-weight needs --vbm DIR");
+  }
   return run_ensemble(o);
 }
 

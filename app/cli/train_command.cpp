@@ -10,6 +10,7 @@
 #include "app/cli/ensemble_command.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
+#include "common/csv.h"
 #include "common/age_statistics.h"
 #include "common/errors.h"
 #include "model/distributed_training.h"
@@ -79,6 +80,12 @@ int run_train_vbm(const TrainCommandOptions& options, const std::vector<Manifest
                    {"git_sha", build_info::kGitSha}};
   info.metrics = {{"inner_cv_mae", inner_mae}, {"inner_cv_pearson_r", inner_r}};
   const std::string id = model::save_checkpoint(t.output_dir / "model", fit.model, info);
+  // The inner-CV out-of-fold ages: what `brainage ensemble --vbm DIR` weighs this model by.
+  std::ostringstream oof;
+  oof << std::setprecision(6) << csv_record({"subject_id", "age", "predicted_age"});
+  for (std::size_t i = 0; i < data.ages.size(); ++i)
+    oof << csv_field(data.subject_ids[i]) << ',' << data.ages[i] << ',' << fit.inner_oof_predictions[i] << '\n';
+  write_file_atomic(t.output_dir / "oof_predictions.csv", oof.str());
   std::cout << "VBM model " << id << ": FWHM " << fit.model.fwhm_mm << " mm, lambda " << fit.model.lambda_relative
             << " x trace(K)/n, inner-CV MAE " << std::fixed << std::setprecision(2) << inner_mae << " y (r "
             << inner_r << ") on " << data.ages.size() << " subjects, fitted in " << std::setprecision(1)

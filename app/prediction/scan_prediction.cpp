@@ -31,7 +31,7 @@ model::ModelOutput Predictor::forward(const ModelInput& input, int threads, bool
   std::lock_guard<std::mutex> lock(mutex_);
   if (threads > 0) model::configure_threads(threads);
   torch::NoGradGuard no_grad;
-  if (loaded_.vbm) {
+  if (loaded_.vbm && loaded_.members.empty()) {  // a VBM checkpoint
     model::ModelOutput out;
     out.age = loaded_.vbm->predict_raw(input.volumes).to(torch::kFloat32);
     return out;
@@ -52,11 +52,18 @@ model::ModelOutput Predictor::forward(const ModelInput& input, int threads, bool
   }
   out.member_ages = torch::stack(ages, 1);  // [B, K]
   out.age = out.member_ages.mean(1);        // [B]
+  if (loaded_.vbm) {  // model/ensemble.h: (1 − w) · transformer mean + w · VBM age
+    if (!input.tissue_maps.defined())
+      throw ProcessingError(checkpoint_.string() + ": the ensemble's VBM model needs the modulated tissue maps");
+    const double w = loaded_.info.vbm_member->weight;
+    out.vbm_age = loaded_.vbm->predict_raw(input.tissue_maps).to(torch::kFloat32);
+    out.age = (1.0 - w) * out.age + w * out.vbm_age;
+  }
   return out;
 }
 
 bool needs_tissue_maps(const model::CheckpointInfo& info) {
-  if (info.model_kind == model::kVbmModelKind) return true;
+  if (info.model_kind == model::kVbmModelKind || info.vbm_member) return true;
   return info.model.uses_tissue_maps() || info.model.global_input != model::GlobalInput::kNone;
 }
 
@@ -89,17 +96,21 @@ const preprocessing::ImageType::Pointer& tissue_map(const PreprocessedScan& scan
 ModelInput model_input(const PreprocessedScan& scan, const model::CheckpointInfo& info) {
   ModelInput input;
   std::vector<torch::Tensor> planes;  // [Z, Y, X] each
-  if (info.model_kind == model::kVbmModelKind) {
-    for (const char* tissue : {"csf", "gm", "wm"}) planes.push_back(grid_tensor(tissue_map(scan, tissue, "a vbm model")));
-    input.volumes = torch::stack(planes).unsqueeze(0);
-    return input;
-  }
   std::map<std::string, torch::Tensor> tissue_ml;  // each modulated map converted once, mL per voxel
   auto tissue = [&](const std::string& name, const std::string& needed_by) -> const torch::Tensor& {
     auto it = tissue_ml.find(name);
     if (it == tissue_ml.end()) it = tissue_ml.emplace(name, grid_tensor(tissue_map(scan, name, needed_by))).first;
     return it->second;
   };
+  // A VBM model reads the modulated CSF, GM, WM maps [1, 3, Z, Y, X].
+  auto vbm_maps = [&] {
+    return torch::stack({tissue("csf", "a vbm model"), tissue("gm", "a vbm model"), tissue("wm", "a vbm model")}).unsqueeze(0);
+  };
+  if (info.model_kind == model::kVbmModelKind) {
+    input.volumes = vbm_maps();
+    return input;
+  }
+  if (info.vbm_member) input.tissue_maps = vbm_maps();
   for (const auto& channel : info.model.channels) {
     if (channel == "t1") {
       if (!scan.t1_model)
@@ -126,10 +137,19 @@ namespace {
 /// prediction.json's "ensemble": how many models were averaged, their ages and spread.
 nlohmann::json ensemble_json(const PredictionRecord& r) {
   const std::size_t k = r.member_ages.size();
-  return {{"members", k},
-          {"member_ages", r.member_ages},
-          {"sd_years", r.ensemble_sd},
-          {"routing_from", k > 1 ? "member 0 of " + std::to_string(k) : std::string("the model")}};
+  nlohmann::json j = {{"members", k},
+                      {"member_ages", r.member_ages},
+                      {"sd_years", r.ensemble_sd},
+                      {"routing_from", k > 1 ? "member 0 of " + std::to_string(k) : std::string("the model")}};
+  if (r.has_vbm_member) {
+    double mean = 0;
+    for (double a : r.member_ages) mean += a / static_cast<double>(k);
+    j["transformer_mean_age"] = mean;
+    j["vbm_age"] = r.vbm_age;
+    j["vbm_weight"] = r.vbm_weight;
+    j["combination"] = "predicted_age = (1 - vbm_weight) * transformer_mean_age + vbm_weight * vbm_age";
+  }
+  return j;
 }
 
 }  // namespace
@@ -173,6 +193,11 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
     record.ensemble_sd = row.std(/*unbiased=*/true).item<double>();  // sample sd (K - 1), years
   } else {
     record.member_ages = {record.predicted_age};
+  }
+  if (output.vbm_age.defined()) {
+    record.has_vbm_member = true;
+    record.vbm_age = output.vbm_age[0].item<double>();
+    record.vbm_weight = predictor.info().vbm_member->weight;
   }
   record.bias_correction = predictor.info().bias_correction;
   record.bias_corrected_age = record.bias_correction.apply(record.predicted_age);

@@ -43,6 +43,7 @@ inline constexpr double kModelGridVoxelMl = 0.008;
 struct ModelInput {
   torch::Tensor volumes;  // [1, C, Z, Y, X] float32, owns its memory
   torch::Tensor global;   // [1, G] float32 raw global input (G = 1: ln brain volume in mL); undefined when G = 0
+  torch::Tensor tissue_maps;  // [1, 3, Z, Y, X] float32 modulated CSF, GM, WM (mL per voxel) for an ensemble's VBM model; else undefined
 };
 
 /// A loaded checkpoint ready to predict. Thread-safe: forward() runs one call at a time.
@@ -105,6 +106,9 @@ struct PredictionRecord {
   double bias_corrected_age = 0;          // bias_correction.apply(predicted_age), years
   std::vector<double> member_ages;        // each model's raw age, years: K for an ensemble, 1 for one model
   double ensemble_sd = 0;                 // sample sd (K - 1) of member_ages, years; 0 for one model
+  double vbm_weight = 0;                  // an ensemble's VBM weight w (predicted_age = (1 − w) · mean(member_ages) + w · vbm_age); 0 without
+  double vbm_age = 0;                     // that VBM model's raw age, years (meaningful when vbm_weight is set by a VBM member)
+  bool has_vbm_member = false;            // whether the checkpoint averages a VBM model in
   std::string model_id;
   std::filesystem::path model;            // the checkpoint's .json
   std::vector<std::string> qc_flags;      // preprocessing warnings that did not stop the scan
@@ -115,7 +119,8 @@ struct PredictionRecord {
 
 /// prediction.json (docs/ARCHITECTURE.md): scan, predicted_age, bias_corrected_age,
 /// bias_correction {slope, intercept, n, applied}, ensemble {members, member_ages, sd_years,
-/// routing_from}, model_id, model, qc_flags, routing, forward_seconds, seconds_total.
+/// routing_from[, transformer_mean_age, vbm_age, vbm_weight, combination]}, model_id, model,
+/// qc_flags, routing, forward_seconds, seconds_total.
 /// Never throws.
 nlohmann::json prediction_json(const PredictionRecord& record);
 

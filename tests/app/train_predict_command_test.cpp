@@ -16,6 +16,7 @@
 #include "common/age_statistics.h"
 #include "common/csv.h"
 #include "model/checkpoint.h"
+#include "model/vbm_model.h"
 #include "preprocessing/model_grid.h"
 #include "tests/cli_runner.h"
 #include "tests/test_data.h"
@@ -333,4 +334,68 @@ TEST(TrainPredict, SeedEnsembleTrainsPredictsAndEvaluates) {
   EXPECT_NE(twice.code, 0) << twice.out;
   EXPECT_NE(twice.out.find("held out by member 0 and member 1"), std::string::npos) << twice.out;
   EXPECT_FALSE(fs::exists(dir / "twice"));
+}
+
+// `ensemble MEMBERS --vbm DIR`: the transformers of `train --seeds 2` and the VBM model of
+// `train --model-kind vbm` (its oof_predictions.csv) on the same subjects become one
+// checkpoint; Predictor::forward gives (1 − w) · the members' mean + w · the VBM age, and
+// `predict` reports each part beside the combination. A weight outside [0, 1], or one
+// without --vbm, is a usage error.
+TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
+  const fs::path dir = scratch_dir("ensemble-vbm");
+  const std::string manifest = "\"" + write_vbm_manifest(dir, 12).string() + "\"";
+  const auto vbm = run_brainage("train --model-kind vbm --manifest " + manifest + " -o \"" + (dir / "vbm").string() +
+                                "\" --threads 2 --quiet");
+  ASSERT_EQ(vbm.code, 0) << vbm.out;
+  EXPECT_EQ(brainage::read_delimited_file(dir / "vbm" / "oof_predictions.csv").rows.size(), 12u);
+  const auto seeds = run_brainage("train --manifest " + manifest + " -o \"" + (dir / "run").string() +
+                                  "\" --seeds 2 --channels gm,csf --epochs 1 --batch-size 4 --dim 16 --depth 1"
+                                  " --heads 2 --experts 4 --expert-rank 4 --warmup-epochs 0 --threads 2 --quiet");
+  ASSERT_EQ(seeds.code, 0) << seeds.out;
+  const std::string members = "\"" + (dir / "run" / "member0").string() + "\" \"" + (dir / "run" / "member1").string() + "\"";
+  const auto combined = run_brainage("ensemble " + members + " --vbm \"" + (dir / "vbm").string() + "\" -o \"" +
+                                     (dir / "combined").string() + "\"");
+  ASSERT_EQ(combined.code, 0) << combined.out;
+  EXPECT_NE(combined.out.find("VBM weight"), std::string::npos) << combined.out;
+  const fs::path model = dir / "combined" / "model.json";
+  const auto meta = nlohmann::json::parse(std::ifstream(model));
+  const double w = meta.at("vbm_member").at("weight");
+  // The weight chosen is the scan's minimum (0, 0.1, ..., 1).
+  double best = 1e9;
+  for (const auto& row : meta.at("metrics").at("vbm_weight_scan")) best = std::min(best, row.at("oof_mae").get<double>());
+  for (const auto& row : meta.at("metrics").at("vbm_weight_scan"))
+    if (std::abs(row.at("vbm_weight").get<double>() - w) < 1e-9) EXPECT_DOUBLE_EQ(row.at("oof_mae").get<double>(), best);
+  const auto oof = brainage::read_delimited_file(dir / "combined" / "oof_predictions.csv");
+  EXPECT_GE(brainage::column_index(oof.header, "vbm_age"), 0);
+
+  // The forward: (1 − w) · mean of the members + w · the VBM model, on the same tissue maps.
+  brainage::prediction::Predictor predictor(model);
+  brainage::prediction::ModelInput input;
+  input.tissue_maps = torch::rand({1, 3, 80, 96, 80}) * 0.008f;
+  input.volumes = torch::stack({input.tissue_maps[0][1], input.tissue_maps[0][0]}).unsqueeze(0) / 0.008f;  // gm, csf
+  const auto out = predictor.forward(input, 2, false);
+  auto original = brainage::model::load_checkpoint(dir / "vbm" / "model.json", /*accept_vbm=*/true);
+  const double vbm_age = original.vbm->predict_raw(input.tissue_maps).item<double>();
+  EXPECT_NEAR(out.vbm_age.item<double>(), vbm_age, 1e-3);
+  EXPECT_NEAR(out.age.item<double>(), (1 - w) * out.member_ages.mean().item<double>() + w * vbm_age, 1e-3);
+
+  const fs::path scan = shared_data_dir() / "ixi-hh-2mm" / "t1" / "IXI012-HH-1211_T1.nii.gz";
+  if (fs::exists(scan)) {
+    const auto predict = run_brainage("predict \"" + scan.string() + "\" --model \"" + model.string() + "\" -o \"" +
+                                      (dir / "pred").string() + "\" --threads 2");
+    ASSERT_EQ(predict.code, 0) << predict.out;
+    const auto j = nlohmann::json::parse(std::ifstream(dir / "pred" / "prediction.json"));
+    const auto& e = j.at("ensemble");
+    EXPECT_EQ(e.at("vbm_weight").get<double>(), w);
+    EXPECT_NEAR(j.at("predicted_age").get<double>(),
+                (1 - w) * e.at("transformer_mean_age").get<double>() + w * e.at("vbm_age").get<double>(), 1e-4);
+  }
+
+  for (const char* bad : {" --vbm-weight 1.5", " --vbm-weight x"}) {
+    const auto r = run_brainage("ensemble " + members + " --vbm \"" + (dir / "vbm").string() + "\" -o \"" +
+                                (dir / "bad").string() + "\"" + bad);
+    EXPECT_EQ(r.code, 2) << bad << r.out;
+  }
+  EXPECT_EQ(run_brainage("ensemble " + members + " -o \"" + (dir / "bad").string() + "\" --vbm-weight 0.5").code, 2);
+  EXPECT_FALSE(fs::exists(dir / "bad"));
 }

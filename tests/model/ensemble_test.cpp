@@ -3,17 +3,21 @@
 // that loads all three (also renamed with its member files), carries a calibration equal
 // to a BiasCorrection fitted directly on the pooled out-of-fold predictions, and refuses a
 // corrupt member file, members that differ, a subject held out twice, or a --final best
-// member, each with a ModelError naming the member.
+// member, each with a ModelError naming the member. With a VBM model beside them, the
+// weight is the one that minimises the combined out-of-fold MAE (or the one given), the
+// VBM model's weights travel in the checkpoint, and a VBM folder missing a subject is refused.
 #include "model/ensemble.h"
 
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include "common/errors.h"
 #include "model/checkpoint.h"
 #include "model/trainer.h"
+#include "model/vbm_model.h"
 #include "tests/test_data.h"
 #include "tests/model/tiny_model_options.h"
 
@@ -181,6 +185,72 @@ TEST_F(EnsembleTest, ASubjectHeldOutTwiceOrABestEpochMemberIsRefused) {
   add_member(3, tiny(), "best");
   const std::string best = model_error([&] { bm::assemble_ensemble({members[0], members[3]}, dir / "b" / "model"); });
   EXPECT_NE(best.find("--final best"), std::string::npos) << best;
+}
+
+namespace {
+
+/// A VBM checkpoint on the tiny grid (random maps of the 12 subjects, fitted as `train
+/// --model-kind vbm` does) whose oof_predictions.csv holds `oof(age, member prediction)`.
+fs::path add_vbm_folder(const fs::path& dir, const std::function<double(double, double)>& oof) {
+  const fs::path vbm_dir = dir / "vbm";
+  fs::create_directories(vbm_dir);
+  std::vector<double> ages;
+  for (const auto& fold : kAges) ages.insert(ages.end(), fold.begin(), fold.end());
+  torch::manual_seed(7);
+  bm::VbmOptions o;
+  o.fwhm_mm = {0.0};
+  o.inner_folds = 3;
+  o.mask_fraction = 0.0;
+  const auto fit = bm::fit_vbm(torch::rand({12, 3, 8, 12, 16}), ages, o);
+  bm::CheckpointInfo info;
+  info.preprocessing_version = "test";
+  bm::save_checkpoint(vbm_dir / "model", fit.model, info);
+  std::ofstream csv(vbm_dir / "oof_predictions.csv");
+  csv << "subject_id,age,predicted_age\n";
+  for (int k = 0; k < 3; ++k)
+    for (std::size_t i = 0; i < kAges[k].size(); ++i)
+      csv << "sub-" << k << "-" << i << "," << kAges[k][i] << "," << oof(kAges[k][i], kPredictions[k][i]) << "\n";
+  return vbm_dir;
+}
+
+}  // namespace
+
+// The VBM model's errors are −0.5 × the members' (anti-correlated): the combined error
+// (1 − 1.5 w) · e is smallest on the grid at w = 0.7, which must be chosen; the checkpoint
+// then holds the VBM model, and its combined OOF predictions are (1 − w) · member + w · VBM.
+TEST_F(EnsembleTest, AVbmModelIsAveragedWithTheWeightThatMinimisesTheOutOfFoldError) {
+  const fs::path vbm_dir = add_vbm_folder(dir, [](double age, double pred) { return age - 0.5 * (pred - age); });
+  bm::EnsembleOptions options;
+  options.vbm_dir = vbm_dir;
+  const auto summary = bm::assemble_ensemble(members, dir / "out" / "model", options);
+  EXPECT_DOUBLE_EQ(summary.vbm_weight, 0.7);
+  EXPECT_EQ(summary.model_id.rfind("ermoe-ba-vbm-ensemble-", 0), 0u) << summary.model_id;
+  ASSERT_EQ(summary.oof_vbm.size(), 12u);
+  for (std::size_t i = 0; i < 12; ++i)
+    EXPECT_NEAR(summary.oof.predictions[i], 0.3 * summary.oof_transformer[i] + 0.7 * summary.oof_vbm[i], 1e-9);
+  EXPECT_LT(summary.metrics.at("oof_raw").at("mae").get<double>(),
+            summary.metrics.at("oof_transformer_raw").at("mae").get<double>());
+  EXPECT_TRUE(fs::exists(dir / "out" / "model.vbm.pt"));
+
+  auto loaded = bm::load_checkpoint(dir / "out" / "model.json");
+  ASSERT_TRUE(loaded.info.vbm_member.has_value());
+  EXPECT_DOUBLE_EQ(loaded.info.vbm_member->weight, 0.7);
+  ASSERT_TRUE(loaded.vbm);
+  EXPECT_EQ(loaded.members.size(), 3u);
+  const auto maps = torch::rand({2, 3, 8, 12, 16});
+  auto original = bm::load_checkpoint(vbm_dir / "model.json", /*accept_vbm=*/true);
+  EXPECT_TRUE(torch::equal(loaded.vbm->predict_raw(maps), original.vbm->predict_raw(maps)));
+
+  // A weight given is used as given; one subject missing from the VBM folder is refused by name.
+  options.vbm_weight = 0.25;
+  EXPECT_DOUBLE_EQ(bm::assemble_ensemble(members, dir / "given" / "model", options).vbm_weight, 0.25);
+  std::ofstream(vbm_dir / "oof_predictions.csv") << "subject_id,age,predicted_age\nsub-0-0,20,21\n";
+  const std::string missing = model_error([&] { bm::assemble_ensemble(members, dir / "m" / "model", options); });
+  EXPECT_NE(missing.find("no out-of-fold prediction of subject 'sub-0-1'"), std::string::npos) << missing;
+  // A transformer folder is not a VBM model.
+  options.vbm_dir = members[0];
+  const std::string wrong = model_error([&] { bm::assemble_ensemble(members, dir / "w" / "model", options); });
+  EXPECT_NE(wrong.find("not a VBM model"), std::string::npos) << wrong;
 }
 
 // Members trained with different seeds but one split seed validate on disjoint folds that
