@@ -259,11 +259,16 @@ TEST(EvaluateCommand, DicomSeriesRowsAndTheSameCorrectedAgeAsPredict) {
   BRAINAGE_REQUIRE_PATH(trained);
   const auto dir = scratch_dir("cohort-cmd-dicom");
   // The trained default model (an untrained one predicts about the same age for everyone),
-  // with a bias correction added to its metadata (the weights' checksum is unchanged).
+  // with a bias correction added to its metadata (the weights' checksums are unchanged),
+  // copied with its weights files (brainage-default.*.pt -> model.*.pt: found by the stem).
   auto meta = nlohmann::json::parse(read_text(trained));
   meta["bias_correction"] = {{"slope", 0.8}, {"intercept", 9.0}, {"n", 30}, {"fitted_on", "test"}};
   write_text(dir / "model.json", meta.dump(2));
-  fs::copy_file(fs::path(trained).replace_extension(".pt"), dir / "model.pt");
+  for (const auto& entry : fs::directory_iterator(trained.parent_path())) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("brainage-default.", 0) == 0 && entry.path().extension() == ".pt")
+      fs::copy_file(entry.path(), dir / ("model." + name.substr(std::string("brainage-default.").size())));
+  }
 
   const CsvTable all = read_delimited_file(ixi / "participants.csv");
   std::size_t young = 0, old = 0;

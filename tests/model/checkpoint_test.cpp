@@ -1,6 +1,7 @@
 // Checkpoints: save -> load gives identical outputs; corrupt, truncated, wrong-version
 // or mismatched checkpoints throw ModelError (never crash).
 #include "model/checkpoint.h"
+#include "model/vbm_model.h"
 
 #include <gtest/gtest.h>
 
@@ -137,12 +138,13 @@ TEST_F(CheckpointTest, GarbageWeightsWithMatchingChecksumThrowModelError) {
   EXPECT_THROW(bm::load_checkpoint(dir / "ckpt"), brainage::ModelError);
 }
 
-// The shipped checkpoint (data/model/brainage-default.json, written before input channels,
-// stems, soft labels and global inputs existed) loads with the old defaults and predicts
-// exactly what it predicted before them on a fixed, formula-made input (values read with
-// the code of commit ba4f5d9; tolerance 1e-4 y for BLAS summation order).
+// The checkpoint shipped as the default until the eighth session (ermoe-ba-c0f23b4e8d26,
+// kept as tests/model/data/: written before input channels, stems, soft labels and global
+// inputs existed) loads with the old defaults and predicts exactly what it predicted before
+// them on a fixed, formula-made input (values read with the code of commit ba4f5d9;
+// tolerance 1e-4 y for BLAS summation order): users' old checkpoints keep working.
 TEST(ShippedCheckpoint, LoadsWithOldDefaultsAndPredictsAsBefore) {
-  const fs::path path = fs::path(BRAINAGE_SOURCE_DIR) / "data" / "model" / "brainage-default.json";
+  const fs::path path = fs::path(BRAINAGE_SOURCE_DIR) / "tests" / "model" / "data" / "ermoe-ba-c0f23b4e8d26.json";
   BRAINAGE_REQUIRE_PATH(path);
   auto loaded = bm::load_checkpoint(path);
   // A smooth synthetic "brain": a bright ellipsoid with a darker core, [2, 1, 80, 96, 80].
@@ -224,4 +226,42 @@ TEST(CheckpointV2, BrokenV2OptionsThrowModelError) {
   j = bm::to_json(v2_tiny());
   j["loss"] = "mse";
   EXPECT_THROW(bm::model_options_from_json(j), brainage::ModelError);
+}
+
+// The shipped default (data/model/brainage-default.json): the ERMoE-ba v2 cross-validated
+// seed ensemble with its VBM model (docs/RESULTS.md, data/model/MODEL_CARD.md). It loads
+// with every member verified, reads the tissue channels, carries the out-of-fold
+// calibration and the weight the out-of-fold predictions chose, fits the 20 MB budget,
+// and gives a finite age of every member for a formula-made input.
+TEST(ShippedCheckpoint, TheDefaultIsTheCalibratedErmoeBaEnsembleWithItsVbmModel) {
+  const fs::path path = fs::path(BRAINAGE_SOURCE_DIR) / "data" / "model" / "brainage-default.json";
+  BRAINAGE_REQUIRE_PATH(path);
+  auto loaded = bm::load_checkpoint(path, /*accept_vbm=*/true);
+  EXPECT_EQ(loaded.info.model_kind, bm::kEnsembleModelKind);
+  ASSERT_GE(loaded.members.size(), 2u);
+  EXPECT_EQ(loaded.info.model.ffn, bm::FfnKind::kErmoe);
+  ASSERT_TRUE(loaded.info.vbm_member.has_value());
+  ASSERT_TRUE(loaded.vbm);
+  EXPECT_GE(loaded.info.vbm_member->weight, 0.0);
+  EXPECT_LE(loaded.info.vbm_member->weight, 1.0);
+  EXPECT_EQ(loaded.info.bias_correction_fitted_on, "out-of-fold (K-fold inner CV)");
+  EXPECT_EQ(loaded.info.bias_correction.n, loaded.info.metrics.at("oof_n").get<std::size_t>());
+  std::uintmax_t bytes = 0;
+  for (const auto& entry : fs::directory_iterator(path.parent_path()))
+    if (entry.path().filename().string().rfind("brainage-default.", 0) == 0) bytes += fs::file_size(entry.path());
+  EXPECT_LE(bytes, 20u * 1024 * 1024);
+
+  // A smooth synthetic brain in every channel the members read, [1, C, 80, 96, 80].
+  const auto z = torch::linspace(-1, 1, 80).view({80, 1, 1});
+  const auto y = torch::linspace(-1, 1, 96).view({1, 96, 1});
+  const auto x = torch::linspace(-1, 1, 80).view({1, 1, 80});
+  const auto brain = ((z * z + y * y + x * x) < 0.8).to(torch::kFloat32);
+  const auto channels = static_cast<int64_t>(loaded.info.model.channels.size());
+  const auto volumes = brain.expand({1, channels, 80, 96, 80}).contiguous() * 0.5;
+  torch::NoGradGuard no_grad;
+  for (auto& member : loaded.members) {
+    const auto age = member->forward(volumes, false, torch::full({1, 1}, 7.3f)).age;
+    EXPECT_TRUE(std::isfinite(age.item<double>()));
+  }
+  EXPECT_TRUE(std::isfinite(loaded.vbm->predict_raw(brain.expand({1, 3, 80, 96, 80}) * 0.004).item<double>()));
 }
