@@ -1,5 +1,6 @@
 #include "app/cohort/cohort_outputs.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -23,8 +24,18 @@ std::string num(double v) {
 }  // namespace
 
 std::string predictions_csv(const CohortResults& r, const std::optional<Calibration>& cal) {
+  // An ensemble with a VBM model (model/ensemble.h) also gives its two parts' raw ages.
+  const bool parts = std::any_of(r.rows.begin(), r.rows.end(), [](const auto& row) {
+    return row.record && row.record->details.contains("vbm_age");
+  });
+  auto detail = [](const auto& row, const char* key) {
+    const auto& d = row.record->details;
+    return d.contains(key) && d[key].is_number() ? num(d[key].template get<double>()) : std::string();
+  };
   std::vector<std::string> header = {"subject_id", "age", "predicted_age", "brain_age_gap", "corrected_predicted_age",
-                                     "corrected_gap", "age_sd_years", "qc_flags", "error", "path"};
+                                     "corrected_gap", "age_sd_years"};
+  if (parts) header.insert(header.end(), {"transformer_age", "vbm_age"});
+  header.insert(header.end(), {"qc_flags", "error", "path"});
   if (r.has_sex) header.push_back("sex");
   if (r.has_site) header.push_back("site");
   header.insert(header.end(), r.extra_columns.begin(), r.extra_columns.end());
@@ -40,8 +51,10 @@ std::string predictions_csv(const CohortResults& r, const std::optional<Calibrat
       const double age = s.age.value_or(std::nan(""));
       f.insert(f.end(), {num(p), num(p - age), cal ? num(cal->correct(p)) : "", cal ? num(cal->correct(p) - age) : "",
                          num(row.record->age_sd_years)});
+      if (parts) f.insert(f.end(), {detail(row, "transformer_age"), detail(row, "vbm_age")});
     } else {
       f.insert(f.end(), {"", "", "", "", ""});
+      if (parts) f.insert(f.end(), {"", ""});
     }
     f.push_back(flags);
     f.push_back(row.error());

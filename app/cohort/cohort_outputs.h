@@ -27,8 +27,9 @@ struct OutputSummary {
 
 /// predictions.csv text (header + one line per row, ascending row): subject_id, age,
 /// predicted_age, brain_age_gap, corrected_predicted_age, corrected_gap, age_sd_years (the
-/// sd of an ensemble's member ages; 0 for one model, empty when not known), qc_flags, error,
-/// path[, sex][, site], the cohort's extra columns.
+/// sd of an ensemble's member ages; 0 for one model, empty when not known)[, transformer_age,
+/// vbm_age: the raw ages of the two parts of an ensemble with a VBM model, when any subject
+/// has them], qc_flags, error, path[, sex][, site], the cohort's extra columns.
 std::string predictions_csv(const CohortResults& results, const std::optional<Calibration>& calibration);
 
 /// metrics.json content.

@@ -58,6 +58,12 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
                    {"ensemble_members", record.member_ages.size()},
                    {"preprocessing_cache", preprocessed.cache_entry.filename().string()},
                    {"brain_volume_ml", preprocessed.report.value("brain_volume_ml", 0.0)}};
+    if (record.has_vbm_member) {  // the two parts of an ensemble with a VBM model (predictions.csv columns)
+      double mean = 0;
+      for (double a : record.member_ages) mean += a / static_cast<double>(record.member_ages.size());
+      out.details["transformer_age"] = mean;
+      out.details["vbm_age"] = record.vbm_age;
+    }
     if (options.write_prediction_folder && predictor->has_routing()) render_subject_maps(ws.dir, out.qc_flags);
     return out;
   };

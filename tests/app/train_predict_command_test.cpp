@@ -339,8 +339,8 @@ TEST(TrainPredict, SeedEnsembleTrainsPredictsAndEvaluates) {
 // `ensemble MEMBERS --vbm DIR`: the transformers of `train --seeds 2` and the VBM model of
 // `train --model-kind vbm` (its oof_predictions.csv) on the same subjects become one
 // checkpoint; Predictor::forward gives (1 − w) · the members' mean + w · the VBM age, and
-// `predict` reports each part beside the combination. A weight outside [0, 1], or one
-// without --vbm, is a usage error.
+// `predict` (prediction.json) and `evaluate` (predictions.csv) report each part beside the
+// combination. A weight outside [0, 1], or one without --vbm, is a usage error.
 TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
   const fs::path dir = scratch_dir("ensemble-vbm");
   const std::string manifest = "\"" + write_vbm_manifest(dir, 12).string() + "\"";
@@ -389,6 +389,18 @@ TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
     EXPECT_EQ(e.at("vbm_weight").get<double>(), w);
     EXPECT_NEAR(j.at("predicted_age").get<double>(),
                 (1 - w) * e.at("transformer_mean_age").get<double>() + w * e.at("vbm_age").get<double>(), 1e-4);
+    // `evaluate` gives the two parts beside the combination in predictions.csv.
+    std::ofstream(dir / "cohort.csv") << "subject_id,path,age\nIXI012," << scan.string() << ",38.8\n";
+    const auto evaluate = run_brainage("evaluate --cohort \"" + (dir / "cohort.csv").string() + "\" -o \"" +
+                                       (dir / "eval").string() + "\" --model \"" + model.string() +
+                                       "\" --threads 2 --no-progress --no-plots");
+    ASSERT_EQ(evaluate.code, 0) << evaluate.out;
+    const auto table = brainage::read_delimited_file(dir / "eval" / "predictions.csv");
+    const int t_col = brainage::column_index(table.header, "transformer_age");
+    const int v_col = brainage::column_index(table.header, "vbm_age");
+    ASSERT_TRUE(t_col >= 0 && v_col >= 0 && table.rows.size() == 1u) << evaluate.out;
+    EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(t_col)]), e.at("transformer_mean_age").get<double>(), 1e-3);
+    EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(v_col)]), e.at("vbm_age").get<double>(), 1e-3);
   }
 
   for (const char* bad : {" --vbm-weight 1.5", " --vbm-weight x"}) {
