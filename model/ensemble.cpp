@@ -117,14 +117,14 @@ OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<fs::path>& m
   return oof;
 }
 
-std::map<std::string, double> read_vbm_out_of_fold_predictions(const fs::path& vbm_dir) {
+std::map<std::string, std::pair<double, double>> read_vbm_out_of_fold_predictions(const fs::path& vbm_dir) {
   const fs::path csv = vbm_dir / "oof_predictions.csv";
   if (!fs::exists(csv))
     throw ModelError(csv.string() + ": the VBM folder has no out-of-fold predictions (fit it with this build's "
                      "`brainage train --model-kind vbm`)");
-  std::map<std::string, double> out;
+  std::map<std::string, std::pair<double, double>> out;
   for (const auto& row : read_prediction_csv(csv))
-    if (!out.emplace(row.subject_id, row.predicted).second)
+    if (!out.emplace(row.subject_id, std::make_pair(row.age, row.predicted)).second)
       throw ModelError(csv.string() + ": subject '" + row.subject_id + "' appears twice");
   return out;
 }
@@ -156,6 +156,44 @@ std::vector<double> weighted(const std::vector<double>& a, const std::vector<dou
   std::vector<double> out(a.size());
   for (std::size_t i = 0; i < a.size(); ++i) out[i] = (1.0 - w) * a[i] + w * b[i];
   return out;
+}
+
+/// The VBM part of assemble_ensemble: summary.oof_vbm (the VBM model's OOF age of every
+/// subject the members held out, ages checked), summary.vbm_weight (options.vbm_weight, or
+/// the lowest-MAE w of 0, 0.1, ..., 1) and the combined summary.oof.predictions. Returns
+/// the scan [{vbm_weight, oof_mae}]. Throws ModelError naming the file or the output.
+nlohmann::json combine_with_vbm(const EnsembleOptions& options, const fs::path& output_stem, EnsembleSummary& summary) {
+  const auto& oof = summary.oof;
+  nlohmann::json weight_scan = nlohmann::json::array();
+  const auto vbm_oof = read_vbm_out_of_fold_predictions(options.vbm_dir);
+  const fs::path vbm_csv = options.vbm_dir / "oof_predictions.csv";
+  for (std::size_t i = 0; i < oof.ages.size(); ++i) {
+    const auto it = vbm_oof.find(oof.subject_ids[i]);
+    if (it == vbm_oof.end())
+      throw ModelError(vbm_csv.string() + ": no out-of-fold prediction of subject '" + oof.subject_ids[i] +
+                       "' (fit the VBM model on the same subjects as the members)");
+    const auto [vbm_age, vbm_prediction] = it->second;
+    if (std::abs(vbm_age - oof.ages[i]) > 0.01)
+      throw ModelError(vbm_csv.string() + ": subject '" + oof.subject_ids[i] + "' is " + std::to_string(vbm_age) +
+                       " y old there and " + std::to_string(oof.ages[i]) +
+                       " y in the members' predictions (fit both on the same manifest)");
+    summary.oof_vbm.push_back(vbm_prediction);
+  }
+  if (options.vbm_weight > 1.0)
+    throw ModelError(output_stem.string() + ": VBM weight " + std::to_string(options.vbm_weight) + " is outside [0, 1]");
+  double best_mae = std::numeric_limits<double>::infinity();
+  for (int step = 0; step <= 10; ++step) {
+    const double w = step / 10.0;
+    const double mae = error_metrics(oof.ages, weighted(summary.oof_transformer, summary.oof_vbm, w)).at("mae");
+    weight_scan.push_back({{"vbm_weight", w}, {"oof_mae", mae}});
+    if (options.vbm_weight < 0 && mae < best_mae - 1e-12) {
+      best_mae = mae;
+      summary.vbm_weight = w;
+    }
+  }
+  if (options.vbm_weight >= 0) summary.vbm_weight = options.vbm_weight;
+  summary.oof.predictions = weighted(summary.oof_transformer, summary.oof_vbm, summary.vbm_weight);
+  return weight_scan;
 }
 
 }  // namespace
@@ -219,29 +257,7 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
   nlohmann::json weight_scan = nlohmann::json::array();
   if (!options.vbm_dir.empty()) {
     vbm = load_vbm_member(options.vbm_dir, info);
-    const auto vbm_oof = read_vbm_out_of_fold_predictions(options.vbm_dir);
-    const fs::path vbm_csv = options.vbm_dir / "oof_predictions.csv";
-    for (std::size_t i = 0; i < oof.ages.size(); ++i) {
-      const auto it = vbm_oof.find(oof.subject_ids[i]);
-      if (it == vbm_oof.end())
-        throw ModelError(vbm_csv.string() + ": no out-of-fold prediction of subject '" + oof.subject_ids[i] +
-                         "' (fit the VBM model on the same subjects as the members)");
-      summary.oof_vbm.push_back(it->second);
-    }
-    if (options.vbm_weight > 1.0)
-      throw ModelError(output_stem.string() + ": VBM weight " + std::to_string(options.vbm_weight) + " is outside [0, 1]");
-    double best_mae = std::numeric_limits<double>::infinity();
-    for (int step = 0; step <= 10; ++step) {
-      const double w = step / 10.0;
-      const double mae = error_metrics(oof.ages, weighted(summary.oof_transformer, summary.oof_vbm, w)).at("mae");
-      weight_scan.push_back({{"vbm_weight", w}, {"oof_mae", mae}});
-      if (options.vbm_weight < 0 && mae < best_mae - 1e-12) {
-        best_mae = mae;
-        summary.vbm_weight = w;
-      }
-    }
-    if (options.vbm_weight >= 0) summary.vbm_weight = options.vbm_weight;
-    oof.predictions = weighted(summary.oof_transformer, summary.oof_vbm, summary.vbm_weight);
+    weight_scan = combine_with_vbm(options, output_stem, summary);
   }
   std::string why_not;
   summary.calibration = BiasCorrection::fit(oof.ages, oof.predictions, &why_not);

@@ -37,6 +37,7 @@
 
 #include <filesystem>
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -76,8 +77,9 @@ struct EnsembleSummary {
 };
 
 /// `<vbm_dir>/oof_predictions.csv` (subject_id, age, predicted_age; written by `train
-/// --model-kind vbm`) as a map subject -> raw predicted age. Throws ModelError naming the file.
-std::map<std::string, double> read_vbm_out_of_fold_predictions(const std::filesystem::path& vbm_dir);
+/// --model-kind vbm`) as a map subject -> (age, raw predicted age), years. Throws ModelError
+/// naming the file.
+std::map<std::string, std::pair<double, double>> read_vbm_out_of_fold_predictions(const std::filesystem::path& vbm_dir);
 
 /// Reads `<dir>/validation_predictions.csv` of every member (columns subject_id, age,
 /// predicted_age; model/trainer.h writes it) and pools them. Throws ModelError naming the

@@ -5,7 +5,8 @@
 // corrupt member file, members that differ, a subject held out twice, or a --final best
 // member, each with a ModelError naming the member. With a VBM model beside them, the
 // weight is the one that minimises the combined out-of-fold MAE (or the one given), the
-// VBM model's weights travel in the checkpoint, and a VBM folder missing a subject is refused.
+// VBM model's weights travel in the checkpoint, and a VBM folder missing a subject or
+// giving it another age is refused.
 #include "model/ensemble.h"
 
 #include <gtest/gtest.h>
@@ -244,6 +245,9 @@ TEST_F(EnsembleTest, AVbmModelIsAveragedWithTheWeightThatMinimisesTheOutOfFoldEr
   // A weight given is used as given; one subject missing from the VBM folder is refused by name.
   options.vbm_weight = 0.25;
   EXPECT_DOUBLE_EQ(bm::assemble_ensemble(members, dir / "given" / "model", options).vbm_weight, 0.25);
+  std::ofstream(vbm_dir / "oof_predictions.csv") << "subject_id,age,predicted_age\nsub-0-0,21,21\n";
+  const std::string age = model_error([&] { bm::assemble_ensemble(members, dir / "a" / "model", options); });
+  EXPECT_NE(age.find("subject 'sub-0-0' is 21"), std::string::npos) << age;
   std::ofstream(vbm_dir / "oof_predictions.csv") << "subject_id,age,predicted_age\nsub-0-0,20,21\n";
   const std::string missing = model_error([&] { bm::assemble_ensemble(members, dir / "m" / "model", options); });
   EXPECT_NE(missing.find("no out-of-fold prediction of subject 'sub-0-1'"), std::string::npos) << missing;
