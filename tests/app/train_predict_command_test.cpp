@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -164,6 +165,29 @@ fs::path write_vbm_manifest(const fs::path& dir, int n) {
   return dir / "vbm.csv";
 }
 
+/// `brainage evaluate` of one scan (subject `id`, `age` in years) with the checkpoint
+/// `model` into dir/eval: its predictions.csv row as column -> value. Records a test
+/// failure and returns an empty map when evaluate does not exit 0 or the table is not one row.
+std::map<std::string, std::string> evaluate_one(const fs::path& dir, const std::string& id, const fs::path& scan,
+                                                double age, const fs::path& model) {
+  std::ofstream(dir / "cohort.csv") << "subject_id,path,age\n" << id << "," << scan.string() << "," << age << "\n";
+  const auto evaluate = run_brainage("evaluate --cohort \"" + (dir / "cohort.csv").string() + "\" -o \"" +
+                                     (dir / "eval").string() + "\" --model \"" + model.string() +
+                                     "\" --threads 2 --no-progress --no-plots");
+  std::map<std::string, std::string> row;
+  if (evaluate.code != 0) {
+    ADD_FAILURE() << evaluate.out;
+    return row;
+  }
+  const auto table = brainage::read_delimited_file(dir / "eval" / "predictions.csv");
+  if (table.rows.size() != 1u || table.rows[0].size() != table.header.size()) {
+    ADD_FAILURE() << "predictions.csv has " << table.rows.size() << " rows: " << evaluate.out;
+    return row;
+  }
+  for (std::size_t c = 0; c < table.header.size(); ++c) row[table.header[c]] = table.rows[0][c];
+  return row;
+}
+
 }  // namespace
 
 // `train --model-kind vbm` fits the VBM model on the modulated tissue maps beside each
@@ -200,14 +224,9 @@ TEST(TrainPredict, VbmModelTrainsOnTissueMapsAndPredictsLikeAnyCheckpoint) {
   EXPECT_EQ(j.at("model_id"), meta.at("model_id"));
   EXPECT_TRUE(fs::exists(dir / "pred" / "tissue_modulated_gm_mni2mm.nii.gz"));
 
-  std::ofstream(dir / "cohort.csv") << "subject_id,path,age\nIXI012," << scan.string() << ",38.8\n";
-  const auto evaluate = run_brainage("evaluate --cohort \"" + (dir / "cohort.csv").string() + "\" -o \"" +
-                                     (dir / "eval").string() + "\"" + model + " --threads 2 --no-progress --no-plots");
-  ASSERT_EQ(evaluate.code, 0) << evaluate.out;
-  const auto table = brainage::read_delimited_file(dir / "eval" / "predictions.csv");
-  const int col = brainage::column_index(table.header, "predicted_age");
-  ASSERT_TRUE(col >= 0 && table.rows.size() == 1u) << evaluate.out;
-  EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(col)]), j.at("predicted_age").get<double>(), 0.01);
+  const auto row = evaluate_one(dir, "IXI012", scan, 38.8, dir / "run" / "model.json");
+  ASSERT_TRUE(row.count("predicted_age"));
+  EXPECT_NEAR(std::stod(row.at("predicted_age")), j.at("predicted_age").get<double>(), 0.01);
 }
 
 // ERMoE-ba v2 through the command line: the four channels (T1 and the tissue maps beside
@@ -310,17 +329,10 @@ TEST(TrainPredict, SeedEnsembleTrainsPredictsAndEvaluates) {
   EXPECT_EQ(j.at("bias_correction").at("applied"), correction.usable());
   EXPECT_EQ(j.at("model_id"), meta.at("model_id"));
 
-  std::ofstream(dir / "cohort.csv") << "subject_id,path,age\nch2," << scan.string() << ",27\n";
-  const auto evaluate = run_brainage("evaluate --cohort \"" + (dir / "cohort.csv").string() + "\" -o \"" +
-                                     (dir / "eval").string() + "\" --model \"" + model.string() +
-                                     "\" --threads 2 --no-progress --no-plots");
-  ASSERT_EQ(evaluate.code, 0) << evaluate.out;
-  const auto table = brainage::read_delimited_file(dir / "eval" / "predictions.csv");
-  const int sd = brainage::column_index(table.header, "age_sd_years");
-  const int pred = brainage::column_index(table.header, "predicted_age");
-  ASSERT_TRUE(sd >= 0 && pred >= 0 && table.rows.size() == 1u) << evaluate.out;
-  EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(sd)]), ensemble["sd_years"].get<double>(), 1e-3);
-  EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(pred)]), j["predicted_age"].get<double>(), 1e-3);
+  const auto row = evaluate_one(dir, "ch2", scan, 27, model);
+  ASSERT_TRUE(row.count("age_sd_years") && row.count("predicted_age"));
+  EXPECT_NEAR(std::stod(row.at("age_sd_years")), ensemble["sd_years"].get<double>(), 1e-3);
+  EXPECT_NEAR(std::stod(row.at("predicted_age")), j["predicted_age"].get<double>(), 1e-3);
 
   const auto help = run_brainage("train --help");
   EXPECT_NE(help.out.find("--seeds"), std::string::npos);
@@ -390,17 +402,10 @@ TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
     EXPECT_NEAR(j.at("predicted_age").get<double>(),
                 (1 - w) * e.at("transformer_mean_age").get<double>() + w * e.at("vbm_age").get<double>(), 1e-4);
     // `evaluate` gives the two parts beside the combination in predictions.csv.
-    std::ofstream(dir / "cohort.csv") << "subject_id,path,age\nIXI012," << scan.string() << ",38.8\n";
-    const auto evaluate = run_brainage("evaluate --cohort \"" + (dir / "cohort.csv").string() + "\" -o \"" +
-                                       (dir / "eval").string() + "\" --model \"" + model.string() +
-                                       "\" --threads 2 --no-progress --no-plots");
-    ASSERT_EQ(evaluate.code, 0) << evaluate.out;
-    const auto table = brainage::read_delimited_file(dir / "eval" / "predictions.csv");
-    const int t_col = brainage::column_index(table.header, "transformer_age");
-    const int v_col = brainage::column_index(table.header, "vbm_age");
-    ASSERT_TRUE(t_col >= 0 && v_col >= 0 && table.rows.size() == 1u) << evaluate.out;
-    EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(t_col)]), e.at("transformer_mean_age").get<double>(), 1e-3);
-    EXPECT_NEAR(std::stod(table.rows[0][static_cast<std::size_t>(v_col)]), e.at("vbm_age").get<double>(), 1e-3);
+    const auto row = evaluate_one(dir, "IXI012", scan, 38.8, model);
+    ASSERT_TRUE(row.count("transformer_age") && row.count("vbm_age"));
+    EXPECT_NEAR(std::stod(row.at("transformer_age")), e.at("transformer_mean_age").get<double>(), 1e-3);
+    EXPECT_NEAR(std::stod(row.at("vbm_age")), e.at("vbm_age").get<double>(), 1e-3);
   }
 
   for (const char* bad : {" --vbm-weight 1.5", " --vbm-weight x"}) {
