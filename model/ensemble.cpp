@@ -143,7 +143,8 @@ LoadedModel load_vbm_member(const fs::path& vbm_dir, const CheckpointInfo& membe
     throw ModelError(who + e.what());
   }
   if (loaded.info.model_kind != kVbmModelKind)
-    throw ModelError(who + "is a \"" + loaded.info.model_kind + "\" checkpoint, not a VBM model (train --model-kind vbm)");
+    throw ModelError(who + "is a checkpoint of kind \"" + loaded.info.model_kind +
+                     "\", not a VBM model (train --model-kind vbm)");
   if (loaded.info.model.grid != member0.model.grid) throw ModelError(who + "its grid differs from the transformers'");
   if (loaded.info.preprocessing_version != member0.preprocessing_version)
     throw ModelError(who + "its preprocessing_version '" + loaded.info.preprocessing_version +

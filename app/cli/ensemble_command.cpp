@@ -75,7 +75,8 @@ int ensemble_main(const std::vector<std::string>& args) {
      "a `train --model-kind vbm` folder (model.{pt,json}, oof_predictions.csv) averaged with the transformers: "
      "age = (1 - w) * transformer mean + w * VBM age")
     ("vbm-weight", po::value(&weight)->default_value("cv"),
-     "w in [0, 1], or cv: chosen on the out-of-fold predictions (lowest MAE over 0, 0.1, ..., 1)");
+     "w in [0, 1], or cv: chosen on the out-of-fold predictions (lowest MAE over 0, 0.1, ..., 1; 1 when the "
+     "transformers add nothing out of fold, as for the shipped default's members, which ships w = 0.9)");
   po::positional_options_description pos;
   pos.add("members", -1);
   const auto vm = parse_command_line("ensemble", "<member dirs...> -o DIR", args, desc, pos);
@@ -83,6 +84,7 @@ int ensemble_main(const std::vector<std::string>& args) {
   EnsembleCommandOptions o;
   for (const auto& m : members) o.members.emplace_back(m);
   o.output_dir = out;
+  if (vm->count("vbm") && vbm.empty()) throw UsageError("--vbm: an empty folder name");
   o.combination.vbm_dir = vbm;
   if (weight != "cv") {
     try {

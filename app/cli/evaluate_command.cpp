@@ -35,7 +35,8 @@ cohort::CalibrationChoice choose_calibration(const EvaluateOptions& o, const fs:
       cohort::Calibration cal;
       cal.correction = info.bias_correction;
       cal.source = "model checkpoint " + model::checkpoint_json_path(model).string() +
-                   " (fitted on its validation predictions, N=" + std::to_string(cal.correction.n) + ")";
+                   " (fitted on its " + info.bias_correction_fitted_on + " predictions, N=" +
+                   std::to_string(cal.correction.n) + ")";
       c.mode = cohort::CalibrationChoice::Mode::kGiven;
       c.given = cal;
     } else {

@@ -414,5 +414,6 @@ TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
     EXPECT_EQ(r.code, 2) << bad << r.out;
   }
   EXPECT_EQ(run_brainage("ensemble " + members + " -o \"" + (dir / "bad").string() + "\" --vbm-weight 0.5").code, 2);
+  EXPECT_EQ(run_brainage("ensemble " + members + " -o \"" + (dir / "bad").string() + "\" --vbm \"\"").code, 2);
   EXPECT_FALSE(fs::exists(dir / "bad"));
 }
