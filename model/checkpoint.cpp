@@ -255,6 +255,21 @@ void copy_weights(const fs::path& source, const fs::path& target, const std::str
   });
 }
 
+/// Removes weights files an earlier ensemble left under `stem` that the new JSON does not
+/// name (members beyond `member_count`, a VBM member the new one lacks), so a folder
+/// rewritten with -o holds only what its checkpoint uses. Best effort: a file that cannot
+/// be removed is left (the JSON never refers to it).
+void remove_stale_weights(const fs::path& stem, std::size_t member_count, bool has_vbm_member) {
+  std::error_code ignored;
+  const std::string name = stem.filename().string();
+  for (std::size_t k = member_count;; ++k) {
+    const fs::path stale = stem.parent_path() / member_file_name(name, k);
+    if (!fs::exists(stale, ignored)) break;
+    fs::remove(stale, ignored);
+  }
+  if (!has_vbm_member) fs::remove(stem.parent_path() / vbm_member_file_name(name), ignored);
+}
+
 }  // namespace
 
 std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<fs::path>& members_weights,
@@ -311,6 +326,7 @@ std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<
   if (info.vbm_member) j["vbm_member"] = vbm_json;
   j.update(info_to_json(info, to_json(info.model)));
   write_file_atomic(fs::path(stem.string() + ".json"), j.dump(2) + "\n");
+  remove_stale_weights(stem, members_weights.size(), info.vbm_member.has_value());
   return info.model_id;
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace brainage::cohort {
@@ -90,6 +91,39 @@ void group_table(std::ostringstream& o, const std::string& title, const std::vec
   o << "</table>\n";
 }
 
+/// "Model": the checkpoint id(s) the rows were predicted with and, for an ensemble with a
+/// VBM model, how its age is made and the mean age of each part over the cohort.
+void model_section(std::ostringstream& o, const CohortResults& r) {
+  std::set<std::string> ids;
+  double members = 0, weight = -1, transformer_sum = 0, vbm_sum = 0;
+  int with_parts = 0;
+  for (const auto& row : r.rows) {
+    if (row.failed()) continue;
+    const auto& d = row.record->details;
+    if (d.contains("model_id") && d["model_id"].is_string()) ids.insert(d["model_id"].get<std::string>());
+    if (d.contains("ensemble_members") && d["ensemble_members"].is_number()) members = d["ensemble_members"].get<double>();
+    if (d.contains("vbm_age") && d["vbm_age"].is_number() && d.contains("transformer_age")) {
+      ++with_parts;
+      transformer_sum += d["transformer_age"].get<double>();
+      vbm_sum += d["vbm_age"].get<double>();
+      if (d.contains("vbm_weight") && d["vbm_weight"].is_number()) weight = d["vbm_weight"].get<double>();
+    }
+  }
+  if (ids.empty()) return;
+  o << "<h2>Model</h2>\n<p>";
+  for (const auto& id : ids) o << "<code>" << escape(id) << "</code> ";
+  if (ids.size() > 1) o << "<b>(rows predicted by different models)</b>";
+  if (members > 1) o << "&mdash; an ensemble of " << fmt(members, 0) << " transformers";
+  o << ".</p>\n";
+  if (with_parts > 0) {
+    o << "<p>Each age is the weighted mean of the transformers' mean age and a VBM ridge model's age (tissue maps)";
+    if (weight >= 0) o << ": (1 &minus; " << fmt(weight, 2) << ") &times; transformers + " << fmt(weight, 2) << " &times; VBM";
+    o << ". Over the " << with_parts << " predicted rows the transformers give " << fmt(transformer_sum / with_parts, 1)
+      << " y on average and the VBM model " << fmt(vbm_sum / with_parts, 1)
+      << " y; predictions.csv has both parts per subject (transformer_age, vbm_age).</p>\n";
+  }
+}
+
 }  // namespace
 
 std::string render_report_html(const ReportInputs& in, const ReportOptions& options) {
@@ -109,6 +143,7 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& opti
   if (r.shard.active()) o << ", shard " << r.shard.text() << " (" << r.rows.size() << " rows)";
   o << ". Failed rows: " << r.failure_count() << ".</p>\n";
 
+  model_section(o, r);
   o << "<h2>Bias correction</h2>\n";
   if (cal) {
     o << "<p>predicted = " << fmt(cal->correction.slope, 4) << " &times; age + " << fmt(cal->correction.intercept, 3)

@@ -1,5 +1,6 @@
 #pragma once
-// report.html: one self-contained file (no external links): the metrics, the bias
+// report.html: one self-contained file (no external links): the model (and, for an
+// ensemble with a VBM model, how its age is made and each part's mean), the metrics, the bias
 // correction and where it came from (a warning box when fitted on the evaluated cohort
 // or absent), the VTK plots embedded as base64 PNG, the failed rows with their reasons,
 // and the preprocessing QC image of the subjects with the largest gaps.

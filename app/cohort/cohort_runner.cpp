@@ -52,6 +52,12 @@ SubjectRecord run_one(const Subject& subject, const fs::path& subjects_dir, cons
     r.error = std::string("InternalError: ") + e.what();
     r.error_code = static_cast<int>(ExitCode::kInternal);
   }
+  // A subject that wrote nothing (no --maps, no QC image) leaves no empty folder behind.
+  std::error_code ignored;
+  const fs::path dir = subjects_dir / safe_name(subject.id);
+  if (fs::is_directory(dir, ignored) && fs::is_empty(dir, ignored)) {
+    fs::remove(dir, ignored);
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }
@@ -114,6 +120,8 @@ RunSummary run_cohort(const Cohort& cohort, const RunOptions& options, const Sub
   progress.finish();
   if (fatal) std::rethrow_exception(fatal);
 
+  std::error_code ignored;
+  if (fs::is_directory(subjects_dir, ignored) && fs::is_empty(subjects_dir, ignored)) fs::remove(subjects_dir, ignored);
   summary.processed = todo.size();
   for (const auto& r : summary.records)
     if (!r.ok) ++summary.failed;

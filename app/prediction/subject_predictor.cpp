@@ -63,6 +63,7 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
       for (double a : record.member_ages) mean += a / static_cast<double>(record.member_ages.size());
       out.details["transformer_age"] = mean;
       out.details["vbm_age"] = record.vbm_age;
+      out.details["vbm_weight"] = record.vbm_weight;
     }
     if (options.write_prediction_folder && predictor->has_routing()) render_subject_maps(ws.dir, out.qc_flags);
     return out;

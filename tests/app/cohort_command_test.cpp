@@ -227,6 +227,7 @@ TEST(EvaluateCommand, RealPipelineOnIxiScans) {
   EXPECT_EQ(read_text(dir / "out2/predictions.csv"), before);
   const auto cached_run = nlohmann::json::parse(read_text(dir / "out2/run.json"));
   EXPECT_LT(cached_run["subject_seconds_total"].get<double>(), 10.0) << "cached preprocessing is not rerun";
+  EXPECT_FALSE(fs::exists(dir / "out2/subjects")) << "without --maps no (empty) subject folders are left";
 
   // --maps: each subject's prediction folder (with routing) and its expert maps.
   write_text(dir / "one.csv", "subject_id,path,age\n" + all.rows[0][0] + "," + (ixi / all.rows[0][4]).string() + "," +

@@ -5,7 +5,8 @@
 // corrupt member file, members that differ, a subject held out twice, or a --final best
 // member, each with a ModelError naming the member. With a VBM model beside them, the
 // weight is the one that minimises the combined out-of-fold MAE (or the one given), the
-// VBM model's weights travel in the checkpoint, and a VBM folder missing a subject or
+// VBM model's weights travel in the checkpoint (and leave with it when the folder is
+// rewritten without one), and a VBM folder missing a subject or
 // giving it another age is refused.
 #include "model/ensemble.h"
 
@@ -241,6 +242,11 @@ TEST_F(EnsembleTest, AVbmModelIsAveragedWithTheWeightThatMinimisesTheOutOfFoldEr
   const auto maps = torch::rand({2, 3, 8, 12, 16});
   auto original = bm::load_checkpoint(vbm_dir / "model.json", /*accept_vbm=*/true);
   EXPECT_TRUE(torch::equal(loaded.vbm->predict_raw(maps), original.vbm->predict_raw(maps)));
+
+  // The same folder rewritten without a VBM model keeps no stale VBM weights beside it.
+  bm::assemble_ensemble(members, dir / "out" / "model", bm::EnsembleOptions{});
+  EXPECT_FALSE(fs::exists(dir / "out" / "model.vbm.pt"));
+  EXPECT_FALSE(bm::load_checkpoint(dir / "out" / "model.json").info.vbm_member.has_value());
 
   // A weight given is used as given; one subject missing from the VBM folder is refused by name.
   options.vbm_weight = 0.25;

@@ -49,3 +49,37 @@ TEST(CohortCharts, PredictedVsAgeRendersAPngWithContent) {
   EXPECT_GT(dark, 200) << "axes and labels drawn";
   EXPECT_GT(fs::file_size(dir / "gap.png"), 2000u);
 }
+
+// The report names the model the rows were predicted with and, for an ensemble with a VBM
+// model, how its age is made from the two parts and each part's cohort mean (what a user
+// needs to read a gap that is mostly the VBM model's).
+TEST(CohortReport, NamesTheModelAndTheTwoPartsOfAVbmEnsemble) {
+  CohortResults results;
+  const double ages[] = {30, 50, 70};
+  const double transformer[] = {40, 50, 60}, vbm[] = {32, 52, 66};
+  for (int i = 0; i < 3; ++i) {
+    ResultRow row;
+    row.subject.row = i + 1;
+    row.subject.id = "sub-" + std::to_string(i);
+    row.subject.age = ages[i];
+    SubjectRecord record;
+    record.ok = true;
+    record.predicted_age = 0.1 * transformer[i] + 0.9 * vbm[i];
+    record.details = {{"model_id", "ermoe-ba-vbm-ensemble-abc"}, {"ensemble_members", 5},
+                      {"transformer_age", transformer[i]}, {"vbm_age", vbm[i]}, {"vbm_weight", 0.9}};
+    row.record = record;
+    results.rows.push_back(row);
+  }
+  CohortMetrics metrics;
+  const std::string html = render_report_html({&results, &metrics, "none given", {}, ""});
+  EXPECT_NE(html.find("<code>ermoe-ba-vbm-ensemble-abc</code>"), std::string::npos);
+  EXPECT_NE(html.find("an ensemble of 5 transformers"), std::string::npos);
+  EXPECT_NE(html.find("(1 &minus; 0.90) &times; transformers + 0.90 &times; VBM"), std::string::npos);
+  EXPECT_NE(html.find("the transformers give 50.0 y on average and the VBM model 50.0 y"), std::string::npos) << html;
+
+  // A single transformer: its id, no VBM sentence.
+  for (auto& row : results.rows) row.record->details = {{"model_id", "ermoe-ba-c0f23b4e8d26"}, {"ensemble_members", 1}};
+  const std::string single = render_report_html({&results, &metrics, "none given", {}, ""});
+  EXPECT_NE(single.find("<code>ermoe-ba-c0f23b4e8d26</code>"), std::string::npos);
+  EXPECT_EQ(single.find("VBM"), std::string::npos);
+}
