@@ -167,7 +167,8 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
       {"plausibility",
        {{"min_neighbour_correlation", options.plausibility.min_neighbour_correlation},
         {"max_outlier_ratio", options.plausibility.max_outlier_ratio},
-        {"max_voxel_size_mm", options.max_voxel_size_mm}}},
+        {"max_voxel_size_mm", options.max_voxel_size_mm},
+        {"max_voxel_volume_mm3", options.max_voxel_volume_mm3}}},
       {"background_offset", {{"background_percentile", options.background.background_percentile}}},
       {"input_checks",
        {{"max_brain_outside_fov", options.max_brain_outside_fov},
@@ -276,6 +277,16 @@ ImageType::Pointer load_input(const fs::path& scan, const PreprocessOptions& opt
                   ": voxels of %.2f x %.2f x %.2f mm: thicker than %.1f mm along an axis, too coarse for a brain age "
                   "(reconstruct thinner slices or use a 3D T1)",
                   spacing[0], spacing[1], spacing[2], options.max_voxel_size_mm);
+    throw InvalidInputError(scan.string() + line);
+  }
+  const double voxel_volume = spacing[0] * spacing[1] * spacing[2];
+  if (voxel_volume > options.max_voxel_volume_mm3) {
+    char line[300];
+    std::snprintf(line, sizeof line,
+                  ": voxels of %.2f x %.2f x %.2f mm (%.1f mm3): larger than %.1f mm3, where thick slices on a coarse "
+                  "in-plane grid bias the tissue maps and the age (younger); use a scan with finer voxels, e.g. 1 mm "
+                  "in-plane (docs/ROBUSTNESS.md)",
+                  spacing[0], spacing[1], spacing[2], voxel_volume, options.max_voxel_volume_mm3);
     throw InvalidInputError(scan.string() + line);
   }
   result.native_image = loaded.image;

@@ -94,6 +94,14 @@ struct PreprocessOptions {
       registration and the 2 mm model grid cannot recover what 6 mm slices average away.
       Default = 5.0 (measured: Colin27 at 1x1x3 mm moves 0.7 y; IXI012 at 2x2x4 mm 2.9 y, above the 2 y target; 1x1x4-5 mm not yet measured; docs/ROBUSTNESS.md). */
   double max_voxel_size_mm = 5.0;
+  /** Largest voxel volume (mm³) accepted; larger voxels are refused (exit 3). Thick slices
+      on a coarse in-plane grid merge sulcal CSF into grey matter and swell the brain mask,
+      which reads as a younger brain. Measured with the default model on 6 IXI-HH scans
+      resampled from 2x2x2 mm (8 mm³, the training resolution) to 2x2x2.5 / 3 / 3.5 / 4 mm:
+      worst |Δage| 2.4 / 4.3 / 8.0 / 9.2 y, mostly younger; at 1 mm in-plane Colin27 moves
+      ≤ 1.6 y up to 1x1x5 mm (docs/ROBUSTNESS.md). Default = 9.0 (2x2x2 mm passes, 2x2x2.5
+      mm is refused, 1x1x5 mm passes). */
+  double max_voxel_volume_mm3 = 9.0;
   /** Largest fraction of the registered template brain allowed outside the field of view
       (brain_coverage.h); above it the result fails QC (exit 5). Default = 0.02. */
   double max_brain_outside_fov = 0.02;

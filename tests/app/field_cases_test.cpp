@@ -196,3 +196,24 @@ TEST(FieldCases, TheThreadCountDoesNotChangeTheResult) {
   EXPECT_EQ(dice(read_mask(dir / "t1" / "brain_mask_native.nii.gz"), read_mask(dir / "t2" / "brain_mask_native.nii.gz")), 1.0);
   EXPECT_GE(dice(read_mask(dir / "t1" / "brain_mask_mni2mm.nii.gz"), read_mask(dir / "t2" / "brain_mask_mni2mm.nii.gz")), 0.999);
 }
+
+// Thick slices on a coarse in-plane grid bias the tissue maps and the age (2x2x3 mm moved
+// an IXI scan 4.3 y younger, 2x2x4 mm 9.2 y; docs/ROBUSTNESS.md): voxels above 9 mm³ are
+// refused with the rule, before any processing, while 1x1x3 mm (Colin27 above) runs. The
+// voxels of IXI012 with a 2x2x3 mm header stand in for such a scan (the check reads the
+// spacing only).
+TEST(FieldCases, ThickSlicesOnACoarseInPlaneGridAreRefusedWithTheRule) {
+  BRAINAGE_REQUIRE_PATH(field_case("00_ixi012_orig.nii.gz"));
+  const fs::path dir = scratch_dir("fieldcases-thick-coarse");
+  auto image = brainage::preprocessing::read_image(field_case("00_ixi012_orig.nii.gz"));
+  auto spacing = image->GetSpacing();
+  ASSERT_NEAR(spacing[0] * spacing[1] * spacing[2], 8.0, 1e-3) << "the 2 mm IXI scan (8 mm³) is the accepted reference";
+  spacing[2] *= 1.5;
+  image->SetSpacing(spacing);
+  brainage::preprocessing::write_image(image, dir / "ixi012_2x2x3.nii.gz");
+  const auto p = predict(dir / "ixi012_2x2x3.nii.gz", dir / "out");
+  EXPECT_EQ(p.code, 3) << p.out;  // InvalidInputError
+  EXPECT_NE(p.out.find("ixi012_2x2x3.nii.gz: voxels of"), std::string::npos) << p.out;
+  EXPECT_NE(p.out.find("(12.0 mm3): larger than 9.0 mm3"), std::string::npos) << p.out;
+  EXPECT_FALSE(fs::exists(dir / "out" / "prediction.json"));
+}
