@@ -92,7 +92,7 @@ struct PreprocessOptions {
   BackgroundOffsetOptions background{};
   /** Thickest voxel (mm, any axis) accepted; thicker scans are refused (exit 3): the
       registration and the 2 mm model grid cannot recover what 6 mm slices average away.
-      Default = 5.0 (measured: Colin27 at 1x1x3 mm moves 0.7 y; IXI012 at 2x2x4 mm 2.9 y, above the 2 y target; 1x1x4-5 mm not yet measured; docs/ROBUSTNESS.md). */
+      Default = 5.0 (measured with the default model: Colin27 at 1x1x3 / 4 / 5 mm moves 0.8 / 1.3 / 1.6 y; docs/ROBUSTNESS.md). */
   double max_voxel_size_mm = 5.0;
   /** Largest voxel volume (mm³) accepted; larger voxels are refused (exit 3). Thick slices
       on a coarse in-plane grid merge sulcal CSF into grey matter and swell the brain mask,

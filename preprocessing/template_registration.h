@@ -49,8 +49,12 @@ struct RegistrationOptions {
   unsigned histogram_bins{32};
   /** Random (seeded) metric samples per pyramid level, at most all voxels of the level. Default = 20000. */
   double max_samples{20000};
-  /** The optimiser stops when its step (≈ mm of shift) falls below this. Default = 0.02. */
-  double minimum_step{0.02};
+  /** The optimiser stops when its step (≈ mm of shift) falls below this. Default = 0.005
+      (was 0.02 until the ninth session: header-rotated copies of IXI012/IXI015/IXI204 then
+      ended a fraction of a voxel apart and their ages spread with sd 0.47–1.10 y, worst
+      3.6 y; at 0.005 sd 0.27–0.63 y, worst 1.7 y, for +0.5 s of registration per 2 mm
+      scan; docs/ROBUSTNESS.md). */
+  double minimum_step{0.005};
   /** Seed of the metric's random sampling. Default = 20240917. */
   int seed{20240917};
   /** Threads for the registration's resampling and smoothing (0 = ITK's default). The
