@@ -55,14 +55,18 @@ nlohmann::json rigid_starts_json(const std::vector<RigidStart>& starts) {
   return out;
 }
 
+nlohmann::json stage_json(const RegistrationStageOptions& stage) {
+  return {{"shrink", stage.shrink_factors}, {"sigmas_mm", stage.smoothing_sigmas_mm}, {"iterations", stage.iterations},
+          {"learning_rate", stage.learning_rate}, {"minimum_step", stage.minimum_step}};
+}
+
 nlohmann::json pass_json(const RefinementPassOptions& pass) {
   return {{"when", to_string(pass.when)},
           {"moving", pass.cut_dilation_mm < 0 ? "whole scan vs ch2"
                                                : "scan cut by its brain mask + " + std::to_string(pass.cut_dilation_mm) + " mm vs ch2bet"},
           {"metric_mask_dilation_mm", pass.metric_dilation_mm},
           {"max_displacement_mm", pass.max_displacement_mm},
-          {"shrink", pass.stage.shrink_factors}, {"sigmas_mm", pass.stage.smoothing_sigmas_mm},
-          {"iterations", pass.stage.iterations}, {"learning_rate", pass.stage.learning_rate}};
+          {"optimisation", stage_json(pass.stage)}};
 }
 
 /// What a registration against the template needs, on the working grid of `spacing_mm`:
@@ -186,20 +190,15 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
         {"bias_field_fwhm", options.brain_bias.bias_field_fwhm}}},
       {"registration",
        {{"working_spacing_mm", reg_options.working_spacing_mm},
-        {"rigid", {{"shrink", reg_options.rigid.shrink_factors}, {"sigmas_mm", reg_options.rigid.smoothing_sigmas_mm},
-                   {"iterations", reg_options.rigid.iterations}, {"learning_rate", reg_options.rigid.learning_rate}}},
-        {"affine", {{"shrink", reg_options.affine.shrink_factors}, {"sigmas_mm", reg_options.affine.smoothing_sigmas_mm},
-                    {"iterations", reg_options.affine.iterations}, {"learning_rate", reg_options.affine.learning_rate}}},
+        {"rigid", stage_json(reg_options.rigid)},
+        {"affine", stage_json(reg_options.affine)},
         {"metric", "Mattes MI"}, {"histogram_bins", reg_options.histogram_bins},
         {"moments_initialisation", reg_options.moments_initialisation},
-        {"start_search", {{"shrink", reg_options.start_search.shrink_factors},
-                          {"sigmas_mm", reg_options.start_search.smoothing_sigmas_mm},
-                          {"iterations", reg_options.start_search.iterations},
-                          {"learning_rate", reg_options.start_search.learning_rate}}},
+        {"start_search", stage_json(reg_options.start_search)},
         {"rigid_starts", rigid_starts_json(reg_options.rigid_starts)},
         {"start_margin", reg_options.start_margin},
         {"registration_mask_dilation_mm", options.registration_mask_dilation_mm},
-        {"max_samples", reg_options.max_samples}, {"minimum_step", reg_options.minimum_step}, {"seed", reg_options.seed},
+        {"max_samples", reg_options.max_samples}, {"seed", reg_options.seed},
         {"head_centroid_depth_mm", reg_options.head_centroid_depth_mm},
         {"metric_mask", "ch2bet > 0 dilated by " + std::to_string(options.registration_mask_dilation_mm) + " mm"},
         {"focused_pass", pass_json(options.focused_pass)},

@@ -150,7 +150,7 @@ StageOutcome<TTransform> run_stage(const ImageType* fixed, const ImageType* movi
 
   auto optimizer = Optimizer::New();
   optimizer->SetLearningRate(stage.learning_rate);
-  optimizer->SetMinimumStepLength(options.minimum_step);
+  optimizer->SetMinimumStepLength(stage.minimum_step);
   optimizer->SetRelaxationFactor(0.6);
   optimizer->SetGradientMagnitudeTolerance(1e-6);
   optimizer->SetScalesEstimator(scales);

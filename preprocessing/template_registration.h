@@ -25,6 +25,8 @@ struct RegistrationStageOptions {
   std::vector<unsigned> iterations;
   /** Initial optimiser step (in physical-shift units, mm). */
   double learning_rate{1.0};
+  /** The optimiser stops when its step (≈ mm of shift) falls below this. Default = 0.02. */
+  double minimum_step{0.02};
 };
 
 /// A rigid starting pose, relative to the head-centroid alignment.
@@ -41,20 +43,16 @@ std::vector<RigidStart> default_rigid_starts();
 struct RegistrationOptions {
   /** Both images are resampled (smoothed) to this isotropic voxel size before registration. Default = 2.0 mm. */
   double working_spacing_mm{2.0};
-  /** Rigid stage. Default = shrink {4, 2}, sigmas {4, 2} mm, iterations {200, 100}, learning rate 2. */
+  /** Rigid stage. Default = shrink {4, 2}, sigmas {4, 2} mm, iterations {200, 100}, learning rate 2, minimum step 0.02. */
   RegistrationStageOptions rigid{{4, 2}, {4.0, 2.0}, {200, 100}, 2.0};
-  /** Affine stage. Default = shrink {2, 1}, sigmas {2, 1} mm, iterations {100, 50}, learning rate 1. */
-  RegistrationStageOptions affine{{2, 1}, {2.0, 1.0}, {100, 50}, 1.0};
+  /** Affine stage. Default = shrink {2, 1}, sigmas {2, 1} mm, iterations {100, 50}, learning rate 1,
+      minimum step 0.005 (the rigid stage and the start search stop at 0.02: converging the affine
+      further makes header-rotated copies of one scan end together; docs/ROBUSTNESS.md, ninth session). */
+  RegistrationStageOptions affine{{2, 1}, {2.0, 1.0}, {100, 50}, 1.0, 0.005};
   /** Mattes MI histogram bins. Default = 32. */
   unsigned histogram_bins{32};
   /** Random (seeded) metric samples per pyramid level, at most all voxels of the level. Default = 20000. */
   double max_samples{20000};
-  /** The optimiser stops when its step (≈ mm of shift) falls below this. Default = 0.005
-      (was 0.02 until the ninth session: header-rotated copies of IXI012/IXI015/IXI204 then
-      ended a fraction of a voxel apart and their ages spread with sd 0.47–1.10 y, worst
-      3.6 y; at 0.005 sd 0.27–0.63 y, worst 1.7 y, for +0.5 s of registration per 2 mm
-      scan; docs/ROBUSTNESS.md). */
-  double minimum_step{0.005};
   /** Seed of the metric's random sampling. Default = 20240917. */
   int seed{20240917};
   /** Threads for the registration's resampling and smoothing (0 = ITK's default). The
