@@ -122,12 +122,9 @@ struct PreprocessOptions {
   RefinementPassOptions focused_pass{PassWhen::kOnFailure, -1.0, 3.0, 25.0, {{2, 1}, {2.0, 1.0}, {100, 50}, 1.0}};
   /** Brain pass: the scan cut by its brain mask + 4 mm against the skull-stripped ch2bet
       (metric on ch2bet + 8 mm); tightens the brain's scale. It starts close, so one level
-      at the working resolution, converged to a step of 0.005 mm: the brain pass sets the
-      final transform, and at the first registration's 0.02 header-rotated copies of one
-      scan ended a fraction of a voxel apart (ages spread by up to 3.6 y; docs/ROBUSTNESS.md,
-      ninth session). Default = {always, 4 mm, 8 mm, 12 mm, shrink {1}, sigma {1} mm, 100
-      iterations, learning rate 1, minimum step 0.005}. */
-  RefinementPassOptions brain_pass{PassWhen::kAlways, 4.0, 8.0, 12.0, {{1}, {1.0}, {100}, 1.0, 0.005}};
+      at the working resolution. Default = {always, 4 mm, 8 mm, 12 mm, shrink {1}, sigma
+      {1} mm, 50 iterations, learning rate 1, minimum step 0.02}. */
+  RefinementPassOptions brain_pass{PassWhen::kAlways, 4.0, 8.0, 12.0, {{1}, {1.0}, {50}, 1.0}};
   BiasCorrectionOptions bias{};
   /** N4 again, inside the first brain mask, before the brain pass: the head-wide fit
       leaves smooth shading of 5-20 % across the brain, and a different one for a skull-on
