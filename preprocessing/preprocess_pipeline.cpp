@@ -280,11 +280,12 @@ ImageType::Pointer load_input(const fs::path& scan, const PreprocessOptions& opt
   }
   const double voxel_volume = spacing[0] * spacing[1] * spacing[2];
   if (voxel_volume > options.max_voxel_volume_mm3) {
-    char line[300];
+    char line[512];
     std::snprintf(line, sizeof line,
-                  ": voxels of %.2f x %.2f x %.2f mm (%.1f mm3): larger than %.1f mm3, where thick slices on a coarse "
-                  "in-plane grid bias the tissue maps and the age (younger); use a scan with finer voxels, e.g. 1 mm "
-                  "in-plane (docs/ROBUSTNESS.md)",
+                  ": voxels of %.2f x %.2f x %.2f mm (%.1f mm3): larger than %.1f mm3 (about 2 mm isotropic, what "
+                  "the model is validated for); coarser voxels, e.g. thick slices on a 2 mm in-plane grid, bias the "
+                  "tissue maps and the age (younger); use a scan with finer voxels, e.g. 1 mm in-plane "
+                  "(docs/ROBUSTNESS.md)",
                   spacing[0], spacing[1], spacing[2], voxel_volume, options.max_voxel_volume_mm3);
     throw InvalidInputError(scan.string() + line);
   }

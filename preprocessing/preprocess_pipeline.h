@@ -100,7 +100,8 @@ struct PreprocessOptions {
       resampled from 2x2x2 mm (8 mm³, the training resolution) to 2x2x2.5 / 3 / 3.5 / 4 mm:
       worst |Δage| 2.4 / 4.3 / 8.0 / 9.2 y, mostly younger; at 1 mm in-plane Colin27 moves
       ≤ 1.6 y up to 1x1x5 mm (docs/ROBUSTNESS.md). Default = 9.0 (2x2x2 mm passes, 2x2x2.5
-      mm is refused, 1x1x5 mm passes). */
+      mm is refused, 1x1x5 mm passes; isotropic voxels above ~2.08 mm, not measured, are
+      refused as outside the validated resolution). */
   double max_voxel_volume_mm3 = 9.0;
   /** Largest fraction of the registered template brain allowed outside the field of view
       (brain_coverage.h); above it the result fails QC (exit 5). Default = 0.02. */
