@@ -210,6 +210,8 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
   nlohmann::json sources = nlohmann::json::array(), member_val_mae = nlohmann::json::array();
   for (int64_t k = 0; k < k_members; ++k) {
     const fs::path json = member_dirs[k] / "model.json";
+    if (!fs::is_directory(member_dirs[k]))
+      throw ModelError(member_dirs[k].string() + ": ensemble member " + std::to_string(k) + " is not a folder");
     const std::string who = "ensemble member " + std::to_string(k) + " (" + json.string() + "): ";
     LoadedModel loaded;
     try {

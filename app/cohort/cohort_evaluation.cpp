@@ -1,5 +1,6 @@
 #include "app/cohort/cohort_evaluation.h"
 
+#include <cmath>
 #include <iostream>
 
 #include "common/progress_bar.h"
@@ -52,7 +53,9 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
       << report.run.resumed << " from the journal, " << report.outputs.failures << " failed, in "
       << format_duration(report.run.seconds) << "\n";
   if (m.raw.n > 0) {
-    log << "  N=" << m.raw.n << "  MAE " << m.raw.mae << "  r " << m.raw.pearson_r;
+    log << "  N=" << m.raw.n << "  MAE " << m.raw.mae;
+    if (std::isfinite(m.raw.pearson_r)) log << "  r " << m.raw.pearson_r;
+    else log << "  r not defined (fewer than 3 subjects)";
     if (m.corrected) log << "  corrected MAE " << m.corrected->mae;
     log << "\n";
   }

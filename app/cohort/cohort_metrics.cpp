@@ -79,12 +79,14 @@ ErrorStats error_stats(const std::vector<double>& ages, const std::vector<double
   s.mae = abs_sum / n;
   s.rmse = std::sqrt(sq_sum / n);
   s.mean_gap = mean(gaps);
-  s.pearson_r = pearson(ages, predicted);
+  // With 2 subjects any correlation is ±1: reported as not defined (NaN, null in JSON).
+  const bool correlations_defined = s.n >= 3;
+  s.pearson_r = correlations_defined ? pearson(ages, predicted) : std::nan("");
   const double ma = mean(ages);
   double ss_tot = 0;
   for (double a : ages) ss_tot += (a - ma) * (a - ma);
   s.r2 = ss_tot > 0 ? 1.0 - sq_sum / ss_tot : std::nan("");
-  s.gap_age_r = pearson(gaps, ages);
+  s.gap_age_r = correlations_defined ? pearson(gaps, ages) : std::nan("");
   return s;
 }
 

@@ -48,8 +48,8 @@ struct MetricSubject {
 struct ErrorStats {
   std::size_t n = 0;
   double mae = 0, rmse = 0, mean_gap = 0;   // gap = predicted − age
-  double pearson_r = 0, r2 = 0;             // r of predicted with age; R² = 1 − SSres/SStot
-  double gap_age_r = 0;                     // correlation of the gap with age
+  double pearson_r = 0, r2 = 0;             // r of predicted with age (NaN below 3 subjects); R² = 1 − SSres/SStot
+  double gap_age_r = 0;                     // correlation of the gap with age (NaN below 3 subjects)
 };
 
 struct GroupStats {

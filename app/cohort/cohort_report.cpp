@@ -182,8 +182,9 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& opti
     for (std::size_t i = 0; i < cases.size() && static_cast<int>(i) < options.worst_cases; ++i) {
       const ResultRow& row = *cases[i].second;
       o << "<div class=\"case\"><b>" << escape(row.subject.id) << "</b><br>age " << fmt(*row.subject.age, 1)
-        << ", predicted " << fmt(row.record->predicted_age, 1) << ", gap " << fmt(cases[i].first, 1)
-        << (cal ? " (corrected)" : "");
+        << ", predicted " << fmt(row.record->predicted_age, 1);
+      if (cal) o << ", corrected " << fmt(cal->correct(row.record->predicted_age), 1);
+      o << ", gap " << fmt(cases[i].first, 1) << (cal ? " (corrected)" : "");
       if (!row.record->qc_flags.empty()) {
         o << "<br>QC:";
         for (const auto& f : row.record->qc_flags) o << " " << escape(f);
@@ -204,7 +205,8 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& opti
     o << "</table>\n";
   }
 
-  o << "<details><summary>All predictions (" << r.rows.size() << " rows)</summary>\n<table><tr><th>subject</th>"
+  o << "<details><summary>All predictions (" << r.rows.size() - r.failure_count() << " of " << r.rows.size()
+    << " rows; the failed ones are listed above)</summary>\n<table><tr><th>subject</th>"
        "<th>age</th><th>predicted</th><th>gap</th>"
     << (cal ? "<th>corrected</th><th>corrected gap</th>" : "") << "<th>QC flags</th></tr>\n";
   for (const auto& row : r.rows) {

@@ -257,6 +257,11 @@ TEST_F(EnsembleTest, AVbmModelIsAveragedWithTheWeightThatMinimisesTheOutOfFoldEr
   std::ofstream(vbm_dir / "oof_predictions.csv") << "subject_id,age,predicted_age\nsub-0-0,20,21\n";
   const std::string missing = model_error([&] { bm::assemble_ensemble(members, dir / "m" / "model", options); });
   EXPECT_NE(missing.find("no out-of-fold prediction of subject 'sub-0-1'"), std::string::npos) << missing;
+  // A member folder that does not exist is named as such.
+  std::vector<fs::path> missing_member = members;
+  missing_member[1] = dir / "no-such-member";
+  const std::string absent = model_error([&] { bm::assemble_ensemble(missing_member, dir / "x" / "model", {}); });
+  EXPECT_NE(absent.find("no-such-member: ensemble member 1 is not a folder"), std::string::npos) << absent;
   // A transformer folder is not a VBM model.
   options.vbm_dir = members[0];
   const std::string wrong = model_error([&] { bm::assemble_ensemble(members, dir / "w" / "model", options); });

@@ -84,3 +84,14 @@ TEST(CohortMetrics, DegenerateCalibrationsAreRefused) {
   EXPECT_THROW(fit_calibration({20, 30, 40}, {40, 40, 40}, "x"), brainage::ProcessingError);
   EXPECT_TRUE(std::isnan(brainage::pearson({1, 1, 1}, {1, 2, 3})));
 }
+
+// Two subjects always correlate ±1: the correlations are reported as not defined (NaN,
+// null in metrics.json) below 3 subjects, never as a perfect r.
+TEST(CohortMetrics, CorrelationsAreNotDefinedBelowThreeSubjects) {
+  const auto two = brainage::cohort::error_stats({30, 60}, {35, 58});
+  EXPECT_TRUE(std::isnan(two.pearson_r));
+  EXPECT_TRUE(std::isnan(two.gap_age_r));
+  EXPECT_NEAR(two.mae, 3.5, 1e-12);
+  const auto three = brainage::cohort::error_stats({30, 45, 60}, {35, 44, 58});
+  EXPECT_TRUE(std::isfinite(three.pearson_r));
+}

@@ -76,6 +76,7 @@ TEST(CohortReport, NamesTheModelAndTheTwoPartsOfAVbmEnsemble) {
   EXPECT_NE(html.find("an ensemble of 5 transformers"), std::string::npos);
   EXPECT_NE(html.find("(1 &minus; 0.90) &times; transformers + 0.90 &times; VBM"), std::string::npos);
   EXPECT_NE(html.find("the transformers give 50.0 y on average and the VBM model 50.0 y"), std::string::npos) << html;
+  EXPECT_NE(html.find("All predictions (3 of 3 rows"), std::string::npos);
 
   // A single transformer: its id, no VBM sentence.
   for (auto& row : results.rows) row.record->details = {{"model_id", "ermoe-ba-c0f23b4e8d26"}, {"ensemble_members", 1}};
