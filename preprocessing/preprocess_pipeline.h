@@ -226,6 +226,11 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options);
 /// brain outside the field of view).
 PreprocessResult preprocess_scan(const std::filesystem::path& scan, const PreprocessOptions& options = {});
 
+/// Why `preprocess_scan` refuses voxels of `spacing` (mm, per axis) under `options`
+/// (max_voxel_size_mm, then max_voxel_volume_mm3), as the text after "<file>: ", or ""
+/// when they are accepted. Used by `brainage info` to warn before a run. Never throws.
+std::string voxel_size_refusal(const std::array<double, 3>& spacing, const PreprocessOptions& options = {});
+
 /// Writes the files named in docs/ARCHITECTURE.md into `dir` (created if needed):
 /// brain_mask_native.nii.gz, t1_mni2mm.nii.gz, brain_mask_mni2mm.nii.gz,
 /// tissue_mni2mm.nii.gz, tissue_prob_{csf,gm,wm}_mni2mm.nii.gz, tissue_modulated_{csf,gm,wm}_mni2mm.nii.gz,

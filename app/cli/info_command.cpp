@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "app/cli/cli.h"
+#include "preprocessing/preprocess_pipeline.h"
 #include "preprocessing/scan_info.h"
 #include "preprocessing/scan_reader.h"
 
@@ -12,7 +13,10 @@ int run_info(const InfoOptions& options) {
   preprocessing::ScanValidationOptions validation;
   validation.allow_multivolume = true;  // info describes 4D files too, with a warning
   const auto scan = preprocessing::load_scan(options.scan, validation);
-  const auto info = preprocessing::describe_scan(scan);
+  auto info = preprocessing::describe_scan(scan);
+  // The voxel-size rules of `preprocess`/`predict`, said before anyone waits for a refusal.
+  if (const auto why = preprocessing::voxel_size_refusal(info.spacing); !why.empty())
+    info.warnings.push_back("preprocess and predict will refuse this scan: " + why);
   if (options.json)
     std::cout << preprocessing::to_json(info).dump(2) << "\n";
   else

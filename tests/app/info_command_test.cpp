@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -103,4 +104,28 @@ TEST(Cli, InfoShowsBothTransformsWhenTheyDisagree) {
   const auto text = run_brainage("info " + path.string());
   EXPECT_NE(text.out.find("transforms   qform code 1, sform code 2; placed by the sform"), std::string::npos)
       << text.out;
+}
+
+// `info` says beforehand what `preprocess`/`predict` will refuse on voxel size (the same
+// rule, preprocessing::voxel_size_refusal): 2x2x3 mm (12 mm³ > 9 mm³) is flagged, 2 mm
+// isotropic is not.
+TEST(Cli, InfoWarnsWhenTheVoxelSizeWillBeRefused) {
+  const auto dir = scratch_dir("cli-info-voxels");
+  NiftiSpec thick;
+  thick.pixdim = {2.f, 2.f, 3.f};
+  const float srow[3][4] = {{2, 0, 0, 0}, {0, 2, 0, 0}, {0, 0, 3, 0}};
+  std::memcpy(thick.srow, srow, sizeof srow);
+  const auto r = run_brainage("info --json " + write_nifti(dir / "thick.nii", thick).string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const auto warnings = nlohmann::json::parse(r.out)["warnings"].dump();
+  EXPECT_NE(warnings.find("preprocess and predict will refuse this scan: voxels of 2.00 x 2.00 x 3.00 mm (12.0 mm3)"),
+            std::string::npos) << warnings;
+
+  NiftiSpec iso;
+  iso.pixdim = {2.f, 2.f, 2.f};
+  const float srow2[3][4] = {{2, 0, 0, 0}, {0, 2, 0, 0}, {0, 0, 2, 0}};
+  std::memcpy(iso.srow, srow2, sizeof srow2);
+  const auto ok = run_brainage("info --json " + write_nifti(dir / "iso.nii", iso).string());
+  ASSERT_EQ(ok.code, 0) << ok.out;
+  EXPECT_EQ(ok.out.find("will refuse"), std::string::npos) << ok.out;
 }
