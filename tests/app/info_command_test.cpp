@@ -111,21 +111,18 @@ TEST(Cli, InfoShowsBothTransformsWhenTheyDisagree) {
 // isotropic is not.
 TEST(Cli, InfoWarnsWhenTheVoxelSizeWillBeRefused) {
   const auto dir = scratch_dir("cli-info-voxels");
-  NiftiSpec thick;
-  thick.pixdim = {2.f, 2.f, 3.f};
-  const float srow[3][4] = {{2, 0, 0, 0}, {0, 2, 0, 0}, {0, 0, 3, 0}};
-  std::memcpy(thick.srow, srow, sizeof srow);
-  const auto r = run_brainage("info --json " + write_nifti(dir / "thick.nii", thick).string());
-  ASSERT_EQ(r.code, 0) << r.out;
-  const auto warnings = nlohmann::json::parse(r.out)["warnings"].dump();
-  EXPECT_NE(warnings.find("preprocess and predict will refuse this scan: voxels of 2.00 x 2.00 x 3.00 mm (12.0 mm3)"),
-            std::string::npos) << warnings;
-
-  NiftiSpec iso;
-  iso.pixdim = {2.f, 2.f, 2.f};
-  const float srow2[3][4] = {{2, 0, 0, 0}, {0, 2, 0, 0}, {0, 0, 2, 0}};
-  std::memcpy(iso.srow, srow2, sizeof srow2);
-  const auto ok = run_brainage("info --json " + write_nifti(dir / "iso.nii", iso).string());
-  ASSERT_EQ(ok.code, 0) << ok.out;
-  EXPECT_EQ(ok.out.find("will refuse"), std::string::npos) << ok.out;
+  auto info_warnings = [&](const std::string& name, float z_mm) {
+    NiftiSpec spec;
+    spec.pixdim = {2.f, 2.f, z_mm};
+    const float srow[3][4] = {{2, 0, 0, 0}, {0, 2, 0, 0}, {0, 0, z_mm, 0}};
+    std::memcpy(spec.srow, srow, sizeof srow);
+    const auto r = run_brainage("info --json " + write_nifti(dir / name, spec).string());
+    EXPECT_EQ(r.code, 0) << r.out;
+    return nlohmann::json::parse(r.out)["warnings"].dump();
+  };
+  const auto thick = info_warnings("thick.nii", 3.f);
+  EXPECT_NE(thick.find("preprocess and predict will refuse this scan: voxels of 2.00 x 2.00 x 3.00 mm (12.0 mm3)"),
+            std::string::npos) << thick;
+  const auto iso = info_warnings("iso.nii", 2.f);
+  EXPECT_EQ(iso.find("will refuse"), std::string::npos) << iso;
 }
