@@ -37,8 +37,8 @@
 
 #include <filesystem>
 #include <map>
-#include <utility>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/age_statistics.h"

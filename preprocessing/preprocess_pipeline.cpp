@@ -263,33 +263,6 @@ const ContrastRegions& contrast_regions(Template& t, const fs::path& template_di
   return t.contrast;
 }
 
-}  // namespace
-
-std::string voxel_size_refusal(const std::array<double, 3>& spacing, const PreprocessOptions& options) {
-  char line[512];
-  const double thickest = std::max({spacing[0], spacing[1], spacing[2]});
-  if (thickest > options.max_voxel_size_mm) {
-    std::snprintf(line, sizeof line,
-                  "voxels of %.2f x %.2f x %.2f mm: thicker than %.1f mm along an axis, too coarse for a brain age "
-                  "(reconstruct thinner slices or use a 3D T1)",
-                  spacing[0], spacing[1], spacing[2], options.max_voxel_size_mm);
-    return line;
-  }
-  const double voxel_volume = spacing[0] * spacing[1] * spacing[2];
-  if (voxel_volume > options.max_voxel_volume_mm3) {
-    std::snprintf(line, sizeof line,
-                  "voxels of %.2f x %.2f x %.2f mm (%.1f mm3): larger than %.1f mm3 (about 2 mm isotropic, what "
-                  "the model is validated for); coarser voxels, e.g. thick slices on a 2 mm in-plane grid, bias the "
-                  "tissue maps and the age (younger); use a scan with finer voxels, e.g. 1 mm in-plane "
-                  "(docs/ROBUSTNESS.md)",
-                  spacing[0], spacing[1], spacing[2], voxel_volume, options.max_voxel_volume_mm3);
-    return line;
-  }
-  return "";
-}
-
-namespace {
-
 /// Step 1: the scan as loaded (validated), refused when it cannot be a usable head scan,
 /// in canonical orientation with its background level moved to 0.
 ImageType::Pointer load_input(const fs::path& scan, const PreprocessOptions& options, PreprocessResult& result) {
@@ -563,6 +536,29 @@ nlohmann::json make_report(const fs::path& scan, const PreprocessResult& result,
 }
 
 }  // namespace
+
+std::string voxel_size_refusal(const std::array<double, 3>& spacing, const PreprocessOptions& options) {
+  char line[512];
+  const double thickest = std::max({spacing[0], spacing[1], spacing[2]});
+  if (thickest > options.max_voxel_size_mm) {
+    std::snprintf(line, sizeof line,
+                  "voxels of %.2f x %.2f x %.2f mm: thicker than %.1f mm along an axis, too coarse for a brain age "
+                  "(reconstruct thinner slices or use a 3D T1)",
+                  spacing[0], spacing[1], spacing[2], options.max_voxel_size_mm);
+    return line;
+  }
+  const double voxel_volume = spacing[0] * spacing[1] * spacing[2];
+  if (voxel_volume > options.max_voxel_volume_mm3) {
+    std::snprintf(line, sizeof line,
+                  "voxels of %.2f x %.2f x %.2f mm (%.1f mm3): larger than %.1f mm3 (about 2 mm isotropic, what "
+                  "the model is validated for); coarser voxels, e.g. thick slices on a 2 mm in-plane grid, bias the "
+                  "tissue maps and the age (younger); use a scan with finer voxels, e.g. 1 mm in-plane "
+                  "(docs/ROBUSTNESS.md)",
+                  spacing[0], spacing[1], spacing[2], voxel_volume, options.max_voxel_volume_mm3);
+    return line;
+  }
+  return "";
+}
 
 PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& options) {
   PreprocessResult result;

@@ -30,8 +30,8 @@ SubjectRecord run_one(const Subject& subject, const fs::path& subjects_dir, cons
   r.scan = subject.scan.string();
   r.scan_signature = scan_signature(subject.scan);
   const auto start = std::chrono::steady_clock::now();
+  const SubjectWorkspace ws{subjects_dir / safe_name(subject.id)};
   try {
-    SubjectWorkspace ws{subjects_dir / safe_name(subject.id)};
     ensure_writable_directory(ws.dir);
     SubjectOutcome outcome = process(subject, ws);
     if (!std::isfinite(outcome.predicted_age))
@@ -54,10 +54,7 @@ SubjectRecord run_one(const Subject& subject, const fs::path& subjects_dir, cons
   }
   // A subject that wrote nothing (no --maps, no QC image) leaves no empty folder behind.
   std::error_code ignored;
-  const fs::path dir = subjects_dir / safe_name(subject.id);
-  if (fs::is_directory(dir, ignored) && fs::is_empty(dir, ignored)) {
-    fs::remove(dir, ignored);
-  }
+  if (fs::is_directory(ws.dir, ignored) && fs::is_empty(ws.dir, ignored)) fs::remove(ws.dir, ignored);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return r;
 }

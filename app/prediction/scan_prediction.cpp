@@ -142,9 +142,7 @@ nlohmann::json ensemble_json(const PredictionRecord& r) {
                       {"sd_years", r.ensemble_sd},
                       {"routing_from", k > 1 ? "member 0 of " + std::to_string(k) : std::string("the model")}};
   if (r.has_vbm_member) {
-    double mean = 0;
-    for (double a : r.member_ages) mean += a / static_cast<double>(k);
-    j["transformer_mean_age"] = mean;
+    j["transformer_mean_age"] = r.transformer_mean_age;
     j["vbm_age"] = r.vbm_age;
     j["vbm_weight"] = r.vbm_weight;
     j["combination"] = "predicted_age = (1 - vbm_weight) * transformer_mean_age + vbm_weight * vbm_age";
@@ -191,8 +189,10 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
     const auto row = output.member_ages[0].to(torch::kFloat64).contiguous();
     record.member_ages.assign(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
     record.ensemble_sd = row.std(/*unbiased=*/true).item<double>();  // sample sd (K - 1), years
+    record.transformer_mean_age = row.mean().item<double>();
   } else {
     record.member_ages = {record.predicted_age};
+    record.transformer_mean_age = record.predicted_age;
   }
   if (output.vbm_age.defined()) {
     record.has_vbm_member = true;

@@ -106,7 +106,8 @@ struct PredictionRecord {
   double bias_corrected_age = 0;          // bias_correction.apply(predicted_age), years
   std::vector<double> member_ages;        // each model's raw age, years: K for an ensemble, 1 for one model
   double ensemble_sd = 0;                 // sample sd (K - 1) of member_ages, years; 0 for one model
-  double vbm_weight = 0;                  // an ensemble's VBM weight w (predicted_age = (1 − w) · mean(member_ages) + w · vbm_age); 0 without
+  double transformer_mean_age = 0;        // mean of member_ages, years (the transformer part of a VBM ensemble)
+  double vbm_weight = 0;                  // an ensemble's VBM weight w (predicted_age = (1 − w) · transformer_mean_age + w · vbm_age); 0 without
   double vbm_age = 0;                     // that VBM model's raw age, years (meaningful when vbm_weight is set by a VBM member)
   bool has_vbm_member = false;            // whether the checkpoint averages a VBM model in
   std::string model_id;

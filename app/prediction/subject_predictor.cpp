@@ -59,9 +59,7 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
                    {"preprocessing_cache", preprocessed.cache_entry.filename().string()},
                    {"brain_volume_ml", preprocessed.report.value("brain_volume_ml", 0.0)}};
     if (record.has_vbm_member) {  // the two parts of an ensemble with a VBM model (predictions.csv columns)
-      double mean = 0;
-      for (double a : record.member_ages) mean += a / static_cast<double>(record.member_ages.size());
-      out.details["transformer_age"] = mean;
+      out.details["transformer_age"] = record.transformer_mean_age;
       out.details["vbm_age"] = record.vbm_age;
       out.details["vbm_weight"] = record.vbm_weight;
     }
