@@ -216,8 +216,12 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
                   {"seed_quantiles", options.tissue.seed_quantiles},
                   {"smoothing_radius", options.tissue.smoothing_radius}}},
       {"tissue_probability",
-       {{"method", "EM Gaussian mixture of the bias-corrected brain intensities (K-means start), CSF/GM/WM + mixed classes; "
-                   "model grid by linear interpolation; modulated = P x |det affine| x voxel mL"},
+       {{"method", options.tissue_probability.model == TissueModel::kLinearUnmixing
+                       ? "linear partial-volume unmixing of the bias-corrected brain intensities between the K-means "
+                         "CSF/GM/WM means; model grid by linear interpolation; modulated = P x |det affine| x voxel mL"
+                       : "EM Gaussian mixture of the bias-corrected brain intensities (K-means start), CSF/GM/WM + mixed "
+                         "classes; model grid by linear interpolation; modulated = P x |det affine| x voxel mL"},
+        {"model", tissue_model_name(options.tissue_probability.model)},
         {"histogram_bins", options.tissue_probability.histogram_bins},
         {"max_iterations", options.tissue_probability.max_iterations},
         {"tolerance", options.tissue_probability.tolerance},

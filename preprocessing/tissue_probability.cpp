@@ -52,20 +52,76 @@ double weighted_densities(const std::vector<Component>& comps, double x, std::ve
   return total;
 }
 
-}  // namespace
+/// Three zero maps on `image`'s grid.
+std::array<ImageType::Pointer, 3> zero_maps(const ImageType* image) {
+  std::array<ImageType::Pointer, 3> maps;
+  for (auto& map : maps) {
+    map = ImageType::New();
+    map->CopyInformation(image);
+    map->SetRegions(image->GetLargestPossibleRegion());
+    map->Allocate();
+    map->FillBuffer(0.0f);
+  }
+  return maps;
+}
 
-TissueProbabilityResult estimate_tissue_probabilities(const ImageType* image, const MaskType* brain_mask,
-                                                      const TissueProbabilityOptions& o) {
-  if (image->GetLargestPossibleRegion() != brain_mask->GetLargestPossibleRegion())
-    throw ProcessingError("tissue probabilities: the mask's grid differs from the image's");
+/// The K-means partition of the brain (no label smoothing); throws below 100 voxels.
+TissueClassificationResult kmeans_partition(const ImageType* image, const MaskType* brain_mask,
+                                            const TissueProbabilityOptions& o) {
+  TissueClassificationOptions kmeans = o.kmeans;
+  kmeans.smoothing_radius = 0;
+  return classify_tissue(image, brain_mask, kmeans);
+}
+
+/// kLinearUnmixing: fractions between adjacent K-means class means (see the header).
+TissueProbabilityResult linear_unmixing(const ImageType* image, const MaskType* brain_mask,
+                                        const TissueProbabilityOptions& o) {
+  const auto hard = kmeans_partition(image, brain_mask, o);
+  const auto& mean = hard.class_means;
+  if (!(mean[0] < mean[1] && mean[1] < mean[2]))
+    throw ProcessingError("tissue probabilities: the CSF/GM/WM class means are not distinct (" + std::to_string(mean[0]) +
+                          ", " + std::to_string(mean[1]) + ", " + std::to_string(mean[2]) + ")");
+  TissueProbabilityResult result;
+  result.probabilities = zero_maps(image);
+  result.means = mean;
+  const double voxel_ml = image->GetSpacing()[0] * image->GetSpacing()[1] * image->GetSpacing()[2] / 1000.0;
+  std::array<double, 3> sum_sq{}, count{};
+  itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
+  itk::ImageRegionConstIterator<MaskType> m(brain_mask, brain_mask->GetLargestPossibleRegion());
+  itk::ImageRegionConstIterator<MaskType> l(hard.labels, hard.labels->GetLargestPossibleRegion());
+  std::array<itk::ImageRegionIterator<ImageType>, 3> p{
+      itk::ImageRegionIterator<ImageType>(result.probabilities[0], image->GetLargestPossibleRegion()),
+      itk::ImageRegionIterator<ImageType>(result.probabilities[1], image->GetLargestPossibleRegion()),
+      itk::ImageRegionIterator<ImageType>(result.probabilities[2], image->GetLargestPossibleRegion())};
+  for (; !i.IsAtEnd(); ++i, ++m, ++l, ++p[0], ++p[1], ++p[2]) {
+    if (!m.Get()) continue;
+    const double x = i.Get();
+    const double csf = std::clamp((mean[1] - x) / (mean[1] - mean[0]), 0.0, 1.0);
+    const double wm = std::clamp((x - mean[1]) / (mean[2] - mean[1]), 0.0, 1.0);
+    const std::array<double, 3> fraction{csf, 1.0 - csf - wm, wm};  // at most one of csf, wm is > 0
+    for (int c = 0; c < 3; ++c) {
+      p[c].Set(static_cast<float>(fraction[c]));
+      result.volumes_ml[c] += fraction[c] * voxel_ml;
+    }
+    if (l.Get() != kBackground) {
+      const int c = l.Get() - 1;
+      sum_sq[c] += (x - mean[c]) * (x - mean[c]);
+      count[c] += 1;
+    }
+  }
+  for (int c = 0; c < 3; ++c) result.sds[c] = count[c] > 0 ? std::sqrt(sum_sq[c] / count[c]) : 0.0;
+  return result;
+}
+
+/// kGaussianMixture: EM posteriors (see the header).
+TissueProbabilityResult gaussian_mixture(const ImageType* image, const MaskType* brain_mask,
+                                         const TissueProbabilityOptions& o) {
   if (o.histogram_bins < 16) throw ProcessingError("tissue probabilities: histogram_bins must be >= 16");
   for (double alpha : o.mixing_fractions)
     if (!(alpha > 0 && alpha < 1)) throw ProcessingError("tissue probabilities: mixing fractions must lie in (0, 1)");
 
-  // Initialisation: the K-means partition (no label smoothing), its class moments.
-  TissueClassificationOptions kmeans = o.kmeans;
-  kmeans.smoothing_radius = 0;
-  const auto hard = classify_tissue(image, brain_mask, kmeans);  // throws below 100 voxels
+  // Initialisation: the K-means partition, its class moments.
+  const auto hard = kmeans_partition(image, brain_mask, o);
   std::vector<float> values;
   std::array<double, 3> mean{}, var{}, count{};
   {
@@ -166,14 +222,7 @@ TissueProbabilityResult estimate_tissue_probabilities(const ImageType* image, co
 
   // Posteriors per voxel at its own intensity; a mixed component gives α to tissue a.
   const double voxel_ml = image->GetSpacing()[0] * image->GetSpacing()[1] * image->GetSpacing()[2] / 1000.0;
-  for (int c = 0; c < 3; ++c) {
-    auto map = ImageType::New();
-    map->CopyInformation(image);
-    map->SetRegions(image->GetLargestPossibleRegion());
-    map->Allocate();
-    map->FillBuffer(0.0f);
-    result.probabilities[c] = map;
-  }
+  result.probabilities = zero_maps(image);
   {
     itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
     itk::ImageRegionConstIterator<MaskType> m(brain_mask, brain_mask->GetLargestPossibleRegion());
@@ -210,6 +259,20 @@ TissueProbabilityResult estimate_tissue_probabilities(const ImageType* image, co
     result.sds[c] = std::sqrt(var[c]);
   }
   return result;
+}
+
+}  // namespace
+
+const char* tissue_model_name(TissueModel model) {
+  return model == TissueModel::kLinearUnmixing ? "linear-unmixing" : "gaussian-mixture";
+}
+
+TissueProbabilityResult estimate_tissue_probabilities(const ImageType* image, const MaskType* brain_mask,
+                                                      const TissueProbabilityOptions& o) {
+  if (image->GetLargestPossibleRegion() != brain_mask->GetLargestPossibleRegion())
+    throw ProcessingError("tissue probabilities: the mask's grid differs from the image's");
+  return o.model == TissueModel::kLinearUnmixing ? linear_unmixing(image, brain_mask, o)
+                                                 : gaussian_mixture(image, brain_mask, o);
 }
 
 double affine_jacobian_determinant(const AffineTransformType* mni_to_native) {

@@ -10,9 +10,14 @@
 #include <gtest/gtest.h>
 
 #include <itkImageRegionConstIterator.h>
+#include <itkImageFileWriter.h>
 #include <itkImageRegionIterator.h>
+#include <itkSmoothingRecursiveGaussianImageFilter.h>
 
 #include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
 #include <random>
 
 #include "common/errors.h"
@@ -103,16 +108,26 @@ double relative_error(double value, double truth) { return std::abs(value - trut
 
 TEST(TissueProbability, PartialVolumePhantomVolumesAreRecovered) {
   const auto p = make_partial_volume_phantom();
-  const auto pv = estimate_tissue_probabilities(p.image, p.mask);
-  TissueProbabilityOptions plain_options;
-  plain_options.partial_volume = false;
-  const auto plain = estimate_tissue_probabilities(p.image, p.mask, plain_options);
+  // The default model: linear unmixing between the K-means means. The K-means means are
+  // pulled toward their neighbours by the partial-volume voxels (half of this small
+  // phantom's voxels are mixed), which biases the volumes: measured CSF −3 %, GM −4.5 %,
+  // WM +13 %.
+  const auto unmixed = estimate_tissue_probabilities(p.image, p.mask);
+  EXPECT_EQ(unmixed.iterations, 0);
+  for (int t = 0; t < 3; ++t)
+    EXPECT_LT(relative_error(unmixed.volumes_ml[t], p.true_ml[t]), 0.16)
+        << "linear unmixing " << kTissueNames[t] << " " << unmixed.volumes_ml[t] << " vs " << p.true_ml[t] << " mL";
+  // The Gaussian mixture: with mixed classes, closer than the plain 3-class mixture.
+  TissueProbabilityOptions mixture_options;
+  mixture_options.model = TissueModel::kGaussianMixture;
+  const auto pv = estimate_tissue_probabilities(p.image, p.mask, mixture_options);
+  mixture_options.partial_volume = false;
+  const auto plain = estimate_tissue_probabilities(p.image, p.mask, mixture_options);
   for (int t = 0; t < 3; ++t) {
     EXPECT_LT(relative_error(pv.volumes_ml[t], p.true_ml[t]), 0.03)
         << kTissueNames[t] << " " << pv.volumes_ml[t] << " vs " << p.true_ml[t] << " mL";
     EXPECT_NEAR(pv.means[t], kMeans[t], 0.03) << kTissueNames[t];
   }
-  // The mixed classes are what gets GM right at 2 mm: the plain mixture misplaces more.
   double pv_error = 0, plain_error = 0;
   for (int t = 0; t < 3; ++t) {
     pv_error += std::abs(pv.volumes_ml[t] - p.true_ml[t]);
@@ -120,6 +135,42 @@ TEST(TissueProbability, PartialVolumePhantomVolumesAreRecovered) {
   }
   EXPECT_LT(pv_error, plain_error) << "partial volume " << pv_error << " mL vs plain " << plain_error << " mL";
   EXPECT_GT(pv.iterations, 1);
+}
+
+namespace {
+
+/// `image` through x -> x^gamma on [0, max] (a monotone change of contrast).
+ImageType::Pointer gamma_contrast(const ImageType* image, double gamma) {
+  auto out = affine_intensity(image, 1.f, 0.f);
+  float peak = 0;
+  itk::ImageRegionIterator<ImageType> o(out, out->GetLargestPossibleRegion());
+  for (o.GoToBegin(); !o.IsAtEnd(); ++o) peak = std::max(peak, o.Get());
+  for (o.GoToBegin(); !o.IsAtEnd(); ++o)
+    o.Set(static_cast<float>(peak * std::pow(std::max(0.f, o.Get()) / peak, gamma)));
+  return out;
+}
+
+}  // namespace
+
+// What the default tissue model exists for (docs/RESULTS.md "Tissue model"): the volumes
+// hold when a scanner gives twice the noise or another contrast curve.
+TEST(TissueProbability, LinearUnmixingVolumesHoldUnderNoiseAndContrast) {
+  const auto p = make_partial_volume_phantom(0.03f);
+  const auto ref = estimate_tissue_probabilities(p.image, p.mask);
+  struct Case {
+    std::string name;
+    ImageType::Pointer image;
+  };
+  const std::vector<Case> cases{{"noise sd 0.06", make_partial_volume_phantom(0.06f).image},
+                                {"gamma 0.85", gamma_contrast(p.image, 0.85)},
+                                {"gamma 1.2", gamma_contrast(p.image, 1.2)}};
+  for (const auto& c : cases) {
+    const auto moved = estimate_tissue_probabilities(c.image, p.mask);
+    for (int t = 0; t < 3; ++t) {
+      std::printf("%-14s %s %.2f vs %.2f mL\n", c.name.c_str(), kTissueNames[t], moved.volumes_ml[t], ref.volumes_ml[t]);
+      EXPECT_LT(relative_error(moved.volumes_ml[t], ref.volumes_ml[t]), 0.08) << c.name << " " << kTissueNames[t];
+    }
+  }
 }
 
 TEST(TissueProbability, MapsSumToOneInsideAndVanishOutside) {
@@ -229,5 +280,62 @@ TEST(TissueProbability, RealScanIsStableUnderOffsetShadingAndSkullStripping) {
   for (const auto& [file, tolerance] : cases) {
     const auto v = real_scan_volumes(dir / file);
     EXPECT_LT(relative_error(v[1], ref[1]), tolerance) << file << " GM " << v[1] << " vs " << ref[1] << " mL";
+  }
+}
+
+namespace {
+
+ImageType::Pointer with_noise(const ImageType* image, double sd, unsigned seed) {
+  auto out = affine_intensity(image, 1.f, 0.f);
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> gauss(0.0, sd);
+  itk::ImageRegionIterator<ImageType> o(out, out->GetLargestPossibleRegion());
+  for (; !o.IsAtEnd(); ++o) o.Set(static_cast<float>(std::abs(o.Get() + gauss(rng))));  // magnitude image
+  return out;
+}
+
+ImageType::Pointer blurred(const ImageType* image, double sigma_mm) {
+  auto smooth = itk::SmoothingRecursiveGaussianImageFilter<ImageType, ImageType>::New();
+  smooth->SetInput(image);
+  smooth->SetSigma(sigma_mm);
+  smooth->Update();
+  return smooth->GetOutput();
+}
+
+}  // namespace
+
+// Site-like changes (another scanner's contrast curve, noise, sharpness) on a real scan,
+// through the whole pipeline: the tissue volumes the VBM model reads must hold. The
+// Gaussian-mixture model this replaced moved GM by 15–32 % under these (docs/RESULTS.md).
+TEST(TissueProbability, RealScanVolumesHoldUnderContrastNoiseAndBlur) {
+  const auto scan = shared_data_dir() / "fieldcases" / "00_ixi012_orig.nii.gz";
+  BRAINAGE_REQUIRE_PATH(scan);
+  BRAINAGE_REQUIRE_PATH(brainage::testing::mricron_templates_dir() / "ch2.nii.gz");
+  const auto dir = brainage::testing::scratch_dir("tissue-site");
+  const auto original = read_image(scan);
+  float peak = 0;
+  itk::ImageRegionConstIterator<ImageType> it(original, original->GetLargestPossibleRegion());
+  for (; !it.IsAtEnd(); ++it) peak = std::max(peak, it.Get());
+  const auto ref = real_scan_volumes(scan);
+  const std::vector<std::pair<std::string, ImageType::Pointer>> cases{
+      {"gamma0.85", gamma_contrast(original, 0.85)},
+      {"gamma1.2", gamma_contrast(original, 1.2)},
+      {"noise3pct", with_noise(original, 0.03 * peak, 7)},
+      {"blur1mm", blurred(original, 1.0)}};
+  for (const auto& [name, image] : cases) {
+    const auto file = dir / (name + ".nii.gz");
+    auto writer = itk::ImageFileWriter<ImageType>::New();
+    writer->SetInput(image);
+    writer->SetFileName(file.string());
+    writer->Update();
+    const auto v = real_scan_volumes(file);
+    for (int t = 0; t < 3; ++t) {
+      std::printf("%-10s %s %.1f vs %.1f mL (%+.1f %%)\n", name.c_str(), kTissueNames[t], v[t], ref[t],
+                  100.0 * (v[t] / ref[t] - 1.0));
+      // Measured (2026-12-01): GM within 1 %, WM 5.5 %, CSF 5.8 %; the Gaussian mixture gave
+      // IXI012 GM -11 %, WM +15 %, CSF +14..+20 % under noise and gamma.
+      const double bound = t == 1 ? 0.03 : (t == 2 ? 0.08 : 0.10);
+      EXPECT_LT(relative_error(v[t], ref[t]), bound) << name << " " << kTissueNames[t];
+    }
   }
 }
