@@ -9,6 +9,7 @@
 // Step 2 alone is re-run (seconds per subject) when only the tissue options change.
 //
 //   brainage_tissue_maps_cohort --participants CSV --out DIR [--shard I/N] [--threads 1]
+//                               [--tissue-model linear-unmixing|gaussian-mixture]
 //                               [--no-partial-volume] [--maps-only]
 // Links brainage_preprocessing only.
 #include <chrono>
@@ -37,7 +38,8 @@ struct Options {
   fs::path participants, out;
   int shard = 0, shards = 1;  // this process takes rows i with i % shards == shard. Default = 0/1.
   int threads = 1;            // ITK threads. Default = 1 (run one process per core).
-  bool partial_volume = true;  // Default = true (TissueProbabilityOptions).
+  TissueModel model = TissueModel::kLinearUnmixing;  // Default = linear unmixing (TissueProbabilityOptions).
+  bool partial_volume = true;  // Gaussian mixture's mixed classes. Default = true (TissueProbabilityOptions).
   bool maps_only = false;      // never preprocess; subjects without outputs are skipped. Default = false.
 };
 
@@ -61,10 +63,18 @@ int main(int argc, char** argv) {
     else if (a == "--shard") std::sscanf(next().c_str(), "%d/%d", &o.shard, &o.shards);
     else if (a == "--threads") o.threads = std::stoi(next());
     else if (a == "--no-partial-volume") o.partial_volume = false;
+    else if (a == "--tissue-model" && i + 1 < argc) {
+      const std::string m = next();
+      if (m != "linear-unmixing" && m != "gaussian-mixture") {
+        std::cerr << "--tissue-model: linear-unmixing or gaussian-mixture, not '" << m << "'\n";
+        return 2;
+      }
+      o.model = m == "linear-unmixing" ? TissueModel::kLinearUnmixing : TissueModel::kGaussianMixture;
+    }
     else if (a == "--maps-only") o.maps_only = true;
     else {
       std::cerr << "usage: brainage_tissue_maps_cohort --participants CSV --out DIR [--shard I/N] [--threads 1] "
-                   "[--no-partial-volume] [--maps-only]\n";
+                   "[--tissue-model linear-unmixing|gaussian-mixture] [--no-partial-volume] [--maps-only]\n";
       return 2;
     }
   }
@@ -110,6 +120,7 @@ int main(int argc, char** argv) {
       const auto mni_to_native = read_mni_to_native_transform(dir / "native_to_mni.tfm");
       const auto t0 = std::chrono::steady_clock::now();
       TissueProbabilityOptions to;
+      to.model = o.model;
       to.partial_volume = o.partial_volume;
       const auto probs = estimate_tissue_probabilities(corrected, mask, to);
       const auto maps = tissue_maps_to_model_grid(probs.probabilities, mni_to_native);
@@ -122,6 +133,7 @@ int main(int argc, char** argv) {
                           {"means", probs.means},
                           {"sds", probs.sds},
                           {"em_iterations", probs.iterations},
+                          {"tissue_model", tissue_model_name(o.model)},
                           {"partial_volume", o.partial_volume},
                           {"seconds", map_seconds}};
       brainage::write_file_atomic(dir / "tissue.json", j.dump() + "\n");
