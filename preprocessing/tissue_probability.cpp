@@ -73,10 +73,34 @@ TissueClassificationResult kmeans_partition(const ImageType* image, const MaskTy
   return classify_tissue(image, brain_mask, kmeans);
 }
 
+/// `brain_mask` without the voxels darker than `fraction` × the brain's 99th intensity
+/// percentile (a skull-stripped input's zeros and their blurred edge); fraction ≤ 0 keeps
+/// every voxel.
+MaskType::Pointer without_dark_voxels(const ImageType* image, const MaskType* brain_mask, double fraction) {
+  std::vector<float> values;
+  itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
+  itk::ImageRegionConstIterator<MaskType> m(brain_mask, brain_mask->GetLargestPossibleRegion());
+  for (; !i.IsAtEnd(); ++i, ++m)
+    if (m.Get()) values.push_back(i.Get());
+  auto out = MaskType::New();
+  out->CopyInformation(brain_mask);
+  out->SetRegions(brain_mask->GetLargestPossibleRegion());
+  out->Allocate();
+  out->FillBuffer(0);
+  if (values.empty()) return out;
+  auto p99 = values.begin() + static_cast<std::ptrdiff_t>(0.99 * static_cast<double>(values.size() - 1));
+  std::nth_element(values.begin(), p99, values.end());
+  const double floor = fraction * static_cast<double>(*p99);
+  itk::ImageRegionIterator<MaskType> o(out, out->GetLargestPossibleRegion());
+  for (i.GoToBegin(), m.GoToBegin(); !i.IsAtEnd(); ++i, ++m, ++o)
+    if (m.Get() && (fraction <= 0 || i.Get() > floor)) o.Set(1);
+  return out;
+}
+
 /// kLinearUnmixing: fractions between adjacent K-means class means (see the header).
 TissueProbabilityResult linear_unmixing(const ImageType* image, const MaskType* brain_mask,
                                         const TissueProbabilityOptions& o) {
-  const auto hard = kmeans_partition(image, brain_mask, o);
+  const auto hard = kmeans_partition(image, without_dark_voxels(image, brain_mask, o.fit_floor_fraction), o);
   const auto& mean = hard.class_means;
   if (!(mean[0] < mean[1] && mean[1] < mean[2]))
     throw ProcessingError("tissue probabilities: the CSF/GM/WM class means are not distinct (" + std::to_string(mean[0]) +

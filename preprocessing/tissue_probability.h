@@ -49,6 +49,13 @@ const char* tissue_model_name(TissueModel model);
 struct TissueProbabilityOptions {
   /** Tissue model. Default = kLinearUnmixing (fractions between the K-means class means). */
   TissueModel model{TissueModel::kLinearUnmixing};
+  /** kLinearUnmixing: brain voxels darker than this fraction of the brain's 99th intensity
+      percentile are left out of the K-means that sets the class means (they still get
+      fractions: CSF). A skull-stripped input's zeros inside the brain mask otherwise pull
+      the CSF mean down and halve the CSF volume (ch2bet: CSF mean 0.33 of the percentile
+      vs Colin27's 0.46; with the floor 0.47). Default = 0.15 (at most 0.7 % of the brain
+      voxels of the 148 skull-on IXI-HH scans lie below it). */
+  double fit_floor_fraction{0.15};
   /* The options below up to `kmeans` are the Gaussian mixture's (kGaussianMixture only). */
   /** Histogram bins over the brain's intensity range for the EM fit. Default = 512. */
   int histogram_bins{512};
