@@ -222,6 +222,7 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
                        : "EM Gaussian mixture of the bias-corrected brain intensities (K-means start), CSF/GM/WM + mixed "
                          "classes; model grid by linear interpolation; modulated = P x |det affine| x voxel mL"},
         {"model", tissue_model_name(options.tissue_probability.model)},
+        {"fit_floor_fraction", options.tissue_probability.fit_floor_fraction},
         {"histogram_bins", options.tissue_probability.histogram_bins},
         {"max_iterations", options.tissue_probability.max_iterations},
         {"tolerance", options.tissue_probability.tolerance},

@@ -71,7 +71,8 @@ struct TissueProbabilityOptions {
   /** Fractions α of the darker tissue in a mixed voxel (each strictly between 0 and 1).
       Default = {0.25, 0.5, 0.75}. */
   std::array<double, 3> mixing_fractions{0.25, 0.5, 0.75};
-  /** K-means initialisation (its median smoothing is not used: the EM sees every voxel). */
+  /** K-means of both models: the unmixing's class means, the EM's start (its median
+      smoothing of the labels is not used). */
   TissueClassificationOptions kmeans{};
 };
 
