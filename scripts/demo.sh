@@ -12,6 +12,6 @@ exe="${BRAINAGE_BUILD_DIR:-build}/app/brainage"
 "$exe" info "$scan"
 # Preprocess + predict with the shipped default model, and render the expert maps.
 # (under a virtual X display when there is none, for the 3D view)
-if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then run=(xvfb-run -a -s "-screen 0 1280x1024x24"); else run=(); fi
+if [ -z "${DISPLAY:-}" ] && command -v xvfb-run >/dev/null; then run=(xvfb-run -a -s "-screen 0 1280x1024x24 -noreset"); else run=(); fi
 "${run[@]}" "$exe" predict "$scan" -o "$out" --maps
 echo "demo: outputs in $out/ (prediction.json, maps/experts_ortho.png, maps/experts_mosaic.png, ...)"

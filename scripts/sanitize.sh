@@ -19,4 +19,4 @@ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBRAINAGE
   -DBRAINAGE_USE_CUDA=OFF >/dev/null
 cmake --build "$build_dir" -j "$jobs" --target unit_tests
 cd "$build_dir"
-exec xvfb-run -a -s "-screen 0 1280x1024x24" ctest --output-on-failure -j "$jobs" -L unit -LE fuzz --timeout 1500 "$@"
+exec xvfb-run -a -s "-screen 0 1280x1024x24 -noreset" ctest --output-on-failure -j "$jobs" -L unit -LE fuzz --timeout 1500 "$@"
