@@ -19,6 +19,12 @@ struct NormalizationResult {
   double reference_value{0};  // the intensity mapped to 1
 };
 
+/// The `percentile` (0–100) of `image`'s intensities inside `brain_mask` (same grid,
+/// > 0 = brain): the value at rank floor(q × (n − 1)) of the n brain voxels, q = percentile
+/// / 100 clamped to [0, 1]. Throws ProcessingError (naming `who`) when the mask is empty.
+double brain_intensity_percentile(const ImageType* image, const MaskType* brain_mask, double percentile,
+                                  const char* who);
+
 /// Throws ProcessingError when the mask holds no voxel of `image`'s grid.
 NormalizationResult normalize_intensity(const ImageType* image, const MaskType* brain_mask,
                                         const IntensityNormalizationOptions& options = {});

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "preprocessing/intensity_normalization.h"
 #include "preprocessing/model_grid.h"
 #include "preprocessing/model_grid_resampling.h"
 
@@ -77,23 +78,16 @@ TissueClassificationResult kmeans_partition(const ImageType* image, const MaskTy
 /// percentile (a skull-stripped input's zeros and their blurred edge); fraction ≤ 0 keeps
 /// every voxel.
 MaskType::Pointer without_dark_voxels(const ImageType* image, const MaskType* brain_mask, double fraction) {
-  std::vector<float> values;
-  itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
-  itk::ImageRegionConstIterator<MaskType> m(brain_mask, brain_mask->GetLargestPossibleRegion());
-  for (; !i.IsAtEnd(); ++i, ++m)
-    if (m.Get()) values.push_back(i.Get());
+  // An empty mask throws here (classify_tissue would throw below 100 voxels anyway).
+  const double floor = fraction * brain_intensity_percentile(image, brain_mask, 99.0, "tissue probabilities");
   auto out = MaskType::New();
   out->CopyInformation(brain_mask);
   out->SetRegions(brain_mask->GetLargestPossibleRegion());
   out->Allocate();
-  out->FillBuffer(0);
-  if (values.empty()) return out;
-  auto p99 = values.begin() + static_cast<std::ptrdiff_t>(0.99 * static_cast<double>(values.size() - 1));
-  std::nth_element(values.begin(), p99, values.end());
-  const double floor = fraction * static_cast<double>(*p99);
+  itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
+  itk::ImageRegionConstIterator<MaskType> m(brain_mask, brain_mask->GetLargestPossibleRegion());
   itk::ImageRegionIterator<MaskType> o(out, out->GetLargestPossibleRegion());
-  for (i.GoToBegin(), m.GoToBegin(); !i.IsAtEnd(); ++i, ++m, ++o)
-    if (m.Get() && (fraction <= 0 || i.Get() > floor)) o.Set(1);
+  for (; !i.IsAtEnd(); ++i, ++m, ++o) o.Set(m.Get() && (fraction <= 0 || i.Get() > floor) ? 1 : 0);
   return out;
 }
 
