@@ -13,6 +13,7 @@
 #include <itkResampleImageFilter.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "common/errors.h"
@@ -47,17 +48,25 @@ MaskType::Pointer fill_holes(const MaskType* mask) {
   return out;
 }
 
-double median_where(const ImageType* image, const MaskType* mask) {
+/// The intensities of `image` under `mask` at the quantiles `q` (each in [0, 1], the
+/// element at index floor(q · (n − 1/2)) of the sorted values; 0 for an empty mask).
+std::vector<double> quantiles_where(const ImageType* image, const MaskType* mask, const std::vector<double>& q) {
   std::vector<float> values;
   itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
   itk::ImageRegionConstIterator<MaskType> m(mask, mask->GetLargestPossibleRegion());
   for (; !i.IsAtEnd(); ++i, ++m)
     if (m.Get()) values.push_back(i.Get());
-  if (values.empty()) return 0;
-  const auto mid = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
-  std::nth_element(values.begin(), mid, values.end());
-  return *mid;
+  std::vector<double> out(q.size(), 0.0);
+  if (values.empty()) return out;
+  std::sort(values.begin(), values.end());
+  for (std::size_t k = 0; k < q.size(); ++k) {
+    const auto index = static_cast<std::size_t>(q[k] * static_cast<double>(values.size()));
+    out[k] = values[std::min(index, values.size() - 1)];
+  }
+  return out;
 }
+
+double median_where(const ImageType* image, const MaskType* mask) { return quantiles_where(image, mask, {0.5})[0]; }
 
 /// The bounding box of `mask` > 0 grown by `margin_mm` on every side, inside the image.
 itk::ImageRegion<3> padded_bounding_box(const MaskType* mask, double margin_mm) {
@@ -168,9 +177,14 @@ void BrainExtractionImageFilter::GenerateData() {
     auto core = erode_mask(prior, m_CoreErosionMM);
     if (!any_set(core)) core = prior;
     const auto search = dilate_mask(prior, m_SearchDilationMM);
-    m_BrainMedian = median_where(input, core);
-    const double lo = m_LowerThresholdFraction * m_BrainMedian;
-    const double hi = m_UpperThresholdFraction * m_BrainMedian;
+    const auto q = quantiles_where(input, core, {0.25, 0.5, 0.75});
+    m_BrainMedian = q[1];
+    m_BrainContrast = q[0] > 0 && q[2] > q[0] ? std::log(q[2] / q[0]) : 0.0;
+    // The bounds' distance from the median, in log intensity, grows with the brain's own
+    // contrast: a power-law contrast change (x^g) moves them with the tissues.
+    const double exponent = m_ReferenceContrast > 0 && m_BrainContrast > 0 ? m_BrainContrast / m_ReferenceContrast : 1.0;
+    const double lo = std::pow(m_LowerThresholdFraction, exponent) * m_BrainMedian;
+    const double hi = std::pow(m_UpperThresholdFraction, exponent) * m_BrainMedian;
     // 3. Candidates: plausible brain intensities inside the search region.
     auto candidates = new_mask_like(input);
     {
@@ -208,6 +222,7 @@ void BrainExtractionImageFilter::PrintSelf(std::ostream& os, itk::Indent indent)
      << indent << "SearchDilationMM: " << m_SearchDilationMM << "\n"
      << indent << "LowerThresholdFraction: " << m_LowerThresholdFraction << "\n"
      << indent << "UpperThresholdFraction: " << m_UpperThresholdFraction << "\n"
+     << indent << "ReferenceContrast: " << m_ReferenceContrast << "\n"
      << indent << "OpeningRadiusMM: " << m_OpeningRadiusMM << "\n"
      << indent << "ClosingRadiusMM: " << m_ClosingRadiusMM << "\n"
      << indent << "SkullStripped: " << m_SkullStripped << "\n"

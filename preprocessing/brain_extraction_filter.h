@@ -51,6 +51,12 @@ class BrainExtractionImageFilter : public itk::ImageToImageFilter<ImageType, Mas
   /** Upper intensity bound as a fraction of the brain-tissue median. Default = 1.8. */
   itkSetMacro(UpperThresholdFraction, double);
   itkGetConstMacro(UpperThresholdFraction, double);
+  /** The brain contrast (BrainContrast) at which the two fractions apply as given; a scan
+      whose contrast c differs uses fraction^(c / ReferenceContrast), so that a power-law
+      change of the intensities (x^g: another scanner's contrast curve, to first order)
+      moves both bounds with the tissues. 0 = the fractions as given. Default = 0. */
+  itkSetMacro(ReferenceContrast, double);
+  itkGetConstMacro(ReferenceContrast, double);
   /** Opening radius (mm); 0 = off. Default = 0. */
   itkSetMacro(OpeningRadiusMM, double);
   itkGetConstMacro(OpeningRadiusMM, double);
@@ -67,6 +73,9 @@ class BrainExtractionImageFilter : public itk::ImageToImageFilter<ImageType, Mas
 
   /** Median intensity of brain tissue found in step 2 (after Update). */
   itkGetConstMacro(BrainMedian, double);
+  /** Brain contrast of step 2 (after Update): ln(q75 / q25) of the intensities in the
+      eroded prior (mostly grey and white matter), dimensionless; 0 for a skull-stripped input. */
+  itkGetConstMacro(BrainContrast, double);
 
  protected:
   BrainExtractionImageFilter();
@@ -87,6 +96,8 @@ class BrainExtractionImageFilter : public itk::ImageToImageFilter<ImageType, Mas
   bool m_SkullStripped{false};
   double m_ForegroundFraction{0.1};
   double m_BrainMedian{0};
+  double m_BrainContrast{0};
+  double m_ReferenceContrast{0};
 };
 
 }  // namespace brainage::preprocessing

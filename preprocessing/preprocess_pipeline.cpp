@@ -193,6 +193,8 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
         {"rigid", stage_json(reg_options.rigid)},
         {"affine", stage_json(reg_options.affine)},
         {"metric", "Mattes MI"}, {"histogram_bins", reg_options.histogram_bins},
+        {"rank_intensities", reg_options.rank_intensities},
+        {"rank_floor_fraction", reg_options.rank_floor_fraction},
         {"moments_initialisation", reg_options.moments_initialisation},
         {"start_search", stage_json(reg_options.start_search)},
         {"rigid_starts", rigid_starts_json(reg_options.rigid_starts)},
@@ -207,6 +209,7 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
        {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_voxels", options.brain.search_dilation_voxels},
         {"lower_threshold_fraction", options.brain.lower_threshold_fraction},
         {"upper_threshold_fraction", options.brain.upper_threshold_fraction},
+        {"reference_contrast", options.brain.reference_contrast},
         {"opening_radius_mm", options.brain.opening_radius_mm}, {"closing_radius_mm", options.brain.closing_radius_mm}}},
       {"normalization",
        {{"method", "divide by the brain's reference percentile, clip"},
@@ -323,6 +326,7 @@ struct BrainExtractor {
     extract->SetSearchDilationMM(search_mm);
     extract->SetLowerThresholdFraction(options.brain.lower_threshold_fraction);
     extract->SetUpperThresholdFraction(options.brain.upper_threshold_fraction);
+    extract->SetReferenceContrast(options.brain.reference_contrast);
     extract->SetOpeningRadiusMM(options.brain.opening_radius_mm);
     extract->SetClosingRadiusMM(options.brain.closing_radius_mm);
     extract->Update();
@@ -507,6 +511,7 @@ nlohmann::json make_report(const fs::path& scan, const PreprocessResult& result,
                        {"brain_pass", pass_outcome_json(reg.brain, options.brain_pass.when)}};
   r["brain_volume_ml"] = result.brain_volume_ml;
   r["brain_median_intensity"] = result.brain_median_intensity;
+  r["brain_contrast"] = result.brain_contrast;
   r["normalization_reference_intensity"] = result.normalization_reference;
   r["tissue_volumes_ml"] = {{"csf", result.tissue_volumes_ml[0]}, {"gm", result.tissue_volumes_ml[1]},
                             {"wm", result.tissue_volumes_ml[2]}};
@@ -596,6 +601,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   result.brain_mask_native = resample_mask_to_grid(mask_canonical, result.native_image);
   result.brain_volume_ml = mask_volume_ml(result.brain_mask_native);
   result.brain_median_intensity = extraction->GetBrainMedian();
+  result.brain_contrast = extraction->GetBrainContrast();
   timer.lap("brain_extraction");
 
   // 6. Model grid + intensity normalisation.

@@ -48,6 +48,13 @@ struct BrainExtractionOptions {
   double lower_threshold_fraction{0.30};
   /** Default = 1.8. */
   double upper_threshold_fraction{1.8};
+  /** The brain contrast, ln(q75 / q25) of the intensities in the eroded prior, at which
+      the two fractions apply as given; other contrasts raise them to the power
+      contrast / reference_contrast (BrainExtractionImageFilter::SetReferenceContrast), so
+      that another scanner's contrast curve does not move fat or dura into the mask.
+      0 = fixed fractions. Default = 0.245 (the median of 13 IXI-HH scans, range
+      0.232-0.278; eleventh session). */
+  double reference_contrast{0.245};
   /** Default = 0 (off: at 2 mm an opening erases the cortical ribbon). */
   double opening_radius_mm{0.0};
   /** Default = 2.0. */
@@ -204,6 +211,7 @@ struct PreprocessResult {
   RegistrationSummary registration;
   double brain_volume_ml = 0;                  // native brain mask (mL)
   double brain_median_intensity = 0;           // bias-corrected, inside the brain
+  double brain_contrast = 0;                   // ln(q75 / q25) in the eroded prior (brain extraction)
   double normalization_reference = 0;          // the intensity mapped to 1
   std::array<double, 3> tissue_volumes_ml{};   // CSF, GM, WM (model grid)
   std::array<double, 3> tissue_means{};        // CSF, GM, WM (normalised intensities)

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <vector>
 
 #include "common/errors.h"
 #include "preprocessing/canonical_orientation.h"
@@ -227,11 +228,47 @@ bool same_grid(const itk::ImageBase<3>* a, const itk::ImageBase<3>* b) {
          a->GetOrigin() == b->GetOrigin() && a->GetDirection() == b->GetDirection();
 }
 
+/// `image` with each voxel above `floor_fraction` of the 99th percentile replaced by the
+/// mid-rank of its value among those voxels, scaled to (0, 1] (equal values share a rank,
+/// so an integer-valued scan maps the same way); the other voxels 0. A monotone increasing
+/// change of the intensities gives the same result, up to the floor's position.
+ImageType::ConstPointer intensity_ranks(const ImageType* image, double floor_fraction) {
+  const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
+  const float* in = image->GetBufferPointer();
+  std::vector<float> sorted(in, in + n);
+  const std::size_t k = static_cast<std::size_t>(0.99 * static_cast<double>(n - 1));
+  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
+  const float floor = static_cast<float>(floor_fraction * sorted[k]);
+  sorted.erase(std::remove_if(sorted.begin(), sorted.end(), [floor](float v) { return !(v > floor); }), sorted.end());
+  std::sort(sorted.begin(), sorted.end());
+  auto ranks = ImageType::New();
+  ranks->CopyInformation(image);
+  ranks->SetRegions(image->GetLargestPossibleRegion());
+  ranks->Allocate();
+  float* out = ranks->GetBufferPointer();
+  const double count = static_cast<double>(sorted.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!(in[i] > floor)) {
+      out[i] = 0.0f;
+      continue;
+    }
+    const auto lo = std::lower_bound(sorted.begin(), sorted.end(), in[i]);
+    const auto hi = std::upper_bound(lo, sorted.end(), in[i]);
+    const double mid_rank = 0.5 * static_cast<double>((lo - sorted.begin()) + (hi - sorted.begin()));
+    out[i] = static_cast<float>((mid_rank + 0.5) / count);
+  }
+  return ranks;
+}
+
 WorkingImages working_images(const ImageType* fixed, const ImageType* moving, const RegistrationOptions& options,
                              const MaskType* fixed_mask) {
   WorkingImages w;
   w.fixed = to_working_grid(fixed, options.working_spacing_mm);
   w.moving = to_working_grid(moving, options.working_spacing_mm);
+  if (options.rank_intensities) {
+    w.fixed = intensity_ranks(w.fixed, options.rank_floor_fraction);
+    w.moving = intensity_ranks(w.moving, options.rank_floor_fraction);
+  }
   if (fixed_mask != nullptr && same_grid(fixed_mask, w.fixed)) {
     w.mask = fixed_mask;
   } else if (fixed_mask != nullptr) {

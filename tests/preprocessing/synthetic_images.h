@@ -6,6 +6,7 @@
 #include <itkNearestNeighborInterpolateImageFunction.h>
 #include <itkResampleImageFilter.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "preprocessing/image_types.h"
@@ -94,6 +95,23 @@ typename TImage::Pointer move_image(const TImage* image, const AffineTransformTy
   resample->Update();
   typename TImage::Pointer out = resample->GetOutput();
   out->DisconnectPipeline();
+  return out;
+}
+
+/// A copy of `image` through x -> peak · (x / peak)^gamma, peak = the image's maximum,
+/// negative values to 0: a monotone change of the contrast curve (gamma < 1 brightens the
+/// dark tissues, as a weaker T1 weighting does).
+inline ImageType::Pointer gamma_contrast(const ImageType* image, double gamma) {
+  auto out = ImageType::New();
+  out->CopyInformation(image);
+  out->SetRegions(image->GetLargestPossibleRegion());
+  out->Allocate();
+  float peak = 0;
+  itk::ImageRegionConstIterator<ImageType> in(image, image->GetLargestPossibleRegion());
+  for (; !in.IsAtEnd(); ++in) peak = std::max(peak, in.Get());
+  itk::ImageRegionIterator<ImageType> o(out, out->GetLargestPossibleRegion());
+  for (in.GoToBegin(); !in.IsAtEnd(); ++in, ++o)
+    o.Set(peak > 0 ? static_cast<float>(peak * std::pow(std::max(0.f, in.Get()) / peak, gamma)) : 0.f);
   return out;
 }
 

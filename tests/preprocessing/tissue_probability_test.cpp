@@ -24,9 +24,11 @@
 #include "common/errors.h"
 #include "preprocessing/model_grid.h"
 #include "preprocessing/preprocess_pipeline.h"
+#include "tests/preprocessing/synthetic_images.h"
 #include "tests/test_data.h"
 
 using namespace brainage::preprocessing;
+using brainage::testing::gamma_contrast;
 using brainage::testing::shared_data_dir;
 
 namespace {
@@ -137,21 +139,6 @@ TEST(TissueProbability, PartialVolumePhantomVolumesAreRecovered) {
   EXPECT_LT(pv_error, plain_error) << "partial volume " << pv_error << " mL vs plain " << plain_error << " mL";
   EXPECT_GT(pv.iterations, 1);
 }
-
-namespace {
-
-/// `image` through x -> x^gamma on [0, max] (a monotone change of contrast).
-ImageType::Pointer gamma_contrast(const ImageType* image, double gamma) {
-  auto out = affine_intensity(image, 1.f, 0.f);
-  float peak = 0;
-  itk::ImageRegionIterator<ImageType> o(out, out->GetLargestPossibleRegion());
-  for (o.GoToBegin(); !o.IsAtEnd(); ++o) peak = std::max(peak, o.Get());
-  for (o.GoToBegin(); !o.IsAtEnd(); ++o)
-    o.Set(static_cast<float>(peak * std::pow(std::max(0.f, o.Get()) / peak, gamma)));
-  return out;
-}
-
-}  // namespace
 
 // What the default tissue model exists for (docs/RESULTS.md "Tissue model"): the volumes
 // hold when a scanner gives twice the noise or another contrast curve.
