@@ -17,6 +17,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include "common/errors.h"
@@ -235,27 +236,30 @@ bool same_grid(const itk::ImageBase<3>* a, const itk::ImageBase<3>* b) {
 ImageType::ConstPointer intensity_ranks(const ImageType* image, double floor_fraction) {
   const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
   const float* in = image->GetBufferPointer();
-  std::vector<float> sorted(in, in + n);
+  std::vector<float> values(in, in + n);
   const std::size_t k = static_cast<std::size_t>(0.99 * static_cast<double>(n - 1));
-  std::nth_element(sorted.begin(), sorted.begin() + static_cast<std::ptrdiff_t>(k), sorted.end());
-  const float floor = static_cast<float>(floor_fraction * sorted[k]);
-  sorted.erase(std::remove_if(sorted.begin(), sorted.end(), [floor](float v) { return !(v > floor); }), sorted.end());
-  std::sort(sorted.begin(), sorted.end());
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+  const float floor = static_cast<float>(floor_fraction * values[k]);
+  // The head voxels (value, index), sorted by value: one sort, then each run of equal
+  // values gets its mid-rank.
+  std::vector<std::pair<float, std::size_t>> head;
+  head.reserve(n);
+  for (std::size_t i = 0; i < n; ++i)
+    if (in[i] > floor) head.emplace_back(in[i], i);
+  std::sort(head.begin(), head.end());
   auto ranks = ImageType::New();
   ranks->CopyInformation(image);
   ranks->SetRegions(image->GetLargestPossibleRegion());
   ranks->Allocate();
+  ranks->FillBuffer(0.0f);
   float* out = ranks->GetBufferPointer();
-  const double count = static_cast<double>(sorted.size());
-  for (std::size_t i = 0; i < n; ++i) {
-    if (!(in[i] > floor)) {
-      out[i] = 0.0f;
-      continue;
-    }
-    const auto lo = std::lower_bound(sorted.begin(), sorted.end(), in[i]);
-    const auto hi = std::upper_bound(lo, sorted.end(), in[i]);
-    const double mid_rank = 0.5 * static_cast<double>((lo - sorted.begin()) + (hi - sorted.begin()));
-    out[i] = static_cast<float>((mid_rank + 0.5) / count);
+  const double count = static_cast<double>(head.size());
+  for (std::size_t lo = 0; lo < head.size();) {
+    std::size_t hi = lo + 1;
+    while (hi < head.size() && head[hi].first == head[lo].first) ++hi;
+    const float rank = static_cast<float>((0.5 * static_cast<double>(lo + hi) + 0.5) / count);
+    for (std::size_t r = lo; r < hi; ++r) out[head[r].second] = rank;
+    lo = hi;
   }
   return ranks;
 }
