@@ -60,6 +60,7 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
     log << "\n";
   }
   if (!report.outputs.calibration_warning.empty()) log << "  " << report.outputs.calibration_warning << "\n";
+  if (const auto offset = systematic_offset_warning(m.raw); !offset.empty()) log << "  warning: " << offset << "\n";
   if (!report.outputs.plots_note.empty()) log << "  " << report.outputs.plots_note << "\n";
   log << "  outputs in " << s.out_dir.string() << " (predictions.csv, metrics.json, report.html)\n";
   if (report.exit_code) log << "  completed with " << report.outputs.failures << " failures (exit code 7)\n";

@@ -1,6 +1,8 @@
 #include "app/cohort/cohort_metrics.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "app/cohort/cohort_table.h"
@@ -88,6 +90,22 @@ ErrorStats error_stats(const std::vector<double>& ages, const std::vector<double
   s.r2 = ss_tot > 0 ? 1.0 - sq_sum / ss_tot : std::nan("");
   s.gap_age_r = correlations_defined ? pearson(gaps, ages) : std::nan("");
   return s;
+}
+
+std::string systematic_offset_warning(const ErrorStats& s, std::size_t min_subjects, double min_offset_years) {
+  if (s.n < min_subjects || !std::isfinite(s.mean_gap)) return "";
+  const double n = static_cast<double>(s.n);
+  const double sd = std::sqrt(std::max(0.0, s.rmse * s.rmse - s.mean_gap * s.mean_gap) * n / (n - 1.0));
+  const double standard_error = sd / std::sqrt(n);
+  if (std::abs(s.mean_gap) < min_offset_years || std::abs(s.mean_gap) < 3.0 * standard_error) return "";
+  char text[512];
+  std::snprintf(text, sizeof text,
+                "mean brain-age gap %+.1f y over %zu subjects (standard error %.1f y): in healthy controls "
+                "this is a systematic offset, most likely a scanner or protocol unlike the model's training "
+                "scans (tissue contrast moves the age, docs/ROBUSTNESS.md \"Contrast\"); check the model on "
+                "local controls before reading individual gaps",
+                s.mean_gap, s.n, standard_error);
+  return text;
 }
 
 namespace {

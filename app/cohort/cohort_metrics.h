@@ -70,6 +70,14 @@ struct CohortMetrics {
 
 ErrorStats error_stats(const std::vector<double>& ages, const std::vector<double>& predicted);
 
+/// When a cohort's gaps sit systematically off zero: with at least `min_subjects` subjects,
+/// |mean gap| ≥ `min_offset_years` and ≥ 3 standard errors (sd of the gaps / √n), a
+/// warning in words (years, n, the reading for healthy controls: a scanner or protocol
+/// unlike the training data, docs/ROBUSTNESS.md "Contrast"); otherwise "". A patient cohort
+/// may carry a real mean gap: the text says so. Never throws.
+std::string systematic_offset_warning(const ErrorStats& stats, std::size_t min_subjects = 10,
+                                      double min_offset_years = 4.0);
+
 /// Everything metrics.json reports about accuracy. Groups are sorted by name (age bins by
 /// age); empty sex/site values are grouped as "unknown".
 CohortMetrics compute_metrics(const std::vector<MetricSubject>& subjects, const std::optional<Calibration>& calibration,

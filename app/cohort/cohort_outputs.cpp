@@ -100,6 +100,7 @@ nlohmann::json metrics_json(const CohortResults& r, const CohortMetrics& m, cons
   const nlohmann::json accuracy = to_json(m);
   for (const auto& [key, value] : accuracy.items()) j[key] = value;
   if (!warning.empty()) j["bias_correction_warning"] = warning;
+  if (const auto offset = systematic_offset_warning(m.raw); !offset.empty()) j["systematic_offset_warning"] = offset;
   return j;
 }
 

@@ -154,6 +154,8 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& opti
   } else {
     o << "<div class=\"warn\"><b>No bias correction</b>: " << escape(in.calibration_warning) << "</div>\n";
   }
+  if (const auto offset = systematic_offset_warning(m.raw); !offset.empty())
+    o << "<div class=\"warn\"><b>Systematic offset</b>: " << escape(offset) << "</div>\n";
 
   o << "<h2>Accuracy</h2>\n<table><tr><th></th><th>N</th><th>MAE</th><th>RMSE</th><th>mean gap</th>"
        "<th>Pearson r</th><th>R&sup2;</th><th>r(gap, age)</th></tr>\n";

@@ -95,3 +95,30 @@ TEST(CohortMetrics, CorrelationsAreNotDefinedBelowThreeSubjects) {
   const auto three = brainage::cohort::error_stats({30, 45, 60}, {35, 44, 58});
   EXPECT_TRUE(std::isfinite(three.pearson_r));
 }
+
+// Another scanner's contrast moves every age the same way (docs/ROBUSTNESS.md "Contrast":
+// ~10 y on contrast-remapped IXI scans). A cohort whose gaps sit off zero by >= 4 y and
+// >= 3 standard errors is told so; ordinary scatter around zero, a small offset or a
+// handful of subjects is not.
+TEST(CohortMetrics, ASystematicOffsetIsNamedAndScatterIsNot) {
+  using brainage::cohort::error_stats;
+  using brainage::cohort::systematic_offset_warning;
+  std::vector<double> ages, shifted, scattered, slight;
+  for (int i = 0; i < 20; ++i) {
+    const double age = 25.0 + 2.5 * i, noise = (i % 2 == 0 ? 1.0 : -1.0) * (3.0 + i % 5);
+    ages.push_back(age);
+    shifted.push_back(age + 9.0 + noise);   // mean gap +9 y
+    scattered.push_back(age + noise);       // mean gap ~0
+    slight.push_back(age + 2.0 + noise);    // mean gap +2 y: below 4 y
+  }
+  const auto warning = systematic_offset_warning(error_stats(ages, shifted));
+  EXPECT_NE(warning.find("+9.0 y over 20 subjects"), std::string::npos) << warning;
+  EXPECT_EQ(systematic_offset_warning(error_stats(ages, scattered)), "");
+  EXPECT_EQ(systematic_offset_warning(error_stats(ages, slight)), "");
+  const std::vector<double> few_ages(ages.begin(), ages.begin() + 9), few(shifted.begin(), shifted.begin() + 9);
+  EXPECT_EQ(systematic_offset_warning(error_stats(few_ages, few)), "") << "fewer than 10 subjects";
+  // Wide scatter: +5 y mean gap with an sd of ~25 y is within 3 standard errors.
+  std::vector<double> wide;
+  for (int i = 0; i < 20; ++i) wide.push_back(ages[i] + 5.0 + (i % 2 == 0 ? 25.0 : -25.0));
+  EXPECT_EQ(systematic_offset_warning(error_stats(ages, wide)), "");
+}
