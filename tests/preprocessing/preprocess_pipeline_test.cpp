@@ -279,11 +279,17 @@ TEST(PreprocessPipeline, HeaderRotatedHeadsRegisterLikeTheUnrotatedScan) {
     double worst = 0;
     for (std::size_t k = 0; k < probes.size(); ++k)
       for (unsigned d = 0; d < 3; ++d) worst = std::max(worst, std::abs(probes[k][d] - reference_probes[k][d]));
-    std::printf("%s: first MI %.3f (unrotated %.3f), worst probe shift %.2f voxels, brain %.0f mL (unrotated %.0f)\n",
+    // A header rotation keeps the voxels: the native masks compare voxel by voxel.
+    const double overlap = dice(result.brain_mask_native, reference.brain_mask_native);
+    std::printf("%s: first MI %.3f (unrotated %.3f), worst probe shift %.2f voxels, brain %.0f mL (unrotated %.0f), "
+                "mask Dice %.4f\n",
                 what.c_str(), result.registration.first.final_metric, reference.registration.first.final_metric, worst,
-                result.brain_volume_ml, reference.brain_volume_ml);
+                result.brain_volume_ml, reference.brain_volume_ml, overlap);
     EXPECT_LE(worst, 1.0) << what;
-    EXPECT_NEAR(result.brain_volume_ml, reference.brain_volume_ml, 0.03 * reference.brain_volume_ml) << what;
+    // The skull-strip bound. IXI015's mask has two nearby solutions (1484 and 1540 mL,
+    // both Dice 0.965 against its labels of 1517 mL; docs/ROBUSTNESS.md "Contrast"): a brain
+    // volume bound of 3 % tests which one a copy lands on, not the registration.
+    EXPECT_GE(overlap, 0.97) << what;
   }
   fs::remove_all(dir);
 }
