@@ -269,6 +269,10 @@ WorkingImages working_images(const ImageType* fixed, const ImageType* moving, co
   WorkingImages w;
   w.fixed = to_working_grid(fixed, options.working_spacing_mm);
   w.moving = to_working_grid(moving, options.working_spacing_mm);
+  if (options.rank_intensities) {
+    w.fixed = intensity_ranks(w.fixed, options.rank_floor_fraction);
+    w.moving = intensity_ranks(w.moving, options.rank_floor_fraction);
+  }
   if (fixed_mask != nullptr && same_grid(fixed_mask, w.fixed)) {
     w.mask = fixed_mask;
   } else if (fixed_mask != nullptr) {
@@ -280,16 +284,6 @@ WorkingImages working_images(const ImageType* fixed, const ImageType* moving, co
     w.mask = resample->GetOutput();
   }
   return w;
-}
-
-/// `w` with both images replaced by their intensity ranks when options.rank_intensities
-/// (the affine stages: what sets the brain's scale), else `w` itself.
-WorkingImages with_ranks(const WorkingImages& w, const RegistrationOptions& options) {
-  if (!options.rank_intensities) return w;
-  WorkingImages ranked = w;
-  ranked.fixed = intensity_ranks(w.fixed, options.rank_floor_fraction);
-  ranked.moving = intensity_ranks(w.moving, options.rank_floor_fraction);
-  return ranked;
 }
 
 }  // namespace
@@ -372,7 +366,7 @@ ImageType::ConstPointer to_working_grid(const ImageType* image, double spacing) 
 RegistrationResult refine_affine(const ImageType* fixed, const ImageType* moving, const AffineTransformType* initial,
                                  const RegistrationOptions& options, const MaskType* fixed_mask,
                                  const MaskType* moving_cut, double cut_dilation_mm) {
-  auto work = with_ranks(working_images(fixed, moving, options, fixed_mask), options);
+  auto work = working_images(fixed, moving, options, fixed_mask);
   if (moving_cut != nullptr)
     work.moving = mask_image(work.moving, dilate_mask(resample_mask_to_grid(moving_cut, work.moving), cut_dilation_mm)).GetPointer();
   auto affine = AffineTransformType::New();
@@ -456,8 +450,7 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
   affine->SetCenter(rigid->GetCenter());
   affine->SetMatrix(rigid->GetMatrix());
   affine->SetTranslation(rigid->GetTranslation());
-  const auto ranked = with_ranks(work, options);
-  const auto affine_outcome = run_stage(ranked.fixed.GetPointer(), ranked.moving.GetPointer(), affine.GetPointer(),
+  const auto affine_outcome = run_stage(fixed_work.GetPointer(), moving_work.GetPointer(), affine.GetPointer(),
                                         options.affine, options, mask_work.GetPointer());
 
   RegistrationResult result;

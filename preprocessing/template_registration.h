@@ -51,14 +51,12 @@ struct RegistrationOptions {
   RegistrationStageOptions affine{{2, 1}, {2.0, 1.0}, {100, 50}, 1.0};
   /** Mattes MI histogram bins. Default = 32. */
   unsigned histogram_bins{32};
-  /** The affine stages (register_to_template's affine stage, refine_affine) compare both
-      images' intensity ranks instead of their intensities (head voxels, above
-      `rank_floor_fraction` of the image's 99th percentile, get their mid-rank scaled to
-      (0, 1]; the rest 0). The metric then sees only the order of the tissues'
-      intensities, so a monotone change of the scan's contrast curve (gain, gamma, another
-      scanner's T1 weighting) leaves the brain's scale the same. The centroids, the start
-      search and the rigid stage keep the intensities: with ranks there, 12 of 54 header
-      rotations of 45-90 deg failed registration QC (none without). Without it a gamma 0.7 contrast change scaled the affine by up to 7 % of
+  /** Before registering, both images on the working grid are replaced by the ranks of
+      their intensities (head voxels, above `rank_floor_fraction` of the image's 99th
+      percentile, get their mid-rank scaled to (0, 1]; the rest 0). The metric then sees
+      only the order of the tissues' intensities, so a monotone change of the scan's
+      contrast curve (gain, gamma, another scanner's T1 weighting) leaves the registration
+      the same. Without it a gamma 0.7 contrast change scaled the affine by up to 7 % of
       brain volume (docs/ROBUSTNESS.md, eleventh session). The outputs are resampled from
       the scan itself, never from the ranks. Default = true. */
   bool rank_intensities{true};
