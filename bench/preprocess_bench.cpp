@@ -29,6 +29,7 @@ struct BenchOptions {
   int reps = 5;                                         // warm runs. Default = 5.
   int threads = 2;                                      // ITK threads. Default = 2 (the target machine's cores).
   std::string template_dir = "/usr/share/mricron/templates";  // Default = mricron-data's folder.
+  bool rank_intensities = true;                         // registration on intensity ranks. Default = true (the pipeline's).
 };
 
 BenchOptions parse(int argc, char** argv) {
@@ -36,7 +37,7 @@ BenchOptions parse(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      std::cout << "usage: brainage_preprocess_bench <scan> [--reps 5] [--threads 2] [--template-dir DIR]\n";
+      std::cout << "usage: brainage_preprocess_bench <scan> [--reps 5] [--threads 2] [--template-dir DIR] [--rank-intensities 1|0]\n";
       std::exit(0);
     }
     if (arg.rfind("--", 0) != 0) {
@@ -48,6 +49,7 @@ BenchOptions parse(int argc, char** argv) {
     if (arg == "--reps") o.reps = std::stoi(value);
     else if (arg == "--threads") o.threads = std::stoi(value);
     else if (arg == "--template-dir") o.template_dir = value;
+    else if (arg == "--rank-intensities") o.rank_intensities = value != "0";
     else throw std::invalid_argument("unknown option " + arg);
   }
   if (o.scan.empty()) throw std::invalid_argument("a scan is required");
@@ -75,6 +77,7 @@ int main(int argc, char** argv) {
     brainage::preprocessing::PreprocessOptions options;
     options.threads = bench.threads;
     options.template_dir = bench.template_dir;
+    options.registration.rank_intensities = bench.rank_intensities;
     std::map<std::string, double> cold;
     std::map<std::string, std::vector<double>> warm;
     double cpu_cold = 0;
