@@ -29,7 +29,7 @@ struct BenchOptions {
   int reps = 5;                                         // warm runs. Default = 5.
   int threads = 2;                                      // ITK threads. Default = 2 (the target machine's cores).
   std::string template_dir = "/usr/share/mricron/templates";  // Default = mricron-data's folder.
-  bool rank_intensities = true;                         // registration on intensity ranks. Default = true (the pipeline's).
+  bool rank_intensities = false;                        // registration on intensity ranks. Default = false (the pipeline's).
 };
 
 BenchOptions parse(int argc, char** argv) {

@@ -52,9 +52,11 @@ struct BrainExtractionOptions {
       the two fractions apply as given; other contrasts raise them to the power
       contrast / reference_contrast (BrainExtractionImageFilter::SetReferenceContrast), so
       that another scanner's contrast curve does not move fat or dura into the mask.
-      0 = fixed fractions. Default = 0.245 (the median of 13 IXI-HH scans, range
-      0.232-0.278; eleventh session). */
-  double reference_contrast{0.245};
+      0 = fixed fractions (default). 0.245 = the median of 13 IXI-HH scans (range
+      0.232-0.278), the value measured with registration rank_intensities in the eleventh
+      session (docs/ROBUSTNESS.md "Contrast"); both are off by default until the
+      thread-count and ch2bet field cases pass with them. Default = 0. */
+  double reference_contrast{0.0};
   /** Default = 0 (off: at 2 mm an opening erases the cortical ribbon). */
   double opening_radius_mm{0.0};
   /** Default = 2.0. */

@@ -304,14 +304,17 @@ TEST(PreprocessPipeline, ContrastCurveLeavesTheRegistrationAndBrainMask) {
   const fs::path scan = shared_data_dir() / "ixi-hh-2mm" / "t1" / "IXI012-HH-1211_T1.nii.gz";
   BRAINAGE_REQUIRE_PATH(scan);
   const auto dir = scratch_dir("pipeline-contrast-curve");
-  const auto reference = preprocess_scan(scan);
+  PreprocessOptions options;  // the two contrast options, off by default (see their docstrings)
+  options.registration.rank_intensities = true;
+  options.brain.reference_contrast = 0.245;
+  const auto reference = preprocess_scan(scan, options);
   ASSERT_TRUE(reference.qc_passed);
   const auto reference_probes = mni_probes_in_voxels(reference);
   const auto image = read_image(scan);
   for (const double gamma : {0.7, 1.4}) {
     const fs::path changed = dir / ("gamma_" + std::to_string(gamma) + ".nii.gz");
     write_image(gamma_contrast(image, gamma), changed);
-    const auto result = preprocess_scan(changed);
+    const auto result = preprocess_scan(changed, options);
     const std::string what = "intensities to the power " + std::to_string(gamma);
     EXPECT_TRUE(result.qc_passed) << what;
     const auto probes = mni_probes_in_voxels(result);
