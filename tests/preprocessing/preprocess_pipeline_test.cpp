@@ -254,6 +254,15 @@ std::vector<itk::ContinuousIndex<double, 3>> mni_probes_in_voxels(const Preproce
   return out;
 }
 
+/// The largest difference, in voxels along any axis, between two probe sets.
+double worst_probe_shift(const std::vector<itk::ContinuousIndex<double, 3>>& a,
+                         const std::vector<itk::ContinuousIndex<double, 3>>& b) {
+  double worst = 0;
+  for (std::size_t k = 0; k < a.size(); ++k)
+    for (unsigned d = 0; d < 3; ++d) worst = std::max(worst, std::abs(a[k][d] - b[k][d]));
+  return worst;
+}
+
 }  // namespace
 
 // Field failure (seventh session): IXI015 with its header rolled 30° converged ~11 mm off
@@ -275,10 +284,7 @@ TEST(PreprocessPipeline, HeaderRotatedHeadsRegisterLikeTheUnrotatedScan) {
     const auto result = preprocess_scan(rotated);
     const std::string what = "header rotated " + std::to_string(degrees) + " deg about LPS axis " + std::to_string(axis);
     EXPECT_TRUE(result.qc_passed) << what;
-    const auto probes = mni_probes_in_voxels(result);
-    double worst = 0;
-    for (std::size_t k = 0; k < probes.size(); ++k)
-      for (unsigned d = 0; d < 3; ++d) worst = std::max(worst, std::abs(probes[k][d] - reference_probes[k][d]));
+    const double worst = worst_probe_shift(mni_probes_in_voxels(result), reference_probes);
     // A header rotation keeps the voxels: the native masks compare voxel by voxel.
     const double overlap = dice(result.brain_mask_native, reference.brain_mask_native);
     std::printf("%s: first MI %.3f (unrotated %.3f), worst probe shift %.2f voxels, brain %.0f mL (unrotated %.0f), "
@@ -317,10 +323,7 @@ TEST(PreprocessPipeline, ContrastCurveLeavesTheRegistrationAndBrainMask) {
     const auto result = preprocess_scan(changed, options);
     const std::string what = "intensities to the power " + std::to_string(gamma);
     EXPECT_TRUE(result.qc_passed) << what;
-    const auto probes = mni_probes_in_voxels(result);
-    double worst = 0;
-    for (std::size_t k = 0; k < probes.size(); ++k)
-      for (unsigned d = 0; d < 3; ++d) worst = std::max(worst, std::abs(probes[k][d] - reference_probes[k][d]));
+    const double worst = worst_probe_shift(mni_probes_in_voxels(result), reference_probes);
     const double overlap = dice(result.brain_mask_native, reference.brain_mask_native);
     std::printf("%s: worst probe shift %.2f voxels, brain %.0f mL (original %.0f), mask Dice %.4f\n", what.c_str(),
                 worst, result.brain_volume_ml, reference.brain_volume_ml, overlap);
