@@ -49,7 +49,8 @@ BenchOptions parse(int argc, char** argv) {
     if (arg == "--reps") o.reps = std::stoi(value);
     else if (arg == "--threads") o.threads = std::stoi(value);
     else if (arg == "--template-dir") o.template_dir = value;
-    else if (arg == "--rank-intensities") o.rank_intensities = value != "0";
+    else if (arg == "--rank-intensities" && (value == "0" || value == "1")) o.rank_intensities = value == "1";
+    else if (arg == "--rank-intensities") throw std::invalid_argument("--rank-intensities takes 1 or 0, not '" + value + "'");
     else throw std::invalid_argument("unknown option " + arg);
   }
   if (o.scan.empty()) throw std::invalid_argument("a scan is required");

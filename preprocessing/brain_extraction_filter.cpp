@@ -48,8 +48,9 @@ MaskType::Pointer fill_holes(const MaskType* mask) {
   return out;
 }
 
-/// The intensities of `image` under `mask` at the quantiles `q` (each in [0, 1], the
-/// element at index floor(q · (n − 1/2)) of the sorted values; 0 for an empty mask).
+/// The intensities of `image` under `mask` at the quantiles `q` (ascending, each in
+/// [0, 1]: the element at index min(floor(q · n), n − 1) of the n sorted values; 0 for an
+/// empty mask).
 std::vector<double> quantiles_where(const ImageType* image, const MaskType* mask, const std::vector<double>& q) {
   std::vector<float> values;
   itk::ImageRegionConstIterator<ImageType> i(image, image->GetLargestPossibleRegion());
@@ -58,10 +59,13 @@ std::vector<double> quantiles_where(const ImageType* image, const MaskType* mask
     if (m.Get()) values.push_back(i.Get());
   std::vector<double> out(q.size(), 0.0);
   if (values.empty()) return out;
-  std::sort(values.begin(), values.end());
+  auto from = values.begin();  // ascending q: each selection only searches above the last
   for (std::size_t k = 0; k < q.size(); ++k) {
-    const auto index = static_cast<std::size_t>(q[k] * static_cast<double>(values.size()));
-    out[k] = values[std::min(index, values.size() - 1)];
+    const auto index = std::min(static_cast<std::size_t>(q[k] * static_cast<double>(values.size())), values.size() - 1);
+    const auto at = values.begin() + static_cast<std::ptrdiff_t>(index);
+    std::nth_element(from, at, values.end());
+    out[k] = *at;
+    from = at;
   }
   return out;
 }

@@ -61,17 +61,21 @@ class SingleWorkUnitMattesMetric : public itk::MattesMutualInformationImageToIma
 };
 using Metric = SingleWorkUnitMattesMetric;
 
+/// The 99th percentile of all voxels of `image` (the element at index floor(0.99 · (n − 1))).
+double percentile_99(const ImageType* image) {
+  const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
+  std::vector<float> values(image->GetBufferPointer(), image->GetBufferPointer() + n);
+  const std::size_t k = static_cast<std::size_t>(0.99 * static_cast<double>(n - 1));
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
+  return values[k];
+}
+
 /// Centroid of the head: voxels above 10% of the 99th percentile, restricted to the
 /// `depth_mm` below the most superior such voxel (so a neck in the field of view does not
 /// drag the centroid down).
 ImageType::PointType head_centroid(const ImageType* image, double depth_mm) {
-  std::vector<float> values;
-  values.reserve(image->GetLargestPossibleRegion().GetNumberOfPixels());
+  const double threshold = 0.1 * percentile_99(image);
   itk::ImageRegionConstIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion());
-  for (; !it.IsAtEnd(); ++it) values.push_back(it.Get());
-  const std::size_t k = static_cast<std::size_t>(0.99 * static_cast<double>(values.size() - 1));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
-  const double threshold = 0.1 * values[k];
   double top = -1e30;
   ImageType::PointType p;
   for (it.GoToBegin(); !it.IsAtEnd(); ++it)
@@ -236,10 +240,7 @@ bool same_grid(const itk::ImageBase<3>* a, const itk::ImageBase<3>* b) {
 ImageType::ConstPointer intensity_ranks(const ImageType* image, double floor_fraction) {
   const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
   const float* in = image->GetBufferPointer();
-  std::vector<float> values(in, in + n);
-  const std::size_t k = static_cast<std::size_t>(0.99 * static_cast<double>(n - 1));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
-  const float floor = static_cast<float>(floor_fraction * values[k]);
+  const float floor = static_cast<float>(floor_fraction * percentile_99(image));
   // The head voxels (value, index), sorted by value: one sort, then each run of equal
   // values gets its mid-rank.
   std::vector<std::pair<float, std::size_t>> head;
