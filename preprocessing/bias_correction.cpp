@@ -5,19 +5,65 @@
 #include <itkImageRegionIterator.h>
 #include <itkLinearInterpolateImageFunction.h>
 #include <itkN4BiasFieldCorrectionImageFilter.h>
+#include <itkObjectFactoryBase.h>
+#include <itkVersion.h>
 #include <itkResampleImageFilter.h>
 #include <itkShrinkImageFilter.h>
 
 #include <algorithm>
 #include <cmath>
+#include <mutex>
 
 #include "common/errors.h"
 
 namespace brainage::preprocessing {
 
 namespace {
-/// Work units of the N4 fit, whatever the thread count (results do not depend on threads).
+/// Work units of the N4 fit and of its B-spline fit, whatever the thread count.
 constexpr itk::ThreadIdType kBiasFitWorkUnits = 8;
+
+using N4 = itk::N4BiasFieldCorrectionImageFilter<ImageType, MaskType, ImageType>;
+
+/// N4's scattered-data B-spline fit with a fixed work-unit count. ITK 5.2's N4 creates this
+/// filter inside Update() and leaves it at the process's thread count; the fit sums one
+/// control-point lattice per work unit, so the bias field (and every later stage: the rigid
+/// metric of Colin27 differed in the 7th digit, IXI204's age by 0.25 y between --threads 2
+/// and 4) followed the thread count. Constructed through ITK's object factory (below).
+class FixedWorkUnitBSplineFit : public N4::BSplineFilterType {
+ public:
+  using Self = FixedWorkUnitBSplineFit;
+  using Pointer = itk::SmartPointer<Self>;
+  itkNewMacro(Self);
+  itkTypeMacro(FixedWorkUnitBSplineFit, BSplineScatteredDataPointSetToImageFilter);
+
+ protected:
+  FixedWorkUnitBSplineFit() { this->SetNumberOfWorkUnits(kBiasFitWorkUnits); }
+};
+
+/// ITK object factory that hands N4 the fit above wherever it asks for the plain filter
+/// (the override mechanism of itk::ObjectFactoryBase).
+class FixedWorkUnitBSplineFitFactory : public itk::ObjectFactoryBase {
+ public:
+  using Self = FixedWorkUnitBSplineFitFactory;
+  using Pointer = itk::SmartPointer<Self>;
+  itkFactorylessNewMacro(Self);
+  itkTypeMacro(FixedWorkUnitBSplineFitFactory, itk::ObjectFactoryBase);
+  const char* GetITKSourceVersion() const override { return ITK_SOURCE_VERSION; }
+  const char* GetDescription() const override { return "N4 B-spline fit with a fixed work-unit count (brainage)"; }
+
+ protected:
+  FixedWorkUnitBSplineFitFactory() {
+    this->RegisterOverride(typeid(N4::BSplineFilterType).name(), typeid(FixedWorkUnitBSplineFit).name(),
+                           "N4 B-spline fit, fixed work units", true,
+                           itk::CreateObjectFunction<FixedWorkUnitBSplineFit>::New());
+  }
+};
+
+/// Registers the factory once per process (before the first N4 runs).
+void use_fixed_work_unit_bspline_fit() {
+  static std::once_flag once;
+  std::call_once(once, [] { itk::ObjectFactoryBase::RegisterFactory(FixedWorkUnitBSplineFitFactory::New()); });
+}
 }  // namespace
 
 BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* mask,
@@ -65,7 +111,7 @@ BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* 
   shrink->Update();
   shrink_mask->Update();
 
-  using N4 = itk::N4BiasFieldCorrectionImageFilter<ImageType, MaskType, ImageType>;
+  use_fixed_work_unit_bspline_fit();
   auto n4 = N4::New();
   n4->SetInput(shrink->GetOutput());
   n4->SetMaskImage(shrink_mask->GetOutput());
@@ -80,8 +126,9 @@ BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* 
   n4->SetNumberOfControlPoints(control_points);
   n4->SetSplineOrder(options.spline_order);
   n4->SetBiasFieldFullWidthAtHalfMaximum(options.bias_field_fwhm);
-  // A fixed work-unit count: the B-spline fit sums one lattice per work unit, so the field
-  // would otherwise change (in the last digits) with the number of threads.
+  // A fixed work-unit count here and in N4's B-spline fit (FixedWorkUnitBSplineFit): the fit
+  // sums one lattice per work unit, so the field would otherwise change (in the last digits)
+  // with the number of threads.
   n4->SetNumberOfWorkUnits(kBiasFitWorkUnits);
   try {
     n4->Update();
