@@ -12,9 +12,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 
 #include "common/errors.h"
+#include "preprocessing/itk_factories.h"
 
 namespace brainage::preprocessing {
 
@@ -27,7 +27,7 @@ using N4 = itk::N4BiasFieldCorrectionImageFilter<ImageType, MaskType, ImageType>
 /// N4's scattered-data B-spline fit with a fixed work-unit count. ITK 5.2's N4 creates this
 /// filter inside Update() and leaves it at the process's thread count; the fit sums one
 /// control-point lattice per work unit, so the bias field (and every later stage: the rigid
-/// metric of Colin27 differed in the 7th digit, IXI204's age by 0.25 y between --threads 2
+/// metric of Colin27 differed in the 7th digit, IXI204's age by 0.14 y between --threads 2
 /// and 4) followed the thread count. Constructed through ITK's object factory (below).
 class FixedWorkUnitBSplineFit : public N4::BSplineFilterType {
  public:
@@ -59,12 +59,9 @@ class FixedWorkUnitBSplineFitFactory : public itk::ObjectFactoryBase {
   }
 };
 
-/// Registers the factory once per process (before the first N4 runs).
-void use_fixed_work_unit_bspline_fit() {
-  static std::once_flag once;
-  std::call_once(once, [] { itk::ObjectFactoryBase::RegisterFactory(FixedWorkUnitBSplineFitFactory::New()); });
-}
 }  // namespace
+
+void register_bias_fit_factory() { itk::ObjectFactoryBase::RegisterFactory(FixedWorkUnitBSplineFitFactory::New()); }
 
 BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* mask,
                                         const BiasCorrectionOptions& options) {
@@ -111,7 +108,7 @@ BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* 
   shrink->Update();
   shrink_mask->Update();
 
-  use_fixed_work_unit_bspline_fit();
+  ensure_itk_factories();  // registers FixedWorkUnitBSplineFitFactory
   auto n4 = N4::New();
   n4->SetInput(shrink->GetOutput());
   n4->SetMaskImage(shrink_mask->GetOutput());

@@ -29,6 +29,13 @@ struct BiasCorrectionResult {
   unsigned levels_run{0};
 };
 
+/// Registers with ITK the object factory that gives N4's internal B-spline fit a fixed
+/// work-unit count, so the bias field does not depend on the thread count. Called once
+/// per process by ensure_itk_factories() (itk_factories.h), inside its std::call_once:
+/// registering while another thread creates an ITK object would race on ITK's factory
+/// list. Never throws.
+void register_bias_fit_factory();
+
 /// Corrects `image` (intensities must be ≥ 0) using voxels where `mask` > 0 (all voxels
 /// with intensity > 0 when mask is null). Throws ProcessingError when the mask is empty.
 BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* mask,

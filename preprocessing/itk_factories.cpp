@@ -4,11 +4,16 @@
 
 #include <mutex>
 
+#include "preprocessing/bias_correction.h"
+
 namespace brainage::preprocessing {
 
 void ensure_itk_factories() {
   static std::once_flag once;
-  std::call_once(once, [] { itk::ObjectFactoryBase::CreateAllInstance("itkImageIOBase"); });
+  std::call_once(once, [] {
+    itk::ObjectFactoryBase::CreateAllInstance("itkImageIOBase");
+    register_bias_fit_factory();
+  });
 }
 
 }  // namespace brainage::preprocessing

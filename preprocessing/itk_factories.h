@@ -1,6 +1,6 @@
 #pragma once
-// ITK's object factories (image and transform IO) initialised once per process, before
-// any two threads can ask for one.
+// ITK's object factories (image and transform IO, and bias_correction.h's override of N4's
+// B-spline fit) initialised once per process, before any two threads can ask for one.
 
 namespace brainage::preprocessing {
 
