@@ -78,7 +78,10 @@ ModelOutput BrainAgeModelImpl::forward(const torch::Tensor& volumes, bool with_r
     if (aux.defined()) out.aux_loss = out.aux_loss + aux;
     if (with_routing) out.layers.push_back(record);
   }
-  if (options_.ffn == FfnKind::kSoftmaxMoe) out.aux_loss = out.aux_loss * options_.aux_loss_weight;
+  const double aux_weight = options_.ffn == FfnKind::kSoftmaxMoe ? options_.aux_loss_weight
+                            : options_.ffn == FfnKind::kErmoe     ? options_.ermoe_balance_weight
+                                                                  : 0.0;
+  out.aux_loss = out.aux_loss * aux_weight;
   auto pooled = dropout_(options_.norm_after_pool ? norm_(x.mean(1)) : norm_(x).mean(1));  // [B, d]
   if (gw > 0)
     pooled = torch::cat({pooled, (global.to(pooled.scalar_type()) - options_.global_mean) / options_.global_std}, 1);

@@ -33,7 +33,7 @@ struct ModelOutput {
   torch::Tensor age;                 // [B] years
   torch::Tensor logits;              // [B, K] age-bin logits (loss "kl"); undefined for "l1"
   std::vector<LayerRouting> layers;  // one per block (filled when records are requested)
-  torch::Tensor aux_loss;            // scalar: weighted load-balancing loss (0 unless softmax MoE)
+  torch::Tensor aux_loss;            // scalar: weighted load-balancing loss (softmax MoE; ERMoE with ermoe_balance_weight > 0; else 0)
   torch::Tensor member_ages;         // [B, K] years: each ensemble member's age (`age` = their mean); undefined for one model
   torch::Tensor vbm_age;             // [B] years: an ensemble's VBM model's age (then `age` = (1 − w) · mean of member_ages + w · vbm_age); else undefined
 };

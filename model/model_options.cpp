@@ -97,6 +97,7 @@ void ModelOptions::validate() const {
     if (expert_hidden < 1) fail("expert_hidden must be >= 1");
   }
   if (ffn_hidden < 1) fail("ffn_hidden must be >= 1");
+  if (!(aux_loss_weight >= 0) || !(ermoe_balance_weight >= 0)) fail("aux_loss_weight and ermoe_balance_weight must be >= 0");
   if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
   if (!(age_std > 0)) fail("age_std must be > 0");
 }
@@ -118,6 +119,7 @@ nlohmann::json to_json(const ModelOptions& o) {
           {"expert_hidden", o.expert_hidden},
           {"ffn_hidden", o.ffn_hidden},
           {"aux_loss_weight", o.aux_loss_weight},
+          {"ermoe_balance_weight", o.ermoe_balance_weight},
           {"dropout", o.dropout},
           {"age_mean", o.age_mean},
           {"age_std", o.age_std},
@@ -169,6 +171,7 @@ ModelOptions model_options_from_json(const nlohmann::json& j) {
     o.global_input = global_input_from_string(j.value("global_input", to_string(old.global_input)));
     o.global_mean = j.value("global_mean", old.global_mean);
     o.global_std = j.value("global_std", old.global_std);
+    o.ermoe_balance_weight = j.value("ermoe_balance_weight", old.ermoe_balance_weight);
   } catch (const nlohmann::json::exception& e) {
     throw ModelError(std::string("model options: missing or ill-typed field (") + e.what() + ")");
   }

@@ -106,6 +106,11 @@ struct ModelOptions {
   int64_t ffn_hidden = 256;
   /** Default = 0.01. Weight of the load-balancing aux loss (softmax MoE only). */
   double aux_loss_weight = 0.01;
+  /** Default = 0 (off: ERMoE as published, no auxiliary loss). ERMoE only: weight of the
+      Switch/GShard load-balancing loss computed on the Eigenbasis Scores normalised over
+      the experts (p_t,e = s_t,e / Σ_e s_t,e). Without it the shipped ERMoE-ba v2 members
+      sent 95 % of their tokens to one expert (docs/RESULTS.md, twelfth session). */
+  double ermoe_balance_weight = 0.0;
   /** Default = 0.1. Dropout on attention/FFN outputs and before the head (training only). */
   double dropout = 0.1;
   /** Default = 47.0. Target normalisation: the head predicts (age - age_mean) / age_std. */

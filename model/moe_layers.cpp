@@ -60,7 +60,10 @@ MoeOutput ErmoeLayerImpl::forward(const torch::Tensor& tokens) {
     return torch::addmm(b2[e], h, w2[e]);
   });
   out.output = combine(expert_out, out.routing);
-  out.aux_loss = torch::zeros({}, tokens.options());
+  // The balancing loss on the scores normalised over the experts; the model weights it
+  // by ermoe_balance_weight (0 by default: ERMoE as published, the loss has no effect).
+  const auto probs = out.routing.scores / out.routing.scores.sum(-1, true).clamp_min(1e-12);
+  out.aux_loss = load_balancing_loss(probs, out.routing);
   return out;
 }
 

@@ -4,7 +4,9 @@
 //   ErmoeLayer       ERMoE: E experts with orthonormal bases U_e (d x r). Eigenbasis Score
 //                    routing (model/routing.h), expert e computes
 //                      y = W2_e GELU(W1_e (U_eᵀ x) + b1_e) + b2_e   (U_eᵀ: its input projection)
-//                    outputs combined with the gate weights; no auxiliary loss.
+//                    outputs combined with the gate weights; aux_loss = the load-balancing
+//                    loss below on the scores normalised over the experts (used only
+//                    when ModelOptions::ermoe_balance_weight > 0).
 //   SoftmaxMoeLayer  baseline: router logits W_r x, softmax, top-k; FFN experts d->h->d;
 //                    Switch/GShard load-balancing loss  E * Σ_e f_e P_e  with
 //                    f_e = counts_e / (T*k) (fraction of slots) and P_e = mean_t p_t,e.
@@ -27,7 +29,7 @@ TORCH_MODULE(FeedForward);
 struct MoeOutput {
   torch::Tensor output;   // [T, d]
   RoutingResult routing;  // as returned by the router (scores carry autograd)
-  torch::Tensor aux_loss; // scalar, unweighted (0 for ERMoE)
+  torch::Tensor aux_loss; // scalar, unweighted load-balancing loss (1 at perfect balance)
 };
 
 class ErmoeLayerImpl : public torch::nn::Module {

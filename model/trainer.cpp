@@ -368,8 +368,8 @@ RunPlan plan_run(const TrainingData& data, const TrainOptions& o, DistributedCon
                              {"subjects_validation", plan.val_idx.size()},
                              {"loss", o.model.loss == LossKind::kKl
                                           ? "KL(Gaussian soft label, sigma label_sigma y, over 1-year age bins || softmax) "
-                                            "(+ weighted aux loss for softmax MoE); age = expectation over the bins"
-                                          : "L1 on age / age_std (+ weighted aux loss for softmax MoE)"}};
+                                            "(+ weighted load-balancing loss: softmax MoE, ERMoE with ermoe_balance_weight > 0); age = expectation over the bins"
+                                          : "L1 on age / age_std (+ weighted load-balancing loss: softmax MoE, ERMoE with ermoe_balance_weight > 0)"}};
   return plan;
 }
 

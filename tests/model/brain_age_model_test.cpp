@@ -131,6 +131,28 @@ TEST(BrainAgeModel, PoolingOptionsRoundTripAndOldJsonGetsDefaults) {
   EXPECT_TRUE(torch::isfinite(model->forward(torch::randn({2, 1, 12, 20, 28})).age).all().item<bool>());
 }
 
+TEST(BrainAgeModel, ErmoeBalanceWeightIsOffByDefaultAndRoundTrips) {
+  auto o = small_options(bm::FfnKind::kErmoe);
+  torch::manual_seed(4);
+  const auto volumes = torch::randn({2, 1, 12, 20, 28});
+  {
+    bm::BrainAgeModel model(o);
+    EXPECT_EQ(model->forward(volumes).aux_loss.item<double>(), 0.0) << "ERMoE as published: no auxiliary loss";
+  }
+  o.ermoe_balance_weight = 0.1;
+  bm::BrainAgeModel model(o);
+  const double aux = model->forward(volumes).aux_loss.item<double>();
+  EXPECT_GT(aux, 0.1 * 0.5);  // 0.1 x (the MoE layers' unweighted losses, each ~1 or more)
+  const auto j = bm::to_json(o);
+  EXPECT_EQ(bm::model_options_from_json(j).ermoe_balance_weight, 0.1);
+  auto old = j;
+  old.erase("ermoe_balance_weight");  // checkpoints written before the option
+  EXPECT_EQ(bm::model_options_from_json(old).ermoe_balance_weight, 0.0);
+  auto bad = j;
+  bad["ermoe_balance_weight"] = -1.0;
+  EXPECT_THROW(bm::model_options_from_json(bad), brainage::ModelError);
+}
+
 TEST(BrainAgeModel, GradientsReachBasesAndRetractionRestoresOrthonormality) {
   // One thread: tiny tensors, and a loaded 2-core CI box makes 2 spinning threads ~10x slower.
   brainage::model::configure_threads(1);

@@ -76,7 +76,45 @@ TEST(ErmoeLayer, ExpertInputProjectionIsItsBasis) {
     const auto y = torch::gelu(z.matmul(layer->w1[e]) + layer->b1[e]).matmul(layer->w2[e]) + layer->b2[e];
     EXPECT_LT((y.squeeze(0) - out.output[t]).abs().max().item<double>(), 1e-5);
   }
-  EXPECT_EQ(out.aux_loss.item<double>(), 0.0);
+}
+
+TEST(ErmoeLayer, BalanceLossIsTheSwitchLossOfTheNormalisedScores) {
+  torch::manual_seed(6);
+  bm::ErmoeLayer layer(12, 4, 3, 8, bm::RoutingOptions{2, 0.0});
+  layer->to(torch::kFloat64);
+  const auto x = torch::randn({40, 12}, torch::kFloat64);
+  const auto out = layer->forward(x);
+  const auto probs = out.routing.scores / out.routing.scores.sum(-1, true);
+  EXPECT_NEAR(out.aux_loss.item<double>(), bm::load_balancing_loss(probs, out.routing).item<double>(), 1e-12);
+  EXPECT_GE(out.aux_loss.item<double>(), 0.5);  // 1 at perfect balance
+  out.aux_loss.backward();
+  EXPECT_GT(layer->bases.grad().abs().max().item<double>(), 0.0) << "the loss must reach the expert bases";
+}
+
+TEST(ErmoeLayer, BalanceLossSpreadsACollapsedRouting) {
+  // Tokens that all lie in expert 0's subspace (plus a little noise) all go to expert 0
+  // (top-1). Minimising the balancing loss alone, with the bases retracted after each step,
+  // must hand a fair part of them to the other experts.
+  torch::manual_seed(8);
+  bm::ErmoeLayer layer(16, 4, 4, 8, bm::RoutingOptions{1, 0.0});
+  torch::NoGradGuard no_grad_setup;
+  const auto x = torch::randn({200, 4}).matmul(layer->bases[0].t()) + 0.3 * torch::randn({200, 16});
+  auto share_of_busiest = [&] {
+    const auto counts = layer->forward(x).routing.counts.to(torch::kFloat64);
+    return (counts.max() / counts.sum()).item<double>();
+  };
+  const double before = share_of_busiest();
+  ASSERT_GT(before, 0.9) << "the setup must start collapsed";
+  torch::optim::Adam opt({layer->bases}, torch::optim::AdamOptions(1e-2));
+  for (int step = 0; step < 200; ++step) {
+    torch::AutoGradMode grad(true);
+    const auto loss = layer->forward(x).aux_loss;
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    layer->retract();
+  }
+  EXPECT_LT(share_of_busiest(), 0.5) << "was " << before;
 }
 
 TEST(SoftmaxMoe, AuxLossEqualsHandComputation) {
