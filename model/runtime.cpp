@@ -37,6 +37,14 @@ int configure_threads(int threads) {
   return torch::get_num_threads();
 }
 
+ThreadCountGuard::ThreadCountGuard(int threads) : previous_(torch::get_num_threads()) {
+  if (threads != previous_) configure_threads(threads);
+}
+
+ThreadCountGuard::~ThreadCountGuard() {
+  if (torch::get_num_threads() != previous_) configure_threads(previous_);
+}
+
 std::string blas_description() {
   const std::string path = loaded_blas_path();
   if (auto config = find_symbol<openblas_get_config_fn>("openblas_get_config")) {

@@ -9,6 +9,20 @@ namespace brainage::model {
 /// Returns the count in effect.
 int configure_threads(int threads = 0);
 
+/// Runs a scope at `threads` LibTorch/OpenBLAS threads (configure_threads) and restores
+/// LibTorch's previous count (OpenBLAS's to the same) when it ends. Process-wide, like
+/// configure_threads: hold a lock that keeps other tensor work out meanwhile.
+class ThreadCountGuard {
+ public:
+  explicit ThreadCountGuard(int threads);
+  ~ThreadCountGuard();
+  ThreadCountGuard(const ThreadCountGuard&) = delete;
+  ThreadCountGuard& operator=(const ThreadCountGuard&) = delete;
+
+ private:
+  int previous_;
+};
+
 /// The BLAS library LibTorch's matrix products run on, e.g. "OpenBLAS 0.3.21 (pthread, 2 threads)"
 /// or "reference BLAS (slow: install libopenblas0-pthread)". Read from the loaded library.
 std::string blas_description();

@@ -27,9 +27,9 @@ Predictor::Predictor(const fs::path& checkpoint) : checkpoint_(model::checkpoint
                      std::to_string(g[0]) + "x" + std::to_string(g[1]) + "x" + std::to_string(g[2]));
 }
 
-model::ModelOutput Predictor::forward(const ModelInput& input, int threads, bool with_routing) {
+model::ModelOutput Predictor::forward(const ModelInput& input, bool with_routing) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (threads > 0) model::configure_threads(threads);
+  const model::ThreadCountGuard threads(kForwardThreads);  // the age must not follow --threads
   torch::NoGradGuard no_grad;
   if (loaded_.vbm && loaded_.members.empty()) {  // a VBM checkpoint
     model::ModelOutput out;
@@ -180,7 +180,7 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
   PreprocessedScan preprocessed = preprocess_for_model(scan, step);                       // 1
   const ModelInput input = model_input(preprocessed, predictor.info());                   // 2
   const auto t_forward = std::chrono::steady_clock::now();
-  const auto output = predictor.forward(input, options.threads, options.with_routing);    // 3
+  const auto output = predictor.forward(input, options.with_routing);                     // 3
   PredictionRecord record;                                                                // 4
   record.forward_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_forward).count();
   record.scan = fs::absolute(scan).lexically_normal();

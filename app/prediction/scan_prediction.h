@@ -70,11 +70,17 @@ class Predictor {
   /// has experts (has_routing()). An ensemble (model/ensemble.h) runs every member on the
   /// same input: output.age = the mean of the members' ages, output.member_ages [1, K];
   /// the routing records (and logits) are member 0's — expert indices are not aligned
-  /// across members, so they are not combined. `threads` > 0 sets LibTorch's threads first
-  /// (0 = leave them). Every LibTorch call happens under one lock, the thread setting
+  /// across members, so they are not combined. The forward always runs on
+  /// kForwardThreads LibTorch/OpenBLAS threads (the previous counts are restored after):
+  /// LibTorch splits its reductions by the thread count, so at 1 vs 2 threads the same
+  /// scan gave ages 2e-6 y apart, and the age must not depend on `--threads` (it takes
+  /// 0.04 s at one thread). Every LibTorch call happens under one lock, the thread setting
   /// included: LibTorch's and OpenBLAS's thread counts are process-wide, and changing them
   /// while another worker runs a tensor operation crashed `evaluate --jobs 2` (SIGSEGV).
-  model::ModelOutput forward(const ModelInput& input, int threads, bool with_routing);
+  model::ModelOutput forward(const ModelInput& input, bool with_routing);
+
+  /// LibTorch/OpenBLAS threads of every forward() (see there). Default = 1.
+  static constexpr int kForwardThreads = 1;
 
  private:
   model::LoadedModel loaded_;
@@ -128,8 +134,6 @@ nlohmann::json prediction_json(const PredictionRecord& record);
 struct ScanPredictionOptions {
   /** Preprocessing (options, cache). Default = the pipeline's defaults, no cache. */
   PreprocessStepOptions preprocess{};
-  /** LibTorch threads for the forward; 0 = leave them as they are. Default = 0. */
-  int threads{0};
   /** Keep the routing records (prediction.json's "routing"; the maps need them). Default = true. */
   bool with_routing{true};
   /** Write the prediction folder (preprocessing outputs + prediction.json) here; empty =

@@ -39,7 +39,6 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
   scan_options.preprocess.preprocess.threads = options.threads_per_subject;
   scan_options.preprocess.cache_dir = options.cache_dir;
   scan_options.preprocess.accept_failed_qc = options.include_qc_failed;
-  scan_options.threads = options.threads_per_subject;
   scan_options.with_routing = options.write_prediction_folder && predictor->has_routing();
 
   return [predictor, scan_options, options](const cohort::Subject& subject, const cohort::SubjectWorkspace& ws) {

@@ -298,7 +298,7 @@ TEST(TrainPredict, SeedEnsembleTrainsPredictsAndEvaluates) {
   EXPECT_EQ(predictor.ensemble_size(), 2);
   brainage::prediction::ModelInput input;
   input.volumes = torch::rand({1, 1, 80, 96, 80});
-  const auto out = predictor.forward(input, 2, true);
+  const auto out = predictor.forward(input, true);
   auto loaded = brainage::model::load_checkpoint(model);
   torch::NoGradGuard no_grad;
   const auto a = loaded.members[0]->forward(input.volumes).age, b = loaded.members[1]->forward(input.volumes).age;
@@ -385,7 +385,7 @@ TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
   brainage::prediction::ModelInput input;
   input.tissue_maps = torch::rand({1, 3, 80, 96, 80}) * 0.008f;
   input.volumes = torch::stack({input.tissue_maps[0][1], input.tissue_maps[0][0]}).unsqueeze(0) / 0.008f;  // gm, csf
-  const auto out = predictor.forward(input, 2, false);
+  const auto out = predictor.forward(input, false);
   auto original = brainage::model::load_checkpoint(dir / "vbm" / "model.json", /*accept_vbm=*/true);
   const double vbm_age = original.vbm->predict_raw(input.tissue_maps).item<double>();
   EXPECT_NEAR(out.vbm_age.item<double>(), vbm_age, 1e-3);
