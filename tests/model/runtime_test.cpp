@@ -13,3 +13,14 @@ TEST(Runtime, UsesOpenBlasWithAllCores) {
   const std::string blas = brainage::model::blas_description();
   EXPECT_NE(blas.find("OpenBLAS"), std::string::npos) << "LibTorch runs on: " << blas;
 }
+
+// Predictor::forward runs its models under this guard so that the age does not follow
+// --threads; the user's thread count must be back in force afterwards.
+TEST(Runtime, ThreadCountGuardSetsTheCountAndRestoresIt) {
+  brainage::model::configure_threads(2);
+  {
+    const brainage::model::ThreadCountGuard guard(1);
+    EXPECT_EQ(torch::get_num_threads(), 1);
+  }
+  EXPECT_EQ(torch::get_num_threads(), 2);
+}
