@@ -97,7 +97,8 @@ void ModelOptions::validate() const {
     if (expert_hidden < 1) fail("expert_hidden must be >= 1");
   }
   if (ffn_hidden < 1) fail("ffn_hidden must be >= 1");
-  if (!(aux_loss_weight >= 0) || !(ermoe_balance_weight >= 0)) fail("aux_loss_weight and ermoe_balance_weight must be >= 0");
+  if (!(aux_loss_weight >= 0)) fail("aux_loss_weight must be >= 0");
+  if (!(ermoe_balance_weight >= 0)) fail("ermoe_balance_weight (train --ermoe-balance) must be >= 0");
   if (!(dropout >= 0 && dropout < 1)) fail("dropout must be in [0, 1)");
   if (!(age_std > 0)) fail("age_std must be > 0");
 }
