@@ -40,6 +40,22 @@ MaskType::Pointer blob_mask(const ImageType* image) {  // the head-like foregrou
   return mask;
 }
 
+/// `clean` times a smooth multiplicative field, `field(index, physical point)`.
+template <typename Field>
+ImageType::Pointer times_field(const ImageType* clean, Field field) {
+  auto biased = ImageType::New();
+  biased->CopyInformation(clean);
+  biased->SetRegions(clean->GetLargestPossibleRegion());
+  biased->Allocate();
+  itk::ImageRegionIteratorWithIndex<ImageType> it(biased, biased->GetLargestPossibleRegion());
+  for (; !it.IsAtEnd(); ++it) {
+    ImageType::PointType p;
+    biased->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+    it.Set(static_cast<float>(clean->GetPixel(it.GetIndex()) * field(it.GetIndex(), p)));
+  }
+  return biased;
+}
+
 TEST(BiasCorrection, UnbiasedImageGetsAFlatField) {
   const auto clean = brainage::testing::make_blob_image(64, 2.0);
   const auto mask = blob_mask(clean);
@@ -59,17 +75,9 @@ TEST(BiasCorrection, UnbiasedImageGetsAFlatField) {
 
 TEST(BiasCorrection, RemovesKnownSmoothField) {
   const auto clean = brainage::testing::make_blob_image(64, 2.0);
-  auto biased = ImageType::New();
-  biased->CopyInformation(clean);
-  biased->SetRegions(clean->GetLargestPossibleRegion());
-  biased->Allocate();
-  itk::ImageRegionIteratorWithIndex<ImageType> it(biased, biased->GetLargestPossibleRegion());
-  for (; !it.IsAtEnd(); ++it) {
-    ImageType::PointType p;
-    biased->TransformIndexToPhysicalPoint(it.GetIndex(), p);
-    const double field = std::exp(0.25 * p[0] / 30.0 + 0.15 * p[2] / 30.0);  // ±~30% across the blob
-    it.Set(static_cast<float>(clean->GetPixel(it.GetIndex()) * field));
-  }
+  const auto biased = times_field(clean, [](const ImageType::IndexType&, const ImageType::PointType& p) {
+    return std::exp(0.25 * p[0] / 30.0 + 0.15 * p[2] / 30.0);  // ±~30% across the blob
+  });
   const double before = coefficient_of_variation(biased, clean);
   BiasCorrectionOptions options;
   options.shrink_to_mm = 4.0;
@@ -96,16 +104,9 @@ TEST(BiasCorrection, SameVoxelsUnderARotatedHeaderGetTheSameField) {
   // rotations such last-digit differences took the registration down other paths
   // (docs/ROBUSTNESS.md, fourteenth session).
   const auto clean = brainage::testing::make_blob_image(48, 2.0);
-  auto biased = ImageType::New();
-  biased->CopyInformation(clean);
-  biased->SetRegions(clean->GetLargestPossibleRegion());
-  biased->Allocate();
-  itk::ImageRegionIteratorWithIndex<ImageType> it(biased, biased->GetLargestPossibleRegion());
-  for (; !it.IsAtEnd(); ++it) {
-    const auto i = it.GetIndex();
-    const double field = std::exp(0.3 * (i[0] - 24.0) / 24.0 - 0.2 * (i[1] - 24.0) / 24.0 + 0.15 * (i[2] - 24.0) / 24.0);
-    it.Set(static_cast<float>(clean->GetPixel(i) * field));
-  }
+  const auto biased = times_field(clean, [](const ImageType::IndexType& i, const ImageType::PointType&) {
+    return std::exp(0.3 * (i[0] - 24.0) / 24.0 - 0.2 * (i[1] - 24.0) / 24.0 + 0.15 * (i[2] - 24.0) / 24.0);
+  });
   auto rotated = ImageType::New();
   rotated->Graft(biased);
   rotated->DisconnectPipeline();
