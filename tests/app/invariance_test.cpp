@@ -28,6 +28,7 @@
 #include "preprocessing/mask_metrics.h"
 #include "preprocessing/model_grid.h"
 #include "tests/cli_runner.h"
+#include "tests/preprocessing/synthetic_images.h"
 #include "tests/test_data.h"
 
 namespace fs = std::filesystem;
@@ -100,32 +101,6 @@ ImageType::Pointer bias_field(const ImageType* image, int axis, double ratio) {
     }
     o.Set(o.Get() * static_cast<float>(std::exp(exponent)));
   }
-  return out;
-}
-
-/// The same voxels with the header rotated by `degrees` about the image centre, about
-/// physical axis `axis` (0 = L-R: pitch, 1 = A-P: roll, 2 = S-I: yaw).
-ImageType::Pointer rotate_header(const ImageType* image, int axis, double degrees) {
-  auto out = copy_of(image);
-  const double a = degrees * M_PI / 180.0;
-  ImageType::DirectionType r;
-  r.SetIdentity();
-  const int i = (axis + 1) % 3, j = (axis + 2) % 3;
-  r[i][i] = std::cos(a);
-  r[i][j] = -std::sin(a);
-  r[j][i] = std::sin(a);
-  r[j][j] = std::cos(a);
-  const auto size = image->GetLargestPossibleRegion().GetSize();
-  itk::ContinuousIndex<double, 3> centre_index;
-  for (unsigned d = 0; d < 3; ++d) centre_index[d] = (size[d] - 1) / 2.0;
-  ImageType::PointType centre;
-  image->TransformContinuousIndexToPhysicalPoint(centre_index, centre);
-  out->SetDirection(r * image->GetDirection());
-  ImageType::PointType origin = out->GetOrigin();
-  ImageType::PointType moved;
-  out->TransformContinuousIndexToPhysicalPoint(centre_index, moved);
-  for (unsigned d = 0; d < 3; ++d) origin[d] += centre[d] - moved[d];
-  out->SetOrigin(origin);
   return out;
 }
 
@@ -256,7 +231,7 @@ std::vector<Transformation> transformations(const fs::path& stripped_source, boo
       std::ostringstream name;
       name << "header " << rot_names[axis] << " " << degrees << " deg";
       t.push_back({name.str(), "orientation", 1.0, 0, MaskMatch::kSameVoxels,
-                   [=](const ImageType* im, const fs::path& p) { save(rotate_header(im, axis, degrees), p); }});
+                   [=](const ImageType* im, const fs::path& p) { save(brainage::testing::header_rotated(im, static_cast<unsigned>(axis), degrees), p); }});
     }
   if (one_millimetre)
     for (double thickness : {2.5, 3.0, 4.0, 5.0})

@@ -115,4 +115,30 @@ inline ImageType::Pointer gamma_contrast(const ImageType* image, double gamma) {
   return out;
 }
 
+/// The same voxels with the header rotated by `degrees` about the image centre, about
+/// physical (LPS) axis `axis` (0 = L-R: pitch, 1 = A-P: roll, 2 = S-I: yaw).
+inline ImageType::Pointer header_rotated(const ImageType* image, unsigned axis, double degrees) {
+  auto out = ImageType::New();
+  out->Graft(image);
+  out->DisconnectPipeline();
+  const double a = degrees * M_PI / 180.0;
+  ImageType::DirectionType r;
+  r.SetIdentity();
+  const unsigned i = (axis + 1) % 3, j = (axis + 2) % 3;
+  r[i][i] = std::cos(a);
+  r[i][j] = -std::sin(a);
+  r[j][i] = std::sin(a);
+  r[j][j] = std::cos(a);
+  itk::ContinuousIndex<double, 3> centre_index;
+  for (unsigned d = 0; d < 3; ++d) centre_index[d] = (image->GetLargestPossibleRegion().GetSize()[d] - 1) / 2.0;
+  ImageType::PointType centre, moved;
+  image->TransformContinuousIndexToPhysicalPoint(centre_index, centre);
+  out->SetDirection(r * image->GetDirection());
+  out->TransformContinuousIndexToPhysicalPoint(centre_index, moved);
+  auto origin = out->GetOrigin();
+  for (unsigned d = 0; d < 3; ++d) origin[d] += centre[d] - moved[d];
+  out->SetOrigin(origin);
+  return out;
+}
+
 }  // namespace brainage::testing
