@@ -4,11 +4,11 @@
 #include <itkImageRegionConstIterator.h>
 #include <itkImageRegionIterator.h>
 #include <itkLinearInterpolateImageFunction.h>
+#include <itkNearestNeighborInterpolateImageFunction.h>
 #include <itkN4BiasFieldCorrectionImageFilter.h>
 #include <itkObjectFactoryBase.h>
 #include <itkVersion.h>
 #include <itkResampleImageFilter.h>
-#include <itkShrinkImageFilter.h>
 
 #include <algorithm>
 #include <cmath>
@@ -71,6 +71,52 @@ typename TImage::Pointer voxel_frame_view(const TImage* image) {
   return view;
 }
 
+/// The coarse grid N4 fits on, in the voxel frame of `image` (zero origin, identity
+/// direction): per axis an odd step f′ (the factor f when odd, else f − 1, but 3 for f = 2) and
+/// m = (n − 1) / f′ + 1 samples (one fewer when that leaves an odd remainder), the first
+/// (n − 1 − f′·(m − 1)) / 2 voxels in. So every sample sits on a whole voxel and the samples
+/// are symmetric about the image centre: a flipped or permuted copy of the voxels gets the
+/// same samples, flipped or permuted. (ITK's ShrinkImageFilter keeps every f-th voxel counted
+/// from one end, so the canonical re-indexing of a header rotated by 45° or more gave N4 other
+/// voxels and moved IXI012 and IXI015 by ~1 y; docs/ROBUSTNESS.md, fourteenth session.)
+/// Zero-filled; only its geometry is used.
+ImageType::Pointer centred_coarse_grid(const ImageType* image, const itk::FixedArray<unsigned, 3>& factors) {
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  ImageType::SizeType coarse_size;
+  ImageType::SpacingType spacing;
+  ImageType::PointType origin;
+  for (unsigned d = 0; d < 3; ++d) {
+    const unsigned f = factors[d];
+    const unsigned step = f % 2 == 1 ? f : std::max(3u, f - 1);
+    coarse_size[d] = (size[d] - 1) / step + 1;
+    if (((size[d] - 1) - step * (coarse_size[d] - 1)) % 2 == 1) coarse_size[d] -= 1;
+    const auto first = ((size[d] - 1) - step * (coarse_size[d] - 1)) / 2;  // whole voxels
+    spacing[d] = step * image->GetSpacing()[d];
+    origin[d] = static_cast<double>(first) * image->GetSpacing()[d];  // voxel frame: index i at i × spacing
+  }
+  auto grid = ImageType::New();
+  grid->SetRegions(coarse_size);
+  grid->SetSpacing(spacing);
+  grid->SetOrigin(origin);
+  grid->Allocate(true);
+  return grid;
+}
+
+/// The voxels of `image` that sit on `grid` (every grid point is a whole voxel of `image`:
+/// ITK ResampleImageFilter with a nearest-neighbour interpolator, so nothing is averaged).
+template <typename TImage>
+typename TImage::Pointer voxels_on_grid(const TImage* image, const ImageType* grid) {
+  auto resample = itk::ResampleImageFilter<TImage, TImage>::New();
+  resample->SetInput(image);
+  resample->SetInterpolator(itk::NearestNeighborInterpolateImageFunction<TImage, double>::New());
+  resample->SetOutputParametersFromImage(grid);
+  resample->SetDefaultPixelValue(0);
+  resample->Update();
+  typename TImage::Pointer out = resample->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
 }  // namespace
 
 void register_bias_fit_factory() { itk::ObjectFactoryBase::RegisterFactory(FixedWorkUnitBSplineFitFactory::New()); }
@@ -104,32 +150,26 @@ BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* 
   }
   if (count < 64) throw ProcessingError("bias correction: the mask holds " + std::to_string(count) + " positive voxels (need >= 64)");
 
-  // Shrunk copies.
-  using Shrink = itk::ShrinkImageFilter<ImageType, ImageType>;
-  using ShrinkMask = itk::ShrinkImageFilter<MaskType, MaskType>;
-  auto shrink = Shrink::New();
-  auto shrink_mask = ShrinkMask::New();
-  for (unsigned d = 0; d < 3; ++d) {
-    const auto f = static_cast<unsigned>(std::max(1.0, std::round(options.shrink_to_mm / image->GetSpacing()[d])));
-    const auto f_clamped = std::min<unsigned>(f, std::max<unsigned>(1, image->GetLargestPossibleRegion().GetSize()[d] / 8));
-    shrink->SetShrinkFactor(d, f_clamped);
-    shrink_mask->SetShrinkFactor(d, f_clamped);
-  }
-  // N4 and its B-spline fit see the voxels in their own frame (voxel_frame_view): with the
-  // header's origin and direction, ITK 5.2's N4 fitted a field that differed in the last
-  // digits for the same voxels under a rotated header, and the registration took such
-  // differences down other paths (docs/ROBUSTNESS.md, fourteenth session).
+  // N4 fits on a coarse copy (voxels about shrink_to_mm apart). Frame and sampling are the
+  // voxels' own, so a scan gets the same field whatever its header says:
+  // - voxel_frame_view: with the header's origin and direction, ITK 5.2's N4 fitted a field
+  //   that differed in the last digits for the same voxels under a rotated header;
+  // - centred_coarse_grid: whole voxels symmetric about the centre (not ShrinkImageFilter).
   const auto image_view = voxel_frame_view(image);
   const auto mask_view = voxel_frame_view(fit_mask.GetPointer());
-  shrink->SetInput(image_view);
-  shrink_mask->SetInput(mask_view);
-  shrink->Update();
-  shrink_mask->Update();
+  itk::FixedArray<unsigned, 3> factors;
+  for (unsigned d = 0; d < 3; ++d) {
+    const auto f = static_cast<unsigned>(std::max(1.0, std::round(options.shrink_to_mm / image->GetSpacing()[d])));
+    factors[d] = std::min<unsigned>(f, std::max<unsigned>(1, image->GetLargestPossibleRegion().GetSize()[d] / 8));
+  }
+  const auto coarse_grid = centred_coarse_grid(image_view, factors);
+  const auto small_image = voxels_on_grid<ImageType>(image_view, coarse_grid);
+  const auto small_mask = voxels_on_grid<MaskType>(mask_view, coarse_grid);
 
   ensure_itk_factories();  // registers FixedWorkUnitBSplineFitFactory
   auto n4 = N4::New();
-  n4->SetInput(shrink->GetOutput());
-  n4->SetMaskImage(shrink_mask->GetOutput());
+  n4->SetInput(small_image);
+  n4->SetMaskImage(small_mask);
   n4->SetUseMaskLabel(false);  // any non-zero mask voxel
   N4::VariableSizeArrayType iterations(static_cast<unsigned>(options.iterations.size()));
   for (std::size_t i = 0; i < options.iterations.size(); ++i) iterations[i] = options.iterations[i];
@@ -152,7 +192,7 @@ BiasCorrectionResult correct_bias_field(const ImageType* image, const MaskType* 
   }
 
   // Log field on the shrunk grid from the fitted control-point lattice...
-  const ImageType* small = shrink->GetOutput();
+  const ImageType* small = small_image;
   using BSpliner = itk::BSplineControlPointImageFilter<N4::BiasFieldControlPointLatticeType, N4::ScalarImageType>;
   auto bspliner = BSpliner::New();
   bspliner->SetInput(n4->GetLogBiasFieldControlPointLattice());

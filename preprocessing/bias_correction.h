@@ -1,5 +1,5 @@
 #pragma once
-// N4 bias-field correction, fitted on a shrunk copy for speed and applied at full
+// N4 bias-field correction, fitted on a coarse copy (whole voxels, centred) for speed and applied at full
 // resolution: the B-spline control-point lattice N4 fits on the small image is evaluated
 // on the full-resolution grid (BSplineControlPointImageFilter) and divided out.
 #include <vector>
@@ -9,7 +9,7 @@
 namespace brainage::preprocessing {
 
 struct BiasCorrectionOptions {
-  /** Voxel size (mm) of the shrunk copy N4 fits on; integer shrink factor per axis = round(this / spacing), ≥ 1. Default = 8.0 (6 mm: the same IXI Dice, twice the time; docs/BENCHMARKS.md). */
+  /** Voxel size (mm) of the shrunk copy N4 fits on; integer factor per axis f = round(this / spacing), ≥ 1, and the samples are whole voxels f′ apart, f′ = f when odd, else f − 1 (3 for f = 2; so 6 mm apart for 2 mm voxels, 7 mm for 1 mm), placed symmetrically about the image centre (so a flipped or permuted copy of the voxels gets the same field, flipped or permuted). Default = 8.0. */
   double shrink_to_mm{8.0};
   /** Maximum iterations at each fitting level (one level per entry). Default = {50, 50, 30}. */
   std::vector<unsigned> iterations{50, 50, 30};

@@ -245,6 +245,11 @@ double worst_probe_shift(const std::vector<itk::ContinuousIndex<double, 3>>& a,
 // age 7.5 y off; IXI204 yawed -30° the same way. With the default start poses a rotated
 // header registers like the unrotated scan: the template's centre, left, front and top land
 // on the same voxels within one voxel.
+// Field failure (fourteenth session): a header rotated by more than 45° is re-indexed with its
+// axes permuted and flipped, and N4 (fitted on every f-th voxel counted from one end) then
+// fitted other voxels: the brain's 99th percentile, which scales the model's T1 input, moved
+// 1.07 % for IXI015 rolled 75° and the age 1.3 y. N4 now samples whole voxels symmetric about
+// the image centre, so the same voxels give the same intensity scale whatever the axis order.
 TEST(PreprocessPipeline, HeaderRotatedHeadsRegisterLikeTheUnrotatedScan) {
   const fs::path scan = shared_data_dir() / "ixi-hh-2mm" / "t1" / "IXI015-HH-1258_T1.nii.gz";
   BRAINAGE_REQUIRE_PATH(scan);
@@ -253,7 +258,7 @@ TEST(PreprocessPipeline, HeaderRotatedHeadsRegisterLikeTheUnrotatedScan) {
   ASSERT_TRUE(reference.qc_passed);
   const auto reference_probes = mni_probes_in_voxels(reference);
   const auto image = read_image(scan);
-  for (const auto& [axis, degrees] : {std::pair{1u, 30.0}, std::pair{2u, -30.0}}) {
+  for (const auto& [axis, degrees] : {std::pair{1u, 30.0}, std::pair{2u, -30.0}, std::pair{1u, 75.0}}) {
     const fs::path rotated = dir / ("rotated_" + std::to_string(axis) + ".nii.gz");
     write_image(header_rotated(image, axis, degrees), rotated);
     const auto result = preprocess_scan(rotated);
@@ -267,6 +272,10 @@ TEST(PreprocessPipeline, HeaderRotatedHeadsRegisterLikeTheUnrotatedScan) {
                 what.c_str(), result.registration.first.final_metric, reference.registration.first.final_metric, worst,
                 result.brain_volume_ml, reference.brain_volume_ml, overlap);
     EXPECT_LE(worst, 1.0) << what;
+    const double scale_change = std::abs(result.normalization_reference / reference.normalization_reference - 1.0);
+    std::printf("%s: brain 99th percentile %.2f vs %.2f (%.3f %%)\n", what.c_str(), result.normalization_reference,
+                reference.normalization_reference, 100 * scale_change);
+    EXPECT_LT(scale_change, 0.0025) << what;  // 75° roll: 1.07 % with the one-ended N4 sampling
     // The skull-strip bound. IXI015's mask has two nearby solutions (1484 and 1540 mL,
     // both Dice 0.965 against its labels of 1517 mL; docs/ROBUSTNESS.md "Contrast"): a brain
     // volume bound of 3 % tests which one a copy lands on, not the registration.
