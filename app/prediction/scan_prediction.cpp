@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 
+#include "app/prediction/extrapolation_check.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
 #include "common/errors.h"
@@ -204,6 +205,9 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
   record.model_id = predictor.info().model_id;
   record.model = fs::absolute(predictor.checkpoint_path());
   record.qc_flags = preprocessed.qc_flags;
+  if (const auto range = training_age_range(predictor.info().training))
+    if (auto flag = extrapolation_flag(record.predicted_age, record.bias_corrected_age, *range))
+      record.qc_flags.push_back(std::move(*flag));
   if (options.with_routing && predictor.has_routing())
     record.routing = model::routing_summary(output, predictor.info().model, 0);
   record.seconds_total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -118,7 +118,7 @@ struct PredictionRecord {
   bool has_vbm_member = false;            // whether the checkpoint averages a VBM model in
   std::string model_id;
   std::filesystem::path model;            // the checkpoint's .json
-  std::vector<std::string> qc_flags;      // preprocessing warnings that did not stop the scan
+  std::vector<std::string> qc_flags;      // warnings that did not stop the scan: preprocessing, and an age outside the training range (extrapolation_check.h)
   nlohmann::json routing;                 // model::routing_summary, null without routing
   double forward_seconds = 0;
   double seconds_total = 0;               // preprocessing (or cache read) + forward
