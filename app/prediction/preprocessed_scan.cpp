@@ -1,5 +1,6 @@
 #include "app/prediction/preprocessed_scan.h"
 
+#include <itkImageFileReader.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -78,6 +79,20 @@ preprocessing::ImageType::Pointer model_grid_image(const fs::path& scan) {
   }
 }
 
+/// Whether `scan` is a file whose header puts it on the model grid (header only, no voxels).
+bool is_model_grid_file(const fs::path& scan) {
+  std::error_code ec;
+  if (!fs::is_regular_file(scan, ec)) return false;
+  try {
+    auto reader = itk::ImageFileReader<preprocessing::ImageType>::New();
+    reader->SetFileName(scan.string());
+    reader->UpdateOutputInformation();
+    return preprocessing::is_model_grid(reader->GetOutput());
+  } catch (const itk::ExceptionObject&) {
+    return false;  // not readable as an image: the pipeline's validation reports it
+  }
+}
+
 /// Stores a fresh result as a cache entry: a temporary folder renamed into place.
 void store_in_cache(const preprocessing::PreprocessResult& result, const fs::path& cache_dir, const fs::path& entry) {
   ensure_writable_directory(cache_dir);
@@ -120,6 +135,14 @@ PreprocessedScan preprocess_for_model(const fs::path& scan, const PreprocessStep
       return out;
     }
   }
+  // A model-grid image (our t1_mni2mm.nii.gz) is already registered and normalised: run
+  // through the pipeline again it is taken for a small raw scan and gets another age (IXI
+  // scans: up to 8 y off, QC passed; fifteenth session). Only manifests of preprocessed
+  // inputs (train) accept it.
+  if (!options.accept_model_grid_input && is_model_grid_file(scan))
+    throw InvalidInputError(scan.string() +
+                            ": already a brainage model-grid image (80x96x80 voxels of 2 mm in MNI space, e.g. "
+                            "t1_mni2mm.nii.gz); give the original scan, preprocessing it again would give a wrong age");
   if (!options.cache_dir.empty()) {
     out.cache_entry = options.cache_dir / (sha256_path_hex(scan).substr(0, 16) + "-" +
                                            preprocessing_pipeline_key(options.preprocess));

@@ -65,7 +65,8 @@ std::string preprocessing_pipeline_key(const preprocessing::PreprocessOptions& o
 
 /// Preprocesses `scan` (or reads its cache entry, or takes it as is when it is on the model
 /// grid and that is accepted). Throws InvalidInputError for a missing or broken scan (the
-/// pipeline's validation), ProcessingError "<scan>: preprocessing failed QC (<flags>)" when
+/// pipeline's validation, or a model-grid image when accept_model_grid_input is off: it is
+/// already preprocessed), ProcessingError "<scan>: preprocessing failed QC (<flags>)" when
 /// a QC check failed (unless accept_failed_qc), OutputError when the cache cannot be written.
 PreprocessedScan preprocess_for_model(const std::filesystem::path& scan, const PreprocessStepOptions& options);
 

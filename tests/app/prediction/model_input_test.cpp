@@ -136,3 +136,23 @@ TEST(ModelInput, PredictScanRunsAV2CheckpointThroughTheOnePath) {
   EXPECT_LE(record.predicted_age, 85.0);
   EXPECT_EQ(record.routing.at("token_grid"), (nlohmann::json{10, 12, 10}));
 }
+
+// Field failure (fifteenth session): `brainage predict OUT/t1_mni2mm.nii.gz` ran the
+// pipeline again on the already-registered, normalised image and answered another age
+// (IXI scans up to 8 y off, QC passed). Without accept_model_grid_input (predict,
+// evaluate) a model-grid image is refused, naming the file and the rule.
+TEST(PreprocessForModel, AModelGridImageIsRefusedUnlessPreprocessedInputsAreAccepted) {
+  const auto dir = brainage::testing::scratch_dir("model-grid-refused");
+  const fs::path t1 = write_preprocessed_subject(dir);
+  bp::PreprocessStepOptions step;  // as predict and evaluate: accept_model_grid_input off
+  try {
+    bp::preprocess_for_model(t1, step);
+    FAIL() << "a model-grid image was preprocessed again";
+  } catch (const brainage::InvalidInputError& e) {
+    EXPECT_NE(std::string(e.what()).find(t1.string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("already a brainage model-grid image"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(read_subject(t1, true).model_grid_input);  // train's manifests still take it
+  fs::remove_all(dir);
+}
+
