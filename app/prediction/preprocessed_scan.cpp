@@ -67,18 +67,6 @@ void require_qc_passed(const fs::path& scan, bool passed, const std::vector<std:
   throw ProcessingError(scan.string() + ": preprocessing failed QC (" + text + ")");
 }
 
-/// The input itself when it is a plain image on the model grid, else null.
-preprocessing::ImageType::Pointer model_grid_image(const fs::path& scan) {
-  std::error_code ec;
-  if (!fs::is_regular_file(scan, ec)) return nullptr;
-  try {
-    auto image = preprocessing::read_image(scan);
-    return preprocessing::is_model_grid(image) ? image : nullptr;
-  } catch (const Error&) {
-    return nullptr;  // not readable as a plain image: the pipeline's validation reports it
-  }
-}
-
 /// Whether `scan` is a file whose header puts it on the model grid (header only, no voxels).
 bool is_model_grid_file(const fs::path& scan) {
   std::error_code ec;
@@ -90,6 +78,18 @@ bool is_model_grid_file(const fs::path& scan) {
     return preprocessing::is_model_grid(reader->GetOutput());
   } catch (const itk::ExceptionObject&) {
     return false;  // not readable as an image: the pipeline's validation reports it
+  }
+}
+
+/// The input itself when it is a plain image on the model grid, else null (a scan that is
+/// not is never read here: its header says so).
+preprocessing::ImageType::Pointer model_grid_image(const fs::path& scan) {
+  if (!is_model_grid_file(scan)) return nullptr;
+  try {
+    auto image = preprocessing::read_image(scan);
+    return preprocessing::is_model_grid(image) ? image : nullptr;
+  } catch (const Error&) {
+    return nullptr;  // not readable as a plain image: the pipeline's validation reports it
   }
 }
 
