@@ -61,6 +61,9 @@ int preprocess_main(const std::vector<std::string>& args) {
     ("bias-iterations", po::value(&options.pipeline.bias.iterations)->multitoken()->default_value(
                             defaults.bias.iterations, iterations_text(defaults.bias.iterations)),
      "N4 iterations per fitting level, e.g. --bias-iterations 50 50 30 (one level per value)")
+    ("brain-bias-iterations", po::value(&options.pipeline.brain_bias.iterations)->multitoken()->default_value(
+                                  defaults.brain_bias.iterations, iterations_text(defaults.brain_bias.iterations)),
+     "iterations per fitting level of the second N4, fitted inside the brain mask (one level per value)")
     ("focused-pass", po::value(&focused_pass)->default_value(focused_pass),
      "re-register with the metric on the brain + 3 mm: on-failure (when the first registration fails QC) | always | off")
     ("brain-pass", po::value(&brain_pass)->default_value(brain_pass),

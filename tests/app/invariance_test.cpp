@@ -69,41 +69,6 @@ double mean_sd(const ImageType* image, double& sd) {
   return mean;
 }
 
-/// A smooth multiplicative field with max/min = `ratio` across the head's bounding box
-/// (voxels above 10 % of the maximum): linear along `axis` (0..2, voxel axes), or radial
-/// (axis 3: bright centre, dark edges).
-ImageType::Pointer bias_field(const ImageType* image, int axis, double ratio) {
-  const auto size = image->GetLargestPossibleRegion().GetSize();
-  float peak = 0;
-  const auto n = image->GetLargestPossibleRegion().GetNumberOfPixels();
-  for (std::size_t i = 0; i < n; ++i) peak = std::max(peak, image->GetBufferPointer()[i]);
-  long lo[3] = {long(size[0]), long(size[1]), long(size[2])}, hi[3] = {-1, -1, -1};
-  itk::ImageRegionConstIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion());
-  for (; !it.IsAtEnd(); ++it)
-    if (it.Get() > 0.1f * peak)
-      for (unsigned d = 0; d < 3; ++d) {
-        lo[d] = std::min<long>(lo[d], it.GetIndex()[d]);
-        hi[d] = std::max<long>(hi[d], it.GetIndex()[d]);
-      }
-  auto out = copy_of(image);
-  itk::ImageRegionIteratorWithIndex<ImageType> o(out, out->GetLargestPossibleRegion());
-  const double log_ratio = std::log(ratio);
-  for (; !o.IsAtEnd(); ++o) {
-    double u[3];
-    for (unsigned d = 0; d < 3; ++d)
-      u[d] = std::clamp((o.GetIndex()[d] - lo[d]) / std::max(1.0, double(hi[d] - lo[d])), 0.0, 1.0) - 0.5;
-    double exponent;
-    if (axis < 3) {
-      exponent = log_ratio * u[axis];
-    } else {
-      const double r2 = (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]) / 0.75;  // 0 at the centre, 1 at a corner
-      exponent = log_ratio * (0.5 - r2);
-    }
-    o.Set(o.Get() * static_cast<float>(std::exp(exponent)));
-  }
-  return out;
-}
-
 /// The voxel array stored in reverse along voxel axis `axis`, the header changed so that
 /// every voxel keeps its physical position.
 ImageType::Pointer flip_storage(const ImageType* image, int axis) {
@@ -221,7 +186,7 @@ std::vector<Transformation> transformations(const fs::path& stripped_source, boo
   const char* axis_names[] = {"x", "y", "z", "radial"};
   for (int axis : {0, 1, 2, 3})
     t.push_back({std::string("bias field 1.5x ") + axis_names[axis], "bias field", 1.0, 0, MaskMatch::kSameVoxels,
-                 [=](const ImageType* im, const fs::path& p) { save(bias_field(im, axis, 1.5), p); }});
+                 [=](const ImageType* im, const fs::path& p) { save(times_bias_field(im, axis, 1.5), p); }});
   for (int axis : {0, 1, 2})
     t.push_back({std::string("storage flip ") + axis_names[axis], "orientation", 1.0, 0, MaskMatch::kSamePhysicalSpace,
                  [=](const ImageType* im, const fs::path& p) { save(flip_storage(im, axis), p); }});

@@ -115,6 +115,38 @@ inline ImageType::Pointer gamma_contrast(const ImageType* image, double gamma) {
   return out;
 }
 
+/// A copy of `image` times a smooth multiplicative bias field with max/min = `ratio` across
+/// the head's bounding box (voxels above 10 % of the maximum): log-linear along voxel axis
+/// `axis` (0..2), or radial (axis 3: bright centre, dark edges), as coil shading is.
+inline ImageType::Pointer times_bias_field(const ImageType* image, int axis, double ratio) {
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  const auto n = image->GetLargestPossibleRegion().GetNumberOfPixels();
+  const float peak = *std::max_element(image->GetBufferPointer(), image->GetBufferPointer() + n);
+  long lo[3] = {long(size[0]), long(size[1]), long(size[2])}, hi[3] = {-1, -1, -1};
+  itk::ImageRegionConstIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion());
+  for (; !it.IsAtEnd(); ++it)
+    if (it.Get() > 0.1f * peak)
+      for (unsigned d = 0; d < 3; ++d) {
+        lo[d] = std::min<long>(lo[d], it.GetIndex()[d]);
+        hi[d] = std::max<long>(hi[d], it.GetIndex()[d]);
+      }
+  auto out = ImageType::New();
+  out->CopyInformation(image);
+  out->SetRegions(image->GetLargestPossibleRegion());
+  out->Allocate();
+  itk::ImageRegionIteratorWithIndex<ImageType> o(out, out->GetLargestPossibleRegion());
+  const double log_ratio = std::log(ratio);
+  for (; !o.IsAtEnd(); ++o) {
+    double u[3];
+    for (unsigned d = 0; d < 3; ++d)
+      u[d] = std::clamp((o.GetIndex()[d] - lo[d]) / std::max(1.0, double(hi[d] - lo[d])), 0.0, 1.0) - 0.5;
+    const double exponent = axis < 3 ? log_ratio * u[axis]
+                                     : log_ratio * (0.5 - (u[0] * u[0] + u[1] * u[1] + u[2] * u[2]) / 0.75);
+    o.Set(image->GetPixel(o.GetIndex()) * static_cast<float>(std::exp(exponent)));
+  }
+  return out;
+}
+
 /// The same voxels with the header rotated by `degrees` about the image centre, about
 /// physical (LPS) axis `axis` (0 = L-R: pitch, 1 = A-P: roll, 2 = S-I: yaw).
 inline ImageType::Pointer header_rotated(const ImageType* image, unsigned axis, double degrees) {
