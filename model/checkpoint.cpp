@@ -103,6 +103,10 @@ CheckpointInfo info_from_json(const nlohmann::json& j, const fs::path& json_path
                               " differs from member 0 in grid, channels or global input");
         info.members.push_back(std::move(member));
       }
+      info.routing_member = j.value("routing_member", int64_t{0});
+      if (info.routing_member < 0 || info.routing_member >= static_cast<int64_t>(info.members.size()))
+        fail(json_path, "routing_member " + std::to_string(info.routing_member) + " is not a member index (0.." +
+                            std::to_string(info.members.size() - 1) + ")");
       if (j.contains("vbm_member")) {
         const auto& v = j.at("vbm_member");
         EnsembleVbmInfo vbm;
@@ -280,6 +284,9 @@ std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<
     throw ModelError(stem.string() + ": an ensemble needs at least 2 members with one weights file each (got " +
                      std::to_string(members_weights.size()) + " files for " + std::to_string(info.members.size()) +
                      " members)");
+  if (info.routing_member < 0 || info.routing_member >= static_cast<int64_t>(info.members.size()))
+    throw ModelError(stem.string() + ": routing_member " + std::to_string(info.routing_member) +
+                     " is not a member index (0.." + std::to_string(info.members.size() - 1) + ")");
   if (!stem.parent_path().empty()) ensure_writable_directory(stem.parent_path());
   info.model_kind = kEnsembleModelKind;
   info.model = info.members[0].model;
@@ -322,7 +329,8 @@ std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<
   nlohmann::json j = {{"format", kCheckpointFormat},
                       {"format_version", kCheckpointFormatVersion},
                       {"model_id", info.model_id},
-                      {"members", members}};
+                      {"members", members},
+                      {"routing_member", info.routing_member}};
   if (info.vbm_member) j["vbm_member"] = vbm_json;
   j.update(info_to_json(info, to_json(info.model)));
   write_file_atomic(fs::path(stem.string() + ".json"), j.dump(2) + "\n");
@@ -343,7 +351,7 @@ LoadedModel load_checkpoint(const fs::path& path, bool accept_vbm) {
                                                 member.weights_sha256, json_path.parent_path() / member_file_name(stem, k));
       loaded.members.push_back(load_transformer(member.model, weights));
     }
-    loaded.model = loaded.members[0];
+    loaded.model = loaded.members[static_cast<std::size_t>(loaded.info.routing_member)];
     if (loaded.info.vbm_member) {
       const auto& v = *loaded.info.vbm_member;
       const fs::path weights = verified_weights(json_path, v.weights_file, v.weights_bytes, v.weights_sha256,

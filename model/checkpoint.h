@@ -88,14 +88,19 @@ struct CheckpointInfo {
   std::string bias_correction_fitted_on = "validation";
   std::vector<EnsembleMemberInfo> members;  // "ensemble": K >= 2 members; empty otherwise
   std::optional<EnsembleVbmInfo> vbm_member;  // "ensemble": the VBM model averaged with the members, if any
+  /** "ensemble": index of the member whose routing records and expert maps are reported
+      (expert indices are not aligned across members, so routing is never averaged).
+      assemble_ensemble picks the member whose validation routing was most balanced.
+      Default = 0 (ensembles written before the sixteenth session). */
+  int64_t routing_member = 0;
   nlohmann::json training = nlohmann::json::object();  // data summary, options, history
   nlohmann::json metrics = nlohmann::json::object();   // final/best metrics
   std::string model_id;  // filled on save/load: "ermoe-ba-<sha256 prefix>"
 };
 
 struct LoadedModel {
-  BrainAgeModel model{nullptr};  // in eval mode; null for a VBM checkpoint; an ensemble's member 0
-  std::vector<BrainAgeModel> members;  // "ensemble": all K members (members[0] is `model`), eval mode; else empty
+  BrainAgeModel model{nullptr};  // in eval mode; null for a VBM checkpoint; an ensemble's routing member
+  std::vector<BrainAgeModel> members;  // "ensemble": all K members (members[info.routing_member] is `model`); else empty
   std::filesystem::path weights;  // the verified .pt a single checkpoint was loaded from (empty for an ensemble)
   /** Set for a VBM checkpoint (its bias correction = info's) and for an ensemble with a
       VBM member (info.vbm_member: its weight; the member's own bias correction unused). */

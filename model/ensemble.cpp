@@ -197,6 +197,29 @@ nlohmann::json combine_with_vbm(const EnsembleOptions& options, const fs::path& 
   return weight_scan;
 }
 
+/// `requested` when ≥ 0 (checked against the member count), else the member with the lowest
+/// validation expert-load CV (training["val_load_cv"]); 0 when none recorded it.
+int64_t choose_routing_member(const std::vector<EnsembleMemberInfo>& members, int64_t requested,
+                              const fs::path& output_stem) {
+  const auto count = static_cast<int64_t>(members.size());
+  if (requested >= count)
+    throw ModelError(output_stem.string() + ": routing member " + std::to_string(requested) +
+                     " is not a member index (0.." + std::to_string(count - 1) + ")");
+  if (requested >= 0) return requested;
+  int64_t best = 0;
+  double best_cv = std::numeric_limits<double>::infinity();
+  for (int64_t k = 0; k < count; ++k) {
+    const auto& training = members[static_cast<std::size_t>(k)].training;
+    if (!training.contains("val_load_cv") || !training["val_load_cv"].is_number()) continue;
+    const double cv = training["val_load_cv"].get<double>();
+    if (cv < best_cv) {
+      best_cv = cv;
+      best = k;
+    }
+  }
+  return best;
+}
+
 }  // namespace
 
 EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, const fs::path& output_stem,
@@ -242,12 +265,15 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
       member.training["val_mae"] = loaded.info.metrics["val_mae"];
       member_val_mae.push_back(loaded.info.metrics["val_mae"]);
     }
+    if (loaded.info.metrics.contains("val_load_cv")) member.training["val_load_cv"] = loaded.info.metrics["val_load_cv"];
     info.members.push_back(std::move(member));
     weights.push_back(loaded.weights);
     sources.push_back(fs::absolute(member_dirs[k]).lexically_normal().string());
   }
 
   EnsembleSummary summary;
+  summary.routing_member = choose_routing_member(info.members, options.routing_member, output_stem);
+  info.routing_member = summary.routing_member;
   summary.oof = read_out_of_fold_predictions(member_dirs);
   auto& oof = summary.oof;
   if (oof.ages.empty())
@@ -267,6 +293,7 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
   std::vector<double> corrected;
   for (double p : oof.predictions) corrected.push_back(summary.calibration.apply(p));
   summary.metrics = {{"members", k_members},
+                     {"routing_member", summary.routing_member},
                      {"oof_n", oof.ages.size()},
                      {"oof_raw", error_metrics(oof.ages, oof.predictions)},
                      {"oof_bias_corrected", error_metrics(oof.ages, corrected)},
@@ -302,7 +329,8 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
   info.training = {{"method",
                     "cross-validated seed ensemble (CV bagging): member k trained on the folds other than k of one "
                     "age-stratified K-fold partition, seed + k, last-epoch weights; prediction = mean of the members' "
-                    "ages, spread = their sd; routing records and maps from member 0"},
+                    "ages, spread = their sd; routing records and maps from one member (routing_member; by "
+                    "default the one whose validation routing was most balanced)"},
                    {"member_dirs", sources},
                    {"data", info.training.value("data", nlohmann::json::object())}};
   if (vbm.vbm)

@@ -41,15 +41,16 @@ model::ModelOutput Predictor::forward(const ModelInput& input, bool with_routing
     loaded_.model->eval();
     return loaded_.model->forward(input.volumes, with_routing, input.global);
   }
-  // An ensemble: every member on the same input; routing (and logits) from member 0.
+  // An ensemble: every member on the same input; routing (and logits) from the routing member.
   model::ModelOutput out;
   std::vector<torch::Tensor> ages;  // K x [B]
+  const auto routing_member = static_cast<std::size_t>(loaded_.info.routing_member);
   for (std::size_t k = 0; k < loaded_.members.size(); ++k) {
     auto& member = loaded_.members[k];
     member->eval();
-    auto member_out = member->forward(input.volumes, with_routing && k == 0, input.global);
+    auto member_out = member->forward(input.volumes, with_routing && k == routing_member, input.global);
     ages.push_back(member_out.age);
-    if (k == 0) out = std::move(member_out);
+    if (k == routing_member) out = std::move(member_out);
   }
   out.member_ages = torch::stack(ages, 1);  // [B, K]
   out.age = out.member_ages.mean(1);        // [B]
@@ -141,7 +142,8 @@ nlohmann::json ensemble_json(const PredictionRecord& r) {
   nlohmann::json j = {{"members", k},
                       {"member_ages", r.member_ages},
                       {"sd_years", r.ensemble_sd},
-                      {"routing_from", k > 1 ? "member 0 of " + std::to_string(k) : std::string("the model")}};
+                      {"routing_from", k > 1 ? "member " + std::to_string(r.routing_member) + " of " + std::to_string(k)
+                                             : std::string("the model")}};
   if (r.has_vbm_member) {
     j["transformer_mean_age"] = r.transformer_mean_age;
     j["vbm_age"] = r.vbm_age;
@@ -191,6 +193,7 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
     record.member_ages.assign(row.data_ptr<double>(), row.data_ptr<double>() + row.numel());
     record.ensemble_sd = row.std(/*unbiased=*/true).item<double>();  // sample sd (K - 1), years
     record.transformer_mean_age = row.mean().item<double>();
+    record.routing_member = predictor.info().routing_member;
   } else {
     record.member_ages = {record.predicted_age};
     record.transformer_mean_age = record.predicted_age;

@@ -69,7 +69,7 @@ class Predictor {
   /// before the bias correction), the routing records when `with_routing` and the model
   /// has experts (has_routing()). An ensemble (model/ensemble.h) runs every member on the
   /// same input: output.age = the mean of the members' ages, output.member_ages [1, K];
-  /// the routing records (and logits) are member 0's — expert indices are not aligned
+  /// the routing records (and logits) are the routing member's (info.routing_member) — expert indices are not aligned
   /// across members, so they are not combined. The forward always runs on
   /// kForwardThreads LibTorch/OpenBLAS threads (the previous counts are restored after):
   /// LibTorch splits its reductions by the thread count, so at 1 vs 2 threads the same
@@ -116,6 +116,7 @@ struct PredictionRecord {
   double vbm_weight = 0;                  // an ensemble's VBM weight w (predicted_age = (1 − w) · transformer_mean_age + w · vbm_age); 0 without
   double vbm_age = 0;                     // that VBM model's raw age, years (meaningful when vbm_weight is set by a VBM member)
   bool has_vbm_member = false;            // whether the checkpoint averages a VBM model in
+  int64_t routing_member = 0;             // an ensemble's member whose routing `routing` is (model/checkpoint.h)
   std::string model_id;
   std::filesystem::path model;            // the checkpoint's .json
   std::vector<std::string> qc_flags;      // warnings that did not stop the scan: preprocessing, and an age outside the training range (extrapolation_check.h)
