@@ -204,6 +204,7 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
         {"head_centroid_depth_mm", reg_options.head_centroid_depth_mm},
         {"metric_mask", "ch2bet > 0 dilated by " + std::to_string(options.registration_mask_dilation_mm) + " mm"},
         {"focused_pass", pass_json(options.focused_pass)},
+        {"rescue_fields_of_view_mm", options.rescue_fields_of_view_mm},
         {"brain_pass", pass_json(options.brain_pass)}}},
       {"brain_extraction",
        {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_voxels", options.brain.search_dilation_voxels},
@@ -411,6 +412,30 @@ RegistrationSummary register_scan(Template& tmpl, ImageType::Pointer& corrected,
       summary.focused.metric = fresh.final_metric;
     }
   }
+  // Still failing: a long neck and shoulders can hold the whole-scan metric in a wrong
+  // optimum from every pose (IXI508: MI -0.07 to -0.16). Register the scan cut below the
+  // head (robustfov) and run the focused pass on the cut scan too (the whole scan's
+  // neck and shoulders still held it in the wrong optimum; IXI508).
+  if (summary.first_failed && !focused_ok() && options.focused_pass.when != PassWhen::kOff && !stripped) {
+    const auto target = working_template(tmpl, spacing, false, options.focused_pass.metric_dilation_mm);
+    for (const double height_mm : options.rescue_fields_of_view_mm) {
+      const auto cut = cut_below_head_top(moving, height_mm);
+      RegistrationOptions cut_options = reg_options;
+      cut_options.rigid_starts = retry_rigid_starts();
+      const auto start = register_to_template(fixed.image, cut, cut_options, fixed.mask);
+      RegistrationOptions pass_options = reg_options;
+      pass_options.affine = options.focused_pass.stage;
+      const auto refined = refine_affine(target.image, cut, start.mni_to_native, pass_options, target.mask);
+      summary.focused.rescues.push_back({height_mm, start.final_metric, refined.final_metric});
+      if (!summary.focused.applied || refined.final_metric < summary.focused.metric) {
+        mni_to_native = refined.mni_to_native;
+        summary.focused.applied = true;
+        summary.focused.metric = refined.final_metric;
+        summary.focused.rescue_applied_mm = height_mm;
+      }
+      if (focused_ok()) break;
+    }
+  }
   summary.rescued = focused_ok();
   // Brain-only N4 before the brain pass: the head-wide fit leaves smooth shading of 5-20 %
   // across the brain (and a different one for a skull-on scan and its stripped copy); a
@@ -476,6 +501,13 @@ nlohmann::json pass_outcome_json(const PassOutcome& pass, PassWhen when) {
   if (pass.restarted) {
     j["restart_metric"] = pass.restart_metric;
     j["restart_applied"] = pass.restart_applied;
+  }
+  if (!pass.rescues.empty()) {
+    nlohmann::json tried = nlohmann::json::array();
+    for (const auto& r : pass.rescues)
+      tried.push_back({{"neck_cut_mm", r.height_mm}, {"cut_metric", r.cut_metric}, {"metric", r.focused_metric}});
+    j["neck_cut_rescues"] = tried;
+    j["neck_cut_applied_mm"] = pass.rescue_applied_mm;
   }
   return j;
 }

@@ -130,6 +130,13 @@ struct PreprocessOptions {
       runs the affine stage's two levels. Default = {on-failure, whole scan, 3 mm, 25 mm,
       shrink {2, 1}, sigmas {2, 1} mm, iterations {100, 50}, learning rate 1}. */
   RefinementPassOptions focused_pass{PassWhen::kOnFailure, -1.0, 3.0, 25.0, {{2, 1}, {2.0, 1.0}, {100, 50}, 1.0}};
+  /** Neck-cut rescue, only when the focused pass (and its restart) still fail: the scan cut
+      to each of these heights (mm) below the top of the head (FSL robustfov's cut; 170 mm
+      there) is registered from every retry start pose, and the focused pass continues on
+      the whole scan from there; the first that meets max_focused_metric is kept (or the
+      best, which QC then flags). Scans that register otherwise never run it, so their
+      outputs do not change. Empty = off. Default = {170, 190}. */
+  std::vector<double> rescue_fields_of_view_mm{170.0, 190.0};
   /** Brain pass: the scan cut by its brain mask + 4 mm against the skull-stripped ch2bet
       (metric on ch2bet + 8 mm); tightens the brain's scale. It starts close, so one level
       at the working resolution. Default = {always, 4 mm, 8 mm, 12 mm, shrink {1}, sigma
@@ -172,6 +179,13 @@ struct PreprocessOptions {
 };
 
 /// What one refinement pass did (see RefinementPassOptions).
+/// One neck-cut rescue of a failed registration (PreprocessOptions::rescue_fields_of_view_mm).
+struct NeckCutRescue {
+  double height_mm = 0;       // the scan cut to this height below the top of the head
+  double cut_metric = 0;      // Mattes MI of the registration of the cut scan
+  double focused_metric = 0;  // Mattes MI of the focused pass continued on the whole scan
+};
+
 struct PassOutcome {
   bool ran = false;                  // its `when` rule asked for it
   bool applied = false;              // its transform was kept
@@ -181,6 +195,8 @@ struct PassOutcome {
   bool restarted = false;            // focused pass only: the restart from every start pose ran
   double restart_metric = 0;
   bool restart_applied = false;
+  std::vector<NeckCutRescue> rescues;  // focused pass only: the neck-cut rescues tried
+  double rescue_applied_mm = 0;      // the neck-cut height whose transform was kept; 0 = none
 };
 
 /// The registration step's decisions: the first registration (best of its attempts) and

@@ -7,6 +7,7 @@
 #include <itkLinearInterpolateImageFunction.h>
 #include <itkMattesMutualInformationImageToImageMetricv4.h>
 #include <itkRegistrationParameterScalesFromPhysicalShift.h>
+#include <itkRegionOfInterestImageFilter.h>
 #include <itkRegularStepGradientDescentOptimizerv4.h>
 #include <itkResampleImageFilter.h>
 #include <itkRecursiveGaussianImageFilter.h>
@@ -70,19 +71,28 @@ double percentile_99(const ImageType* image) {
   return values[k];
 }
 
+/// The physical height (LPS z, mm; +z superior) of the most superior head voxel (above
+/// `threshold`); −1e30 when there is none.
+double head_top_mm(const ImageType* image, double threshold) {
+  itk::ImageRegionConstIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion());
+  double top = -1e30;
+  ImageType::PointType p;
+  for (; !it.IsAtEnd(); ++it)
+    if (it.Get() > threshold) {
+      image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+      top = std::max(top, p[2]);
+    }
+  return top;
+}
+
 /// Centroid of the head: voxels above 10% of the 99th percentile, restricted to the
 /// `depth_mm` below the most superior such voxel (so a neck in the field of view does not
 /// drag the centroid down).
 ImageType::PointType head_centroid(const ImageType* image, double depth_mm) {
   const double threshold = 0.1 * percentile_99(image);
   itk::ImageRegionConstIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion());
-  double top = -1e30;
+  const double top = head_top_mm(image, threshold);
   ImageType::PointType p;
-  for (it.GoToBegin(); !it.IsAtEnd(); ++it)
-    if (it.Get() > threshold) {
-      image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
-      top = std::max(top, p[2]);  // LPS: +z is superior
-    }
   double sum[3] = {0, 0, 0};
   double weight = 0;
   for (it.GoToBegin(); !it.IsAtEnd(); ++it)
@@ -474,6 +484,36 @@ std::vector<RigidStart> default_rigid_starts() {
       starts.push_back(start);
     }
   return starts;
+}
+
+ImageType::ConstPointer cut_below_head_top(const ImageType* image, double height_mm) {
+  const double top = head_top_mm(image, 0.1 * percentile_99(image));
+  if (top < -1e29) return image;
+  const auto& direction = image->GetDirection();
+  unsigned axis = 0;
+  for (unsigned d = 1; d < 3; ++d)
+    if (std::abs(direction[2][d]) > std::abs(direction[2][axis])) axis = d;
+  const auto region = image->GetLargestPossibleRegion();
+  long first = -1, last = -1;  // the planes kept, along `axis`
+  for (long k = 0; k < static_cast<long>(region.GetSize()[axis]); ++k) {
+    itk::ContinuousIndex<double, 3> centre;
+    for (unsigned d = 0; d < 3; ++d) centre[d] = 0.5 * (region.GetSize()[d] - 1);
+    centre[axis] = k;
+    ImageType::PointType p;
+    image->TransformContinuousIndexToPhysicalPoint(centre, p);
+    if (p[2] < top - height_mm) continue;
+    if (first < 0) first = k;
+    last = k;
+  }
+  if (first < 0 || (first == 0 && last == static_cast<long>(region.GetSize()[axis]) - 1)) return image;
+  ImageType::RegionType kept = region;
+  kept.SetIndex(axis, region.GetIndex()[axis] + first);
+  kept.SetSize(axis, static_cast<itk::SizeValueType>(last - first + 1));
+  auto extract = itk::RegionOfInterestImageFilter<ImageType, ImageType>::New();
+  extract->SetInput(image);
+  extract->SetRegionOfInterest(kept);
+  extract->Update();
+  return extract->GetOutput();
 }
 
 std::vector<RigidStart> retry_rigid_starts() {

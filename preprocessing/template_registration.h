@@ -130,6 +130,13 @@ RegistrationResult register_to_template(const ImageType* fixed, const ImageType*
                                         const RegistrationOptions& options = {},
                                         const MaskType* fixed_mask = nullptr);
 
+/// `image` cut to the voxel planes, along its voxel axis closest to superior-inferior,
+/// whose centres lie within `height_mm` below the top of the head (the most superior voxel
+/// above 10 % of the 99th percentile), as FSL's robustfov cuts the neck (170 mm there).
+/// Physical geometry is kept (a transform found on the cut image applies to the whole).
+/// The image itself when nothing would be cut or no head is found. Never throws.
+ImageType::ConstPointer cut_below_head_top(const ImageType* image, double height_mm);
+
 /// Continues from `initial` (fixed -> moving) with the affine stage only: no centroid
 /// initialisation, no rigid search. With `moving_cut` (moving space), the moving image is
 /// zeroed outside that mask dilated by `cut_dilation_mm`, on the working grid (cheap at

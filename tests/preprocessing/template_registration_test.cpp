@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <itkImageRegionConstIteratorWithIndex.h>
 #include <itkMultiThreaderBase.h>
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "preprocessing/model_grid.h"
 #include "tests/preprocessing/synthetic_images.h"
@@ -118,4 +121,47 @@ TEST(TemplateRegistration, WorkingGridIsBlockMeansForWholeRatiosAndTheImageItsel
   EXPECT_NEAR(work->GetPixel({{1, 0, 2}}), mean, 1e-4);
   EXPECT_TRUE(is_on_working_grid(work, 2.0));
   EXPECT_EQ(to_working_grid(work, 2.0).GetPointer(), work.GetPointer());
+}
+
+// The neck-cut rescue (preprocess_pipeline.h rescue_fields_of_view_mm) registers the scan cut
+// below the top of the head: the cut keeps exactly the planes within the height, in place
+// (same physical position and value for every kept voxel), and returns the image itself
+// when there is nothing to cut.
+TEST(TemplateRegistration, CutBelowHeadTopKeepsThePlanesWithinTheHeightInPlace) {
+  const auto image = make_blob_image(48, 2.0);
+  // The head top: the most superior voxel above 10 % of the 99th percentile (the blob's top).
+  double top = -1e30;
+  itk::ImageRegionConstIteratorWithIndex<ImageType> it(image, image->GetLargestPossibleRegion());
+  std::vector<float> values(image->GetBufferPointer(),
+                            image->GetBufferPointer() + image->GetLargestPossibleRegion().GetNumberOfPixels());
+  std::nth_element(values.begin(), values.begin() + static_cast<long>(0.99 * (values.size() - 1)), values.end());
+  const float threshold = 0.1f * values[static_cast<std::size_t>(0.99 * (values.size() - 1))];
+  for (; !it.IsAtEnd(); ++it)
+    if (it.Get() > threshold) {
+      ImageType::PointType p;
+      image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+      top = std::max(top, p[2]);
+    }
+  const auto cut = cut_below_head_top(image, 20.0);
+  const auto size = cut->GetLargestPossibleRegion().GetSize();
+  EXPECT_EQ(size[0], 48u);
+  EXPECT_EQ(size[1], 48u);
+  ASSERT_LT(size[2], 48u);
+  ImageType::PointType lowest, highest;
+  cut->TransformIndexToPhysicalPoint({{0, 0, 0}}, lowest);
+  cut->TransformIndexToPhysicalPoint({{0, 0, static_cast<long>(size[2]) - 1}}, highest);
+  EXPECT_GE(lowest[2], top - 20.0);
+  EXPECT_LT(lowest[2] - 2.0, top - 20.0);  // the plane below lies outside the height
+  ImageType::PointType image_top;
+  image->TransformIndexToPhysicalPoint({{0, 0, 47}}, image_top);
+  EXPECT_DOUBLE_EQ(highest[2], image_top[2]);  // everything above the head is kept
+  itk::ImageRegionConstIteratorWithIndex<ImageType> c(cut, cut->GetLargestPossibleRegion());
+  for (; !c.IsAtEnd(); ++c) {
+    ImageType::PointType p;
+    cut->TransformIndexToPhysicalPoint(c.GetIndex(), p);
+    ImageType::IndexType source;
+    ASSERT_TRUE(image->TransformPhysicalPointToIndex(p, source));
+    ASSERT_EQ(c.Get(), image->GetPixel(source));
+  }
+  EXPECT_EQ(cut_below_head_top(image, 500.0).GetPointer(), image.GetPointer());
 }
