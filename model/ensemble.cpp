@@ -1,5 +1,6 @@
 #include "model/ensemble.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
@@ -198,7 +199,8 @@ nlohmann::json combine_with_vbm(const EnsembleOptions& options, const fs::path& 
 }
 
 /// `requested` when ≥ 0 (checked against the member count), else the member with the lowest
-/// validation expert-load CV (training["val_load_cv"]); 0 when none recorded it.
+/// validation per-scan expert-load CV (training["val_scan_load_cv"]) when every member
+/// recorded it, else the lowest cohort-wide one ("val_load_cv"); 0 when none recorded either.
 int64_t choose_routing_member(const std::vector<EnsembleMemberInfo>& members, int64_t requested,
                               const fs::path& output_stem) {
   const auto count = static_cast<int64_t>(members.size());
@@ -206,12 +208,16 @@ int64_t choose_routing_member(const std::vector<EnsembleMemberInfo>& members, in
     throw ModelError(output_stem.string() + ": routing member " + std::to_string(requested) +
                      " is not a member index (0.." + std::to_string(count - 1) + ")");
   if (requested >= 0) return requested;
+  const bool per_scan = std::all_of(members.begin(), members.end(), [](const EnsembleMemberInfo& m) {
+    return m.training.contains("val_scan_load_cv") && m.training["val_scan_load_cv"].is_number();
+  });
+  const char* key = per_scan ? "val_scan_load_cv" : "val_load_cv";
   int64_t best = 0;
   double best_cv = std::numeric_limits<double>::infinity();
   for (int64_t k = 0; k < count; ++k) {
     const auto& training = members[static_cast<std::size_t>(k)].training;
-    if (!training.contains("val_load_cv") || !training["val_load_cv"].is_number()) continue;
-    const double cv = training["val_load_cv"].get<double>();
+    if (!training.contains(key) || !training[key].is_number()) continue;
+    const double cv = training[key].get<double>();
     if (cv < best_cv) {
       best_cv = cv;
       best = k;
@@ -265,7 +271,8 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
       member.training["val_mae"] = loaded.info.metrics["val_mae"];
       member_val_mae.push_back(loaded.info.metrics["val_mae"]);
     }
-    if (loaded.info.metrics.contains("val_load_cv")) member.training["val_load_cv"] = loaded.info.metrics["val_load_cv"];
+    for (const char* key : {"val_load_cv", "val_scan_load_cv"})
+      if (loaded.info.metrics.contains(key)) member.training[key] = loaded.info.metrics[key];
     info.members.push_back(std::move(member));
     weights.push_back(loaded.weights);
     sources.push_back(fs::absolute(member_dirs[k]).lexically_normal().string());

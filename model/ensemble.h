@@ -63,11 +63,14 @@ struct EnsembleOptions {
       MAE over 0, 0.1, ..., 1; ties to the smaller w). Default = −1 (chosen). */
   double vbm_weight{-1.0};
   /** The member whose routing records and expert maps `predict` reports; negative = the
-      member whose routing on its validation fold was most balanced (lowest expert-load
-      coefficient of variation, metrics.val_load_cv; member 0 when no member recorded it).
-      Members trained alike differ widely: in the fifteenth-session default one expert of
-      member 0 got 0.3 % of brain voxels (NMI with AAL 0.049), while member 1 (load CV 0.09
-      against 0.39) gave every expert ≥ 9 % (NMI 0.111). Default = −1 (most balanced). */
+      member whose routing on its validation fold was most balanced scan by scan (lowest
+      mean per-scan expert-load coefficient of variation, metrics.val_scan_load_cv, when
+      every member recorded it; else the lowest cohort-wide one, val_load_cv; member 0 when
+      none recorded either). Members trained alike differ widely (sixteenth session, 22
+      training scans): one expert of the fifteenth-session default's member 0 got 0.3 % of
+      the brain (NMI with AAL 0.049) while its member 3 gave every expert ≥ 10 % (NMI
+      0.122). The per-scan CV picked the member with the best maps in both ensembles
+      measured; the cohort-wide CV in one of two (docs/RESULTS.md). Default = −1. */
   int64_t routing_member{-1};
 };
 

@@ -33,10 +33,11 @@ namespace {
 struct EvalResult {
   std::vector<double> predictions;
   double mae = 0, rmse = 0, r = 0, load_cv = 0, entropy = 0;
+  double scan_load_cv = 0;  // each scan's own expert-load CV, mean over scans and MoE layers
   static EvalResult not_measured() {  // no validation set
     const double nan = std::numeric_limits<double>::quiet_NaN();
     EvalResult e;
-    e.mae = e.rmse = e.r = e.load_cv = e.entropy = nan;
+    e.mae = e.rmse = e.r = e.load_cv = e.entropy = e.scan_load_cv = nan;
     return e;
   }
 };
@@ -82,12 +83,26 @@ EvalResult evaluate(BrainAgeModel& model, const TrainingData& data, const std::v
       merged.scores = torch::cat(scores, 0);
       result.load_cv += load_coefficient_of_variation(merged);
       result.entropy += routing_entropy(merged);
+      // Each scan alone: what one scan's expert map shows (the cohort-wide load can be
+      // balanced while every scan sends its tokens to one or two experts).
+      double scan_sum = 0;
+      int64_t scans = 0;
+      for (const auto& batch : records)
+        for (int64_t b = 0; b < batch[layer].expert_ids.size(0); ++b) {
+          LayerRouting one = batch[layer];
+          one.expert_ids = batch[layer].expert_ids.narrow(0, b, 1);
+          one.scores = batch[layer].scores.narrow(0, b, 1);
+          scan_sum += load_coefficient_of_variation(one);
+          ++scans;
+        }
+      if (scans > 0) result.scan_load_cv += scan_sum / static_cast<double>(scans);
       ++moe_layers;
     }
   }
   if (moe_layers > 0) {
     result.load_cv /= moe_layers;
     result.entropy /= moe_layers;
+    result.scan_load_cv /= moe_layers;
   }
   return result;
 }
@@ -661,6 +676,7 @@ void write_final_model(TrainResult& result, const RunState& state, const Trainin
                         {"val_r", eval.r},
                         {"val_mae_bias_corrected_in_sample", corrected_mae},
                         {"val_load_cv", eval.load_cv},
+                        {"val_scan_load_cv", eval.scan_load_cv},
                         {"val_routing_entropy", eval.entropy},
                         {"epochs_run", result.epochs_run},
                         {"stopped_early", result.stopped_early}};

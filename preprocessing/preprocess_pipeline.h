@@ -148,11 +148,14 @@ struct PreprocessOptions {
       scan and its skull-stripped copy; a brain-only fit removes it (as ANTs' brain
       extraction runs N4 again with the brain mask). Default = true. */
   bool brain_bias_correction = true;
-  /** Its N4 settings. Default = {4 mm, iterations {50, 50, 50, 50}, threshold 0.001, 4 control points, order 3,
-      FWHM 0.15}. Four fitting levels (a final lattice of 11 control points per axis, as ANTs' N4 default of 4
-      levels): with three, a 1.5x linear field across the head left ~20 % of its slope inside the brain and moved
-      the age by up to 1.6 y (sixteenth session, docs/ROBUSTNESS.md). */
-  BiasCorrectionOptions brain_bias{4.0, {50, 50, 50, 50}, 0.001, 4, 3, 0.15};
+  /** Its N4 settings. Default = {4 mm, iterations {50, 50, 50}, threshold 0.001, 4 control points, order 3,
+      FWHM 0.15}. Three fitting levels (a final lattice of 7 control points per axis) leave ~20 % of a 1.5x
+      linear field's slope inside the brain (ages up to 1.6 y off). Four levels (`preprocess
+      --brain-bias-iterations 50 50 50 50`, as ANTs' N4 default) leave 4 % and kept every bias-field case
+      within 0.7 y, but made a skull-stripped copy read 1.3-2.9 y younger than its skull-on scan (three
+      levels: 0.0-2.2 y) and shifted the default's ages by up to 5 y, so they are not the default (sixteenth
+      session, docs/ROBUSTNESS.md "Bias field"). */
+  BiasCorrectionOptions brain_bias{4.0, {50, 50, 50}, 0.001, 4, 3, 0.15};
   RegistrationOptions registration{};
   BrainExtractionOptions brain{};
   IntensityNormalizationOptions normalization{};

@@ -16,7 +16,9 @@
 namespace brainage::prediction {
 namespace fs = std::filesystem;
 
-std::string preprocessing_version() { return std::string("brainage-preprocess ") + build_info::kVersion; }
+std::string preprocessing_version() {
+  return std::string("brainage-preprocess ") + build_info::kVersion + " r" + std::to_string(kPreprocessingRevision);
+}
 
 Predictor::Predictor(const fs::path& checkpoint) : checkpoint_(model::checkpoint_json_path(checkpoint)) {
   loaded_ = model::load_checkpoint(checkpoint_, /*accept_vbm=*/true);

@@ -29,8 +29,17 @@
 
 namespace brainage::prediction {
 
-/// What the preprocessing that produces model inputs is: "brainage-preprocess <version>".
-/// Recorded in checkpoints by `train` and compared by `predict`.
+/// The revision of the preprocessing's outputs: bumped whenever a change gives the same scan
+/// and options other model inputs, so that a checkpoint trained on other inputs is
+/// noticed (the build version alone did not change with them; the sixteenth session
+/// measured the default's ages 5 y apart on two N4 settings). 16 = the fifteenth session's
+/// N4 sampling plus the neck-cut rescue (which only changes scans that failed QC before);
+/// checkpoints written before the revision existed record none.
+constexpr int kPreprocessingRevision = 16;
+
+/// What the preprocessing that produces model inputs is: "brainage-preprocess <version>
+/// r<kPreprocessingRevision>". Recorded in checkpoints by `train`; `predict` warns when
+/// its checkpoint records another. Never throws.
 std::string preprocessing_version();
 
 /// The volume of one model-grid voxel (2 mm isotropic), mL. Tissue channels are the modulated

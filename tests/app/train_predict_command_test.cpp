@@ -306,9 +306,10 @@ TEST(TrainPredict, SeedEnsembleTrainsPredictsAndEvaluates) {
   EXPECT_NEAR(out.age.item<double>(), ((a + b) / 2).item<double>(), 1e-5);
   EXPECT_NEAR(out.member_ages[0][1].item<double>(), b.item<double>(), 1e-6);
   EXPECT_EQ(out.layers.size(), 1u);  // the routing member's routing
-  // The routing member is the one whose validation routing was most balanced.
+  // The routing member is the one whose validation routing was most balanced scan by scan.
   const int routing_member = meta.at("routing_member");
-  const double cv0 = meta["members"][0]["training"].at("val_load_cv"), cv1 = meta["members"][1]["training"].at("val_load_cv");
+  const double cv0 = meta["members"][0]["training"].at("val_scan_load_cv"),
+               cv1 = meta["members"][1]["training"].at("val_scan_load_cv");
   EXPECT_EQ(routing_member, cv1 < cv0 ? 1 : 0) << cv0 << " " << cv1;
 
   const fs::path scan = mricron_templates_dir() / "ch2.nii.gz";

@@ -33,8 +33,10 @@ bm::ModelOptions tiny() { return brainage::testing::tiny_model_options(1); }
 /// Three folds of 4 subjects: ages and raw member predictions (years).
 const std::vector<std::vector<double>> kAges = {{20, 41, 62, 79}, {25, 44, 58, 75}, {31, 50, 66, 70}};
 const std::vector<std::vector<double>> kPredictions = {{33, 44, 55, 68}, {35, 47, 52, 64}, {40, 49, 58, 63}};
-/// Each member's expert-load CV on its validation fold: member 1 routes most evenly.
+/// Each member's expert-load CV on its validation fold, over the whole fold (member 1 most
+/// even) and scan by scan (member 2 most even): the fifteenth-session default's members 0, 1, 3.
 const double kLoadCv[] = {0.39, 0.09, 0.32};
+const double kScanLoadCv[] = {0.73, 0.64, 0.60};
 
 class EnsembleTest : public ::testing::Test {
  protected:
@@ -55,7 +57,8 @@ class EnsembleTest : public ::testing::Test {
     bm::CheckpointInfo info;
     info.preprocessing_version = "test";
     info.training = {{"options", {{"seed", 42 + k}, {"split_seed", 42}, {"folds", 3}, {"fold", k}}}};
-    info.metrics = {{"final_weights", final_weights}, {"val_mae", 5.0 + k}, {"val_load_cv", kLoadCv[k % 3]}};
+    info.metrics = {{"final_weights", final_weights}, {"val_mae", 5.0 + k}, {"val_load_cv", kLoadCv[k % 3]},
+                    {"val_scan_load_cv", kScanLoadCv[k % 3]}};
     bm::save_checkpoint(member / "model", model, info);
     std::ofstream csv(member / "validation_predictions.csv");
     csv << "subject_id,age,predicted_age,bias_corrected_age\n";
@@ -108,10 +111,11 @@ TEST_F(EnsembleTest, RoundTripLoadsEveryMemberWithItsOwnWeights) {
   }
   // Distinct seeds: distinct members (a mean of copies would hide a loader that reuses one).
   EXPECT_GT((ages[0] - ages[1]).abs().max().item<double>(), 1e-6);
-  // `model` (routing records, maps) is the member with the most balanced validation routing.
-  EXPECT_EQ(summary.routing_member, 1);
-  EXPECT_EQ(loaded.info.routing_member, 1);
-  EXPECT_TRUE(torch::equal(loaded.model->forward(x).age, ages[1]));
+  // `model` (routing records, maps) is the member whose validation routing was most
+  // balanced scan by scan.
+  EXPECT_EQ(summary.routing_member, 2);
+  EXPECT_EQ(loaded.info.routing_member, 2);
+  EXPECT_TRUE(torch::equal(loaded.model->forward(x).age, ages[2]));
 
   // Copied and renamed with its member files, it still loads (members found by the JSON's stem).
   const fs::path shipped = dir / "shipped";
@@ -126,9 +130,11 @@ TEST_F(EnsembleTest, RoundTripLoadsEveryMemberWithItsOwnWeights) {
 }
 
 // Members trained alike route very differently: in the fifteenth-session default, member 0
-// gave one expert 0.3 % of the brain (NMI with AAL 0.049) while member 1, whose validation
-// load CV was 0.09 against 0.39, gave every expert at least 9 % (NMI 0.111). The maps come
-// from the most balanced member unless one is named; a name outside the members is refused.
+// gave one expert 0.3 % of the brain (NMI with AAL 0.049) while member 3, whose per-scan
+// validation load CV was the lowest (0.60 against 0.73), gave every expert at least 10 %
+// (NMI 0.122). The maps come from the most balanced member unless one is named; a name
+// outside the members is refused; members without the per-scan CV fall back to the
+// cohort-wide one.
 TEST_F(EnsembleTest, RoutingComesFromTheMostBalancedMemberOrTheOneNamed) {
   bm::EnsembleOptions named;
   named.routing_member = 2;
@@ -145,8 +151,12 @@ TEST_F(EnsembleTest, RoutingComesFromTheMostBalancedMemberOrTheOneNamed) {
                 .find("routing member 3 is not a member index"),
             std::string::npos);
 
-  // A member folder without the metric (trained before it was recorded) never wins.
+  // A member trained before the per-scan CV was recorded: all fall back to the cohort-wide
+  // CV (member 1); without that either, a member never wins.
   bm::CheckpointInfo info = bm::load_checkpoint(members[1] / "model.json").info;
+  info.metrics.erase("val_scan_load_cv");
+  bm::save_checkpoint(members[1] / "model", models[1], info);
+  EXPECT_EQ(bm::assemble_ensemble(members, dir / "cohort" / "model").routing_member, 1);
   info.metrics.erase("val_load_cv");
   bm::save_checkpoint(members[1] / "model", models[1], info);
   EXPECT_EQ(bm::assemble_ensemble(members, dir / "auto" / "model").routing_member, 2);

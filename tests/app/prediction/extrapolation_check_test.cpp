@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "app/prediction/scan_prediction.h"
 #include "model/checkpoint.h"
 #include "tests/test_data.h"
 
@@ -44,4 +45,14 @@ TEST(ExtrapolationCheck, TheShippedDefaultRecordsItsTrainingAges) {
   EXPECT_GE(range->min_years, 18.0);
   EXPECT_LE(range->max_years, 90.0);
   EXPECT_LT(range->min_years, range->max_years);
+}
+
+// The shipped default must have been trained on this build's preprocessing: a change to the
+// model inputs bumps kPreprocessingRevision, and this test then fails until the default is
+// retrained (or its inputs are shown unchanged and its record updated).
+TEST(ShippedDefault, WasTrainedOnThisBuildsPreprocessing) {
+  const auto path = std::filesystem::path(BRAINAGE_SOURCE_DIR) / "data" / "model" / "brainage-default.json";
+  BRAINAGE_REQUIRE_PATH(path);
+  EXPECT_EQ(brainage::model::load_checkpoint(path, /*accept_vbm=*/true).info.preprocessing_version,
+            bp::preprocessing_version());
 }
