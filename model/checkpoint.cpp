@@ -24,6 +24,13 @@ fs::path checkpoint_json_path(const fs::path& path) {
 
 namespace {
 
+/// Why an ensemble's routing_member is not one of its members' indices, or "".
+std::string routing_member_problem(const CheckpointInfo& info) {
+  if (info.routing_member >= 0 && info.routing_member < static_cast<int64_t>(info.members.size())) return "";
+  return "routing_member " + std::to_string(info.routing_member) + " is not a member index (0.." +
+         std::to_string(static_cast<int64_t>(info.members.size()) - 1) + ")";
+}
+
 nlohmann::json bias_correction_json(const CheckpointInfo& info) {
   nlohmann::json j = to_json(info.bias_correction);
   j["fitted_on"] = info.bias_correction_fitted_on;
@@ -104,9 +111,7 @@ CheckpointInfo info_from_json(const nlohmann::json& j, const fs::path& json_path
         info.members.push_back(std::move(member));
       }
       info.routing_member = j.value("routing_member", int64_t{0});
-      if (info.routing_member < 0 || info.routing_member >= static_cast<int64_t>(info.members.size()))
-        fail(json_path, "routing_member " + std::to_string(info.routing_member) + " is not a member index (0.." +
-                            std::to_string(info.members.size() - 1) + ")");
+      if (const auto why = routing_member_problem(info); !why.empty()) fail(json_path, why);
       if (j.contains("vbm_member")) {
         const auto& v = j.at("vbm_member");
         EnsembleVbmInfo vbm;
@@ -284,9 +289,7 @@ std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<
     throw ModelError(stem.string() + ": an ensemble needs at least 2 members with one weights file each (got " +
                      std::to_string(members_weights.size()) + " files for " + std::to_string(info.members.size()) +
                      " members)");
-  if (info.routing_member < 0 || info.routing_member >= static_cast<int64_t>(info.members.size()))
-    throw ModelError(stem.string() + ": routing_member " + std::to_string(info.routing_member) +
-                     " is not a member index (0.." + std::to_string(info.members.size() - 1) + ")");
+  if (const auto why = routing_member_problem(info); !why.empty()) throw ModelError(stem.string() + ": " + why);
   if (!stem.parent_path().empty()) ensure_writable_directory(stem.parent_path());
   info.model_kind = kEnsembleModelKind;
   info.model = info.members[0].model;

@@ -133,8 +133,8 @@ struct PreprocessOptions {
   /** Neck-cut rescue, only when the focused pass (and its restart) still fail: the scan cut
       to each of these heights (mm) below the top of the head (FSL robustfov's cut; 170 mm
       there) is registered from every retry start pose, and the focused pass continues on
-      the whole scan from there; the first that meets max_focused_metric is kept (or the
-      best, which QC then flags). Scans that register otherwise never run it, so their
+      the cut scan from there (the transform applies to the whole scan); the first that
+      meets max_focused_metric is kept (or the best, which QC then flags). Scans that register otherwise never run it, so their
       outputs do not change. Empty = off. Default = {170, 190}. */
   std::vector<double> rescue_fields_of_view_mm{170.0, 190.0};
   /** Brain pass: the scan cut by its brain mask + 4 mm against the skull-stripped ch2bet
@@ -186,7 +186,7 @@ struct PreprocessOptions {
 struct NeckCutRescue {
   double height_mm = 0;       // the scan cut to this height below the top of the head
   double cut_metric = 0;      // Mattes MI of the registration of the cut scan
-  double focused_metric = 0;  // Mattes MI of the focused pass continued on the whole scan
+  double focused_metric = 0;  // Mattes MI of the focused pass continued on the cut scan
 };
 
 struct PassOutcome {

@@ -1,5 +1,6 @@
 #include "app/cli/preprocess_command.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -95,6 +96,12 @@ int preprocess_main(const std::vector<std::string>& args) {
   };
   options.pipeline.focused_pass.when = pass_when("focused-pass", focused_pass);
   options.pipeline.brain_pass.when = pass_when("brain-pass", brain_pass);
+  // N4 needs at least one fitting level of at least one iteration (ITK otherwise fails
+  // deep inside with "Input Primary is required but not set").
+  for (const auto& [flag, levels] : {std::pair{"bias-iterations", &options.pipeline.bias.iterations},
+                                     std::pair{"brain-bias-iterations", &options.pipeline.brain_bias.iterations}})
+    if (levels->empty() || std::find(levels->begin(), levels->end(), 0u) != levels->end())
+      throw UsageError(std::string("--") + flag + " needs one or more fitting levels, each of at least 1 iteration");
   if (!(options.pipeline.bias.shrink_to_mm > 0))
     throw UsageError("--bias-shrink-mm must be > 0 mm, got " + std::to_string(options.pipeline.bias.shrink_to_mm));
   configure_all_threads(options.pipeline.threads);

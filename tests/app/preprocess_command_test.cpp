@@ -59,7 +59,8 @@ TEST(PreprocessCommand, ReadOnlyOutputFolderIsAnOutputError) {
 TEST(PreprocessCommand, BadPipelineOptionsAreUsageErrorsBeforeAnyWork) {
   const auto dir = scratch_dir("preprocess-bad-options");
   write_good_scan(dir / "scan.nii.gz", 0.f);
-  for (const std::string bad : {"--brain-pass sometimes", "--focused-pass never", "--bias-shrink-mm 0"}) {
+  for (const std::string bad : {"--brain-pass sometimes", "--focused-pass never", "--bias-shrink-mm 0",
+                                "--bias-iterations 50 0", "--brain-bias-iterations 0"}) {
     const auto r = run_brainage("preprocess \"" + (dir / "scan.nii.gz").string() + "\" -o \"" + (dir / "out").string() +
                                 "\" " + bad);
     EXPECT_EQ(r.code, 2) << bad << ": " << r.out;
