@@ -11,6 +11,7 @@ TransformerBlockImpl::TransformerBlockImpl(const ModelOptions& o, bool moe) {
   attention_ = register_module("attention", MultiHeadSelfAttention(o.dim, o.heads));
   norm2_ = register_module("norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({o.dim})));
   dropout_ = register_module("dropout", torch::nn::Dropout(o.dropout));
+  balance_per_scan_ = o.balance_per_scan;
   RoutingOptions routing{o.top_k, o.top_d_threshold};
   if (!moe)
     dense_ = register_module("ffn", FeedForward(o.dim, o.ffn_hidden));
@@ -25,7 +26,8 @@ torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x, LayerRouting
   const auto normed = norm2_(h);
   if (dense_) return h + dropout_(dense_(normed));
   const int64_t b = normed.size(0), t = normed.size(1), d = normed.size(2);
-  MoeOutput moe = ermoe_ ? ermoe_(normed.reshape({b * t, d})) : softmax_moe_(normed.reshape({b * t, d}));
+  const int64_t groups = balance_per_scan_ ? b : 1;
+  MoeOutput moe = ermoe_ ? ermoe_(normed.reshape({b * t, d}), groups) : softmax_moe_(normed.reshape({b * t, d}), groups);
   if (record) {
     record->is_moe = true;
     record->expert_ids = moe.routing.expert_ids.view({b, t, -1});

@@ -54,6 +54,7 @@ class TransformerBlockImpl : public torch::nn::Module {
   ErmoeLayer ermoe_{nullptr};
   SoftmaxMoeLayer softmax_moe_{nullptr};
   torch::nn::Dropout dropout_{nullptr};
+  bool balance_per_scan_ = false;  // ModelOptions::balance_per_scan
 };
 TORCH_MODULE(TransformerBlock);
 

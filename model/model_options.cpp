@@ -121,6 +121,7 @@ nlohmann::json to_json(const ModelOptions& o) {
           {"ffn_hidden", o.ffn_hidden},
           {"aux_loss_weight", o.aux_loss_weight},
           {"ermoe_balance_weight", o.ermoe_balance_weight},
+          {"balance_per_scan", o.balance_per_scan},
           {"dropout", o.dropout},
           {"age_mean", o.age_mean},
           {"age_std", o.age_std},
@@ -173,6 +174,7 @@ ModelOptions model_options_from_json(const nlohmann::json& j) {
     o.global_mean = j.value("global_mean", old.global_mean);
     o.global_std = j.value("global_std", old.global_std);
     o.ermoe_balance_weight = j.value("ermoe_balance_weight", old.ermoe_balance_weight);
+    o.balance_per_scan = j.value("balance_per_scan", old.balance_per_scan);
   } catch (const nlohmann::json::exception& e) {
     throw ModelError(std::string("model options: missing or ill-typed field (") + e.what() + ")");
   }

@@ -111,6 +111,12 @@ struct ModelOptions {
       the experts (p_t,e = s_t,e / Σ_e s_t,e). Without it the shipped ERMoE-ba v2 members
       sent 95 % of their tokens to one expert (docs/RESULTS.md, twelfth session). */
   double ermoe_balance_weight = 0.0;
+  /** Default = false (the batch-wide loss of Switch/GShard). true: the load-balancing loss
+      (softmax MoE, or ERMoE with ermoe_balance_weight > 0) is computed on each scan's
+      tokens and averaged over the scans, so every scan must use every expert: routing can
+      no longer send whole scans to one expert and is pushed to divide each brain by
+      anatomy (the expert maps; issue 18 asks every expert for >= 5 % of every scan). */
+  bool balance_per_scan = false;
   /** Default = 0.1. Dropout on attention/FFN outputs and before the head (training only). */
   double dropout = 0.1;
   /** Default = 47.0. Target normalisation: the head predicts (age - age_mean) / age_std. */

@@ -50,7 +50,7 @@ ErmoeLayerImpl::ErmoeLayerImpl(int64_t dim, int64_t num_experts, int64_t rank, i
   retract();
 }
 
-MoeOutput ErmoeLayerImpl::forward(const torch::Tensor& tokens) {
+MoeOutput ErmoeLayerImpl::forward(const torch::Tensor& tokens, int64_t balance_groups) {
   MoeOutput out;
   out.routing = route(tokens, bases, routing_);
   const auto dispatched = dispatch_tokens(tokens, out.routing);
@@ -63,7 +63,7 @@ MoeOutput ErmoeLayerImpl::forward(const torch::Tensor& tokens) {
   // The balancing loss on the scores normalised over the experts; the model weights it
   // by ermoe_balance_weight (0 by default: ERMoE as published, the loss has no effect).
   const auto probs = out.routing.scores / out.routing.scores.sum(-1, true).clamp_min(1e-12);
-  out.aux_loss = load_balancing_loss(probs, out.routing);
+  out.aux_loss = load_balancing_loss(probs, out.routing, balance_groups);
   return out;
 }
 
@@ -95,7 +95,7 @@ SoftmaxMoeLayerImpl::SoftmaxMoeLayerImpl(int64_t dim, int64_t num_experts, int64
   b2 = register_parameter("b2", torch::zeros({num_experts, dim}));
 }
 
-MoeOutput SoftmaxMoeLayerImpl::forward(const torch::Tensor& tokens) {
+MoeOutput SoftmaxMoeLayerImpl::forward(const torch::Tensor& tokens, int64_t balance_groups) {
   MoeOutput out;
   const auto probs = torch::softmax(router(tokens), -1);
   out.routing = tokens.is_cuda() ? route_from_scores(probs.cpu(), routing_) : route_from_scores(probs, routing_);
@@ -112,16 +112,25 @@ MoeOutput SoftmaxMoeLayerImpl::forward(const torch::Tensor& tokens) {
     return torch::addmm(b2[e], h, w2[e]);
   });
   out.output = combine(expert_out, out.routing);
-  out.aux_loss = load_balancing_loss(probs, out.routing);
+  out.aux_loss = load_balancing_loss(probs, out.routing, balance_groups);
   return out;
 }
 
-torch::Tensor load_balancing_loss(const torch::Tensor& probs, const RoutingResult& routing) {
+torch::Tensor load_balancing_loss(const torch::Tensor& probs, const RoutingResult& routing, int64_t groups) {
   const int64_t num_experts = probs.size(1);
-  const double num_slots = static_cast<double>(routing.permutation.size(0));
-  const auto fraction = routing.counts.to(probs.device(), probs.scalar_type()) / num_slots;  // f_e
-  const auto mean_prob = probs.mean(0);                                                      // P_e
-  return static_cast<double>(num_experts) * (fraction * mean_prob).sum();
+  if (groups <= 1) {
+    const double num_slots = static_cast<double>(routing.permutation.size(0));
+    const auto fraction = routing.counts.to(probs.device(), probs.scalar_type()) / num_slots;  // f_e
+    const auto mean_prob = probs.mean(0);                                                      // P_e
+    return static_cast<double>(num_experts) * (fraction * mean_prob).sum();
+  }
+  const int64_t tokens = probs.size(0);
+  TORCH_CHECK(tokens % groups == 0, "load_balancing_loss: ", groups, " groups do not divide ", tokens, " tokens");
+  const auto ids = routing.expert_ids.to(probs.device());  // [T, k]
+  const auto slots = torch::one_hot(ids, num_experts).sum(1).to(probs.scalar_type());  // [T, E] slots per token
+  const auto fraction = slots.view({groups, tokens / groups, num_experts}).mean(1) / ids.size(1);  // f_g,e
+  const auto mean_prob = probs.view({groups, tokens / groups, num_experts}).mean(1);                // P_g,e
+  return static_cast<double>(num_experts) * (fraction * mean_prob).sum(-1).mean();
 }
 
 }  // namespace brainage::model

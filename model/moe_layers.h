@@ -35,8 +35,9 @@ struct MoeOutput {
 class ErmoeLayerImpl : public torch::nn::Module {
  public:
   ErmoeLayerImpl(int64_t dim, int64_t num_experts, int64_t rank, int64_t hidden, RoutingOptions routing);
-  /// tokens [T, d] (flatten the batch first).
-  MoeOutput forward(const torch::Tensor& tokens);
+  /// tokens [T, d] (flatten the batch first); `balance_groups` G: the tokens are G equal
+  /// consecutive groups (scans) and aux_loss is the groups' mean (load_balancing_loss).
+  MoeOutput forward(const torch::Tensor& tokens, int64_t balance_groups = 1);
 
   /// QR retraction of every U_e to orthonormal columns (signs fixed so diag(R) > 0), in
   /// place and outside autograd. Call after each optimiser step.
@@ -57,7 +58,7 @@ TORCH_MODULE(ErmoeLayer);
 class SoftmaxMoeLayerImpl : public torch::nn::Module {
  public:
   SoftmaxMoeLayerImpl(int64_t dim, int64_t num_experts, int64_t hidden, RoutingOptions routing);
-  MoeOutput forward(const torch::Tensor& tokens);  // tokens [T, d]
+  MoeOutput forward(const torch::Tensor& tokens, int64_t balance_groups = 1);  // as ErmoeLayer::forward  // tokens [T, d]
 
   torch::nn::Linear router{nullptr};  // d -> E
   torch::Tensor w1, b1;  // [E, d, h], [E, h]
@@ -69,8 +70,11 @@ class SoftmaxMoeLayerImpl : public torch::nn::Module {
 TORCH_MODULE(SoftmaxMoeLayer);
 
 /// The Switch/GShard load-balancing loss  E * Σ_e (counts_e / (T*k)) * mean_t probs[t,e]
-/// for router probabilities `probs` [T, E] and the routing built from them. Equals 1 at
-/// perfect balance. Differentiable w.r.t. probs.
-torch::Tensor load_balancing_loss(const torch::Tensor& probs, const RoutingResult& routing);
+/// (Fedus et al. 2022, eq. 4) for router probabilities `probs` [T, E] and the routing
+/// built from them. Equals 1 at perfect balance. Differentiable w.r.t. probs. With
+/// `groups` G > 1 the T tokens are G equal consecutive groups (the scans of a batch,
+/// [B, t] flattened): the loss is computed in each group and averaged, so each group must
+/// be balanced on its own. Throws c10::Error when G does not divide T.
+torch::Tensor load_balancing_loss(const torch::Tensor& probs, const RoutingResult& routing, int64_t groups = 1);
 
 }  // namespace brainage::model

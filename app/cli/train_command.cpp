@@ -262,6 +262,8 @@ int train_main(const std::vector<std::string>& args) {
     ("top-k", po::value(&t.model.top_k)->default_value(t.model.top_k), "experts per token")
     ("ermoe-balance", po::value(&t.model.ermoe_balance_weight)->default_value(t.model.ermoe_balance_weight),
      "ERMoE only: weight of a load-balancing loss on the normalised Eigenbasis Scores (0 = none, as published)")
+    ("balance-per-scan", po::bool_switch(&t.model.balance_per_scan),
+     "compute the load-balancing loss on each scan's tokens and average (default: over the whole batch)")
     ("expert-rank", po::value(&t.model.expert_rank)->default_value(t.model.expert_rank), "rank r of each expert basis")
     ("dropout", po::value(&t.model.dropout)->default_value(t.model.dropout, "0"), "dropout")
     ("resume", po::bool_switch(&t.resume), "continue from the newest epoch checkpoint in the output folder")

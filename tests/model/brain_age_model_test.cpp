@@ -153,6 +153,31 @@ TEST(BrainAgeModel, ErmoeBalanceWeightIsOffByDefaultAndRoundTrips) {
   EXPECT_THROW(bm::model_options_from_json(bad), brainage::ModelError);
 }
 
+TEST(BrainAgeModel, PerScanBalanceSeesEachScanAndRoundTrips) {
+  auto o = small_options(bm::FfnKind::kErmoe);
+  o.ermoe_balance_weight = 1.0;
+  torch::manual_seed(5);
+  const auto volumes = torch::randn({3, 1, 12, 20, 28});
+  torch::manual_seed(6);
+  bm::BrainAgeModel batch(o);
+  o.balance_per_scan = true;
+  torch::manual_seed(6);
+  bm::BrainAgeModel per_scan(o);  // same initialisation, only the loss's scope differs
+  batch->eval();
+  per_scan->eval();
+  const auto a = batch->forward(volumes), b = per_scan->forward(volumes);
+  EXPECT_TRUE(torch::allclose(a.age, b.age)) << "the option changes the loss, not the prediction";
+  EXPECT_GT(std::abs(a.aux_loss.item<double>() - b.aux_loss.item<double>()), 1e-6);
+  // A batch of one scan: both scopes are the same loss.
+  const auto one = volumes.slice(0, 0, 1);
+  EXPECT_NEAR(batch->forward(one).aux_loss.item<double>(), per_scan->forward(one).aux_loss.item<double>(), 1e-6);
+  const auto j = bm::to_json(o);
+  EXPECT_TRUE(bm::model_options_from_json(j).balance_per_scan);
+  auto old = j;
+  old.erase("balance_per_scan");  // checkpoints written before the option: the batch-wide loss
+  EXPECT_FALSE(bm::model_options_from_json(old).balance_per_scan);
+}
+
 TEST(BrainAgeModel, GradientsReachBasesAndRetractionRestoresOrthonormality) {
   // One thread: tiny tensors, and a loaded 2-core CI box makes 2 spinning threads ~10x slower.
   brainage::model::configure_threads(1);

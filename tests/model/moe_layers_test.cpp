@@ -130,6 +130,38 @@ TEST(SoftmaxMoe, AuxLossEqualsHandComputation) {
   EXPECT_NEAR(bm::load_balancing_loss(probs, routing2).item<double>(), 1.078125, 1e-12);
 }
 
+TEST(LoadBalancingLoss, PerScanGroupsSeeAScanThatSendsEveryTokenToOneExpert) {
+  // Two scans of two tokens, two experts, k = 1: scan A routes both tokens to e0, scan B
+  // both to e1. Over the batch that is perfectly balanced (f = (1/2, 1/2),
+  // P = (0.525, 0.475): loss 2 * (0.2625 + 0.2375) = 1); scan by scan it is not:
+  // A: f = (1, 0), P = (0.85, 0.15): 1.7; B: f = (0, 1), P = (0.2, 0.8): 1.6; mean 1.65.
+  const auto probs = torch::tensor({{0.9, 0.1}, {0.8, 0.2}, {0.1, 0.9}, {0.3, 0.7}}, torch::kFloat64);
+  const auto routing = bm::route_from_scores(probs, {1, 0.0});
+  EXPECT_NEAR(bm::load_balancing_loss(probs, routing).item<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(bm::load_balancing_loss(probs, routing, 1).item<double>(), 1.0, 1e-12);
+  EXPECT_NEAR(bm::load_balancing_loss(probs, routing, 2).item<double>(), 1.65, 1e-12);
+  // Four groups of one token: each token's own f_e = 1 for its expert.
+  EXPECT_NEAR(bm::load_balancing_loss(probs, routing, 4).item<double>(), 2 * (0.9 + 0.8 + 0.9 + 0.7) / 4, 1e-12);
+  EXPECT_THROW(bm::load_balancing_loss(probs, routing, 3), c10::Error);
+}
+
+TEST(ErmoeLayer, PerScanBalanceLossIsTheMeanOfEachScansOwnLoss) {
+  torch::manual_seed(21);
+  bm::ErmoeLayer layer(12, 4, 3, 8, bm::RoutingOptions{2, 0.0});
+  layer->to(torch::kFloat64);
+  const auto x = torch::randn({3 * 20, 12}, torch::kFloat64);
+  const auto out = layer->forward(x, 3);
+  const auto probs = (out.routing.scores / out.routing.scores.sum(-1, true)).detach();
+  double expected = 0;
+  for (int64_t g = 0; g < 3; ++g) {
+    const auto p = probs.slice(0, 20 * g, 20 * (g + 1));
+    expected += bm::load_balancing_loss(p, bm::route_from_scores(p, {2, 0.0})).item<double>() / 3;
+  }
+  EXPECT_NEAR(out.aux_loss.item<double>(), expected, 1e-9);
+  out.aux_loss.backward();
+  EXPECT_GT(layer->bases.grad().abs().max().item<double>(), 0.0) << "the loss must reach the expert bases";
+}
+
 TEST(SoftmaxMoe, LayerReturnsBalancedLossNearOneAndGradients) {
   torch::manual_seed(11);
   bm::SoftmaxMoeLayer layer(16, 4, 32, bm::RoutingOptions{2, 0.0});
