@@ -117,15 +117,9 @@ MoeOutput SoftmaxMoeLayerImpl::forward(const torch::Tensor& tokens, int64_t bala
 }
 
 torch::Tensor load_balancing_loss(const torch::Tensor& probs, const RoutingResult& routing, int64_t groups) {
-  const int64_t num_experts = probs.size(1);
-  if (groups <= 1) {
-    const double num_slots = static_cast<double>(routing.permutation.size(0));
-    const auto fraction = routing.counts.to(probs.device(), probs.scalar_type()) / num_slots;  // f_e
-    const auto mean_prob = probs.mean(0);                                                      // P_e
-    return static_cast<double>(num_experts) * (fraction * mean_prob).sum();
-  }
-  const int64_t tokens = probs.size(0);
-  TORCH_CHECK(tokens % groups == 0, "load_balancing_loss: ", groups, " groups do not divide ", tokens, " tokens");
+  const int64_t num_experts = probs.size(1), tokens = probs.size(0);
+  TORCH_CHECK(groups >= 1 && tokens % groups == 0, "load_balancing_loss: ", groups, " groups do not divide ", tokens,
+              " tokens");
   const auto ids = routing.expert_ids.to(probs.device());  // [T, k]
   const auto slots = torch::one_hot(ids, num_experts).sum(1).to(probs.scalar_type());  // [T, E] slots per token
   const auto fraction = slots.view({groups, tokens / groups, num_experts}).mean(1) / ids.size(1);  // f_g,e

@@ -58,7 +58,8 @@ TORCH_MODULE(ErmoeLayer);
 class SoftmaxMoeLayerImpl : public torch::nn::Module {
  public:
   SoftmaxMoeLayerImpl(int64_t dim, int64_t num_experts, int64_t hidden, RoutingOptions routing);
-  MoeOutput forward(const torch::Tensor& tokens, int64_t balance_groups = 1);  // as ErmoeLayer::forward  // tokens [T, d]
+  /// tokens [T, d]; `balance_groups` as in ErmoeLayer::forward.
+  MoeOutput forward(const torch::Tensor& tokens, int64_t balance_groups = 1);
 
   torch::nn::Linear router{nullptr};  // d -> E
   torch::Tensor w1, b1;  // [E, d, h], [E, h]
@@ -74,7 +75,7 @@ TORCH_MODULE(SoftmaxMoeLayer);
 /// built from them. Equals 1 at perfect balance. Differentiable w.r.t. probs. With
 /// `groups` G > 1 the T tokens are G equal consecutive groups (the scans of a batch,
 /// [B, t] flattened): the loss is computed in each group and averaged, so each group must
-/// be balanced on its own. Throws c10::Error when G does not divide T.
+/// be balanced on its own. Throws c10::Error when G < 1 or G does not divide T.
 torch::Tensor load_balancing_loss(const torch::Tensor& probs, const RoutingResult& routing, int64_t groups = 1);
 
 }  // namespace brainage::model

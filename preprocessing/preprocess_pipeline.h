@@ -134,8 +134,9 @@ struct PreprocessOptions {
       to each of these heights (mm) below the top of the head (FSL robustfov's cut; 170 mm
       there) is registered from every retry start pose, and the focused pass continues on
       the cut scan from there (the transform applies to the whole scan); the first that
-      meets max_focused_metric is kept (or the best, which QC then flags). Scans that register otherwise never run it, so their
-      outputs do not change. Empty = off. Default = {170, 190}. */
+      meets max_focused_metric is kept (or the best, which QC then flags). Scans that
+      register otherwise never run it, so their outputs do not change. Empty = off.
+      Default = {170, 190}. */
   std::vector<double> rescue_fields_of_view_mm{170.0, 190.0};
   /** Brain pass: the scan cut by its brain mask + 4 mm against the skull-stripped ch2bet
       (metric on ch2bet + 8 mm); tightens the brain's scale. It starts close, so one level
