@@ -80,10 +80,11 @@ int main(int argc, char** argv) {
     else if (a == "--stride") options.stride = std::stoll(next());
     else if (a == "--out") out_csv = next();
     else if (a == "--no-standardize") options.standardize = false;
-    else if (a == "--proportional-scaling") options.proportional_scaling = true;
+    else if (a == "--proportional-scaling") options.scaling = bm::VbmScaling::kTotalTissue;
+    else if (a == "--scaling") options.scaling = bm::vbm_scaling_from_string(next());
     else {
       std::cerr << "usage: brainage_vbm_study --participants CSV --maps DIR [--folds 5] [--seed 42] [--fwhm 4,6,8] "
-                   "[--channels 0,1,2] [--lambdas ...] [--stride 2] [--proportional-scaling] [--out predictions.csv]\n";
+                   "[--channels 0,1,2] [--lambdas ...] [--stride 2] [--scaling none|proportional|parenchyma] [--out predictions.csv]\n";
       return 2;
     }
   }

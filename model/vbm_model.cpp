@@ -90,13 +90,34 @@ torch::Tensor axis_operator(int64_t in, double sigma, int64_t stride) {
 
 }  // namespace
 
-torch::Tensor proportionally_scaled(const torch::Tensor& maps) {
+VbmScaling vbm_scaling_from_string(const std::string& name) {
+  if (name == "none") return VbmScaling::kNone;
+  if (name == "proportional") return VbmScaling::kTotalTissue;
+  if (name == "parenchyma") return VbmScaling::kParenchyma;
+  throw ModelError("vbm: scaling must be none, proportional or parenchyma, got '" + name + "'");
+}
+
+std::string to_string(VbmScaling scaling) {
+  switch (scaling) {
+    case VbmScaling::kTotalTissue: return "proportional";
+    case VbmScaling::kParenchyma: return "parenchyma";
+    case VbmScaling::kNone: break;
+  }
+  return "none";
+}
+
+torch::Tensor globally_scaled(const torch::Tensor& maps, VbmScaling scaling) {
+  if (scaling == VbmScaling::kNone) return maps.to(torch::kFloat);
   check_maps(maps, 3, nullptr);
-  const auto total = maps.index({torch::indexing::Slice(), torch::indexing::Slice(0, 3)})
+  using torch::indexing::Slice;
+  const bool parenchyma = scaling == VbmScaling::kParenchyma;
+  const double reference_ml = parenchyma ? 1200.0 : 1500.0;
+  const auto total = maps.index({Slice(), parenchyma ? Slice(1, 3) : Slice(0, 3)})
                          .to(torch::kDouble)
                          .sum({1, 2, 3, 4});  // [N] mL
-  if (!(total.min().item<double>() > 0)) throw ModelError("vbm: a subject's tissue maps sum to zero");
-  return (maps.to(torch::kDouble) * (1500.0 / total).view({-1, 1, 1, 1, 1})).to(torch::kFloat);
+  if (!(total.min().item<double>() > 0))
+    throw ModelError(std::string("vbm: a subject's ") + (parenchyma ? "GM+WM" : "tissue") + " maps sum to zero");
+  return (maps.to(torch::kDouble) * (reference_ml / total).view({-1, 1, 1, 1, 1})).to(torch::kFloat);
 }
 
 torch::Tensor smooth_and_sample(const torch::Tensor& maps, double fwhm_mm, double voxel_mm, int64_t stride) {
@@ -140,7 +161,11 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
                      " subjects for " + std::to_string(o.inner_folds) + " folds");
   if (o.fwhm_mm.empty() || o.lambdas.empty()) throw ModelError("vbm: no FWHM or λ candidate");
   torch::NoGradGuard no_grad;
-  const auto selected = select_channels(o.proportional_scaling ? proportionally_scaled(maps) : maps, o.channels);
+  const auto scaled = globally_scaled(maps, o.scaling);
+  const auto selected = select_channels(scaled, o.channels);
+  using torch::indexing::Slice;
+  // The mask follows the total tissue (CSF+GM+WM: the maps' first three channels), whichever are read.
+  const auto tissue = scaled.index({Slice(), Slice(0, 3)}).sum(1, /*keepdim=*/true);  // [N, 1, Z, Y, X] mL
   const auto ages_t = torch::tensor(ages, torch::kDouble);
 
   std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> folds;
@@ -159,7 +184,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
   nlohmann::json mae_table = nlohmann::json::array();
   for (std::size_t fi = 0; fi < o.fwhm_mm.size(); ++fi) {
     const auto sampled = smooth_and_sample(selected, o.fwhm_mm[fi], o.voxel_mm, o.stride);
-    const auto total = sampled.sum(1).mean(0);  // [z, y, x] mean total tissue
+    const auto total = smooth_and_sample(tissue, o.fwhm_mm[fi], o.voxel_mm, o.stride).mean(0)[0];  // [z, y, x]
     const auto mask = total > o.mask_fraction * total.max().item<double>();
     const auto x = masked_features(sampled, mask);
     if (x.size(1) == 0) throw ModelError("vbm: the brain mask on the sampled grid is empty");
@@ -199,7 +224,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
   m.voxel_mm = o.voxel_mm;
   m.stride = o.stride;
   m.lambda_relative = o.lambdas[best_l];
-  m.proportional_scaling = o.proportional_scaling;
+  m.scaling = o.scaling;
   m.mask = best_mask;
   const auto x = masked_features(smooth_and_sample(selected, m.fwhm_mm, m.voxel_mm, m.stride), m.mask);
   const Standardiser standardise(x, o.standardize);
@@ -221,7 +246,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
 torch::Tensor VbmModel::predict_raw(const torch::Tensor& maps) const {
   check_maps(maps, max_channel(channels) + 1, &grid);
   torch::NoGradGuard no_grad;
-  const auto scaled = proportional_scaling ? proportionally_scaled(maps) : maps;
+  const auto scaled = scaling == VbmScaling::kNone ? maps : globally_scaled(maps, scaling);
   const auto x = masked_features(smooth_and_sample(select_channels(scaled, channels), fwhm_mm, voxel_mm, stride), mask);
   if (x.size(1) != weights.size(0))
     throw ModelError("vbm: " + std::to_string(x.size(1)) + " features, the model has " +
@@ -243,7 +268,7 @@ nlohmann::json VbmModel::to_json() const {
           {"voxel_mm", voxel_mm},
           {"stride", stride},
           {"lambda_relative", lambda_relative},
-          {"proportional_scaling", proportional_scaling},
+          {"scaling", to_string(scaling)},
           {"intercept", intercept},
           {"features", weights.defined() ? weights.size(0) : 0}};
 }
@@ -267,7 +292,10 @@ VbmModel VbmModel::load(const nlohmann::json& j, const std::filesystem::path& fi
     m.stride = j.at("stride").get<int64_t>();
     m.lambda_relative = j.at("lambda_relative").get<double>();
     m.intercept = j.at("intercept").get<double>();
-    m.proportional_scaling = j.value("proportional_scaling", false);
+    if (j.contains("scaling"))
+      m.scaling = vbm_scaling_from_string(j.at("scaling").get<std::string>());
+    else  // checkpoints before the parenchyma option
+      m.scaling = j.value("proportional_scaling", false) ? VbmScaling::kTotalTissue : VbmScaling::kNone;
   } catch (const nlohmann::json::exception& e) {
     throw ModelError(std::string("VBM model metadata has a missing or ill-typed field (") + e.what() + ")");
   }

@@ -3,7 +3,7 @@
 // "modulated GM + ridge" baselines of Franke et al. 2010), behind the same checkpoint
 // interface as the neural models (model/checkpoint.h, model_kind "vbm"):
 //   modulated CSF/GM/WM densities on the model grid [N, 3, Z, Y, X] (mL per voxel;
-//   preprocessing/tissue_probability.h)
+//   preprocessing/tissue_probability.h), optionally scaled per subject (VbmScaling)
 //   -> Gaussian smoothing (FWHM chosen by inner CV among fwhm_mm)
 //   -> sampled every `stride` voxels (4 mm by default) inside a brain mask (voxels where the
 //      training subjects' mean total tissue, smoothed, exceeds mask_fraction of its maximum)
@@ -17,6 +17,7 @@
 // CPU, double precision for the linear algebra; deterministic for a given seed.
 #include <array>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,12 @@
 #include "model/checkpoint.h"
 
 namespace brainage::model {
+
+/// How each subject's maps are scaled before smoothing (VbmOptions::scaling).
+enum class VbmScaling { kNone, kTotalTissue, kParenchyma };
+/// "none" | "proportional" (kTotalTissue) | "parenchyma". Throws ModelError on any other name.
+VbmScaling vbm_scaling_from_string(const std::string& name);
+std::string to_string(VbmScaling scaling);
 
 struct VbmOptions {
   /** Candidate smoothing FWHMs in mm, chosen by inner CV. Default = {4, 6, 8}. */
@@ -39,17 +46,20 @@ struct VbmOptions {
   int64_t stride{2};
   /** Model-grid voxel edge in mm (converts FWHM to voxels). Default = 2. */
   double voxel_mm{2.0};
-  /** Mask: mean smoothed total tissue above this fraction of its maximum. Default = 0.1. */
+  /** Mask: mean smoothed total tissue (the sum of the maps' first three channels, CSF+GM+WM,
+      whichever channels are read) above this fraction of its maximum. Default = 0.1. */
   double mask_fraction{0.1};
   /** Scale each feature by its training sd, floored at 1 % of the mean sd so a feature
       constant in training cannot dominate a new subject (true), or only centre it (false).
       Default = true. */
   bool standardize{true};
-  /** Global normalisation by proportional scaling (SPM's term): each subject's maps are
-      multiplied by 1500 mL / its total CSF+GM+WM volume (its intracranial volume), so
-      head size, which does not follow age, stops being the largest source of variance.
-      Default = false. */
-  bool proportional_scaling{false};
+  /** Global normalisation (SPM's term): kTotalTissue ("proportional scaling") multiplies each
+      subject's maps by 1500 mL / its CSF+GM+WM total, kParenchyma by 1200 mL / its GM+WM
+      total, so head size, which does not follow age, stops being the largest source of
+      variance. kParenchyma leaves out the CSF, whose outer rim follows the brain mask
+      (a skull-on scan and its skull-stripped copy differ by 50-120 mL there,
+      docs/ROBUSTNESS.md). Default = kNone. */
+  VbmScaling scaling{VbmScaling::kNone};
   /** Inner CV folds for FWHM / λ and for the bias correction. Default = 5. */
   int64_t inner_folds{5};
   /** Seed of the inner folds. Default = 42. */
@@ -64,7 +74,7 @@ struct VbmModel {
   double voxel_mm = 2.0;
   int64_t stride = 2;
   double lambda_relative = 1.0;  // the chosen λ / (trace(K)/n)
-  bool proportional_scaling = false;  // VbmOptions::proportional_scaling (absent in older checkpoints: false)
+  VbmScaling scaling = VbmScaling::kNone;  // VbmOptions::scaling (older checkpoints: their proportional_scaling flag)
   torch::Tensor mask;            // bool [z, y, x] on the sampled grid
   torch::Tensor feature_mean;    // double [P], P = channels × mask voxels
   torch::Tensor feature_scale;   // double [P] (sd; 1 where the sd is 0)
@@ -86,9 +96,11 @@ struct VbmModel {
   static VbmModel load(const nlohmann::json& model_json, const std::filesystem::path& file);
 };
 
-/// Maps [N, C, Z, Y, X] (C = 3: CSF, GM, WM in mL per voxel) scaled per subject to a
-/// total of 1500 mL (VbmOptions::proportional_scaling). Throws ModelError on an empty map.
-torch::Tensor proportionally_scaled(const torch::Tensor& maps);
+/// Maps [N, 3, Z, Y, X] (CSF, GM, WM in mL per voxel) multiplied per subject so that its
+/// CSF+GM+WM (kTotalTissue) sums to 1500 mL or its GM+WM (kParenchyma) to 1200 mL
+/// (VbmOptions::scaling); the maps themselves (as float, any C) for kNone. Throws
+/// ModelError when a subject's normalising total is not positive or the maps have < 3 channels.
+torch::Tensor globally_scaled(const torch::Tensor& maps, VbmScaling scaling);
 
 /// Maps [N, C, Z, Y, X] (float) -> smoothed (Gaussian, FWHM in mm, truncated at 3σ, zero
 /// outside the grid) and sampled every `stride` voxels (starting at voxel stride/2):

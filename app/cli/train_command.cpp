@@ -1,5 +1,7 @@
 #include "app/cli/train_command.h"
 
+#include <algorithm>
+
 #include <chrono>
 #include <cmath>
 #include <iomanip>
@@ -198,7 +200,7 @@ int train_main(const std::vector<std::string>& args) {
   t.warmup_epochs = 5;
   t.patience = 60;
   t.augmentation.intensity_scale = 0.0;
-  std::string manifest, output, kind = "ermoe", final_weights = "best", vbm_scaling, vbm_fwhm;
+  std::string manifest, output, kind = "ermoe", final_weights = "best", vbm_scaling, vbm_fwhm, vbm_channels;
   std::string channels = "t1", stem = "patch", loss = "l1", global_input = "none";
   bool no_augment = false, quiet = false;
   po::options_description desc("train options");
@@ -276,7 +278,10 @@ int train_main(const std::vector<std::string>& args) {
     ("master-port", po::value(&o.distributed.master_port), "TCP port on rank 0 (default: $MASTER_PORT, else 29500)")
     ("dist-timeout", po::value<int>(), "seconds before a dead or hung rank fails the job (default: 60)")
     ("vbm-scaling", po::value(&vbm_scaling)->default_value("proportional"),
-     "--model-kind vbm: proportional (each subject's maps scaled to 1500 mL of tissue: head size removed) | none")
+     "--model-kind vbm: proportional (each subject's maps scaled to 1500 mL of CSF+GM+WM: head size removed) | "
+     "parenchyma (scaled to 1200 mL of GM+WM: the CSF rim, which follows the brain mask, left out) | none")
+    ("vbm-channels", po::value(&vbm_channels)->default_value("csf,gm,wm"),
+     "--model-kind vbm: the modulated maps read, comma-separated, from csf, gm, wm")
     ("vbm-fwhm", po::value(&vbm_fwhm)->default_value("4,6,8"),
      "--model-kind vbm: candidate smoothing FWHMs in mm, chosen by inner CV")
     ("quiet", po::bool_switch(&quiet), "no progress display");
@@ -314,9 +319,21 @@ int train_main(const std::vector<std::string>& args) {
   if (o.fit_vbm) {
     if (o.distributed.world_size > 1) throw UsageError("--model-kind vbm fits in one process: drop --world-size");
     o.vbm.seed = t.seed;
-    if (vbm_scaling != "proportional" && vbm_scaling != "none")
-      throw UsageError("--vbm-scaling must be proportional or none, got '" + vbm_scaling + "'");
-    o.vbm.proportional_scaling = vbm_scaling == "proportional";
+    try {
+      o.vbm.scaling = model::vbm_scaling_from_string(vbm_scaling);
+    } catch (const ModelError& e) {
+      throw UsageError(std::string("--vbm-scaling: ") + e.what());
+    }
+    o.vbm.channels.clear();
+    std::stringstream names(vbm_channels);
+    for (std::string item; std::getline(names, item, ',');) {
+      const int64_t c = item == "csf" ? 0 : item == "gm" ? 1 : item == "wm" ? 2 : -1;
+      if (c < 0) throw UsageError("--vbm-channels: '" + item + "' is not one of csf, gm, wm");
+      if (std::find(o.vbm.channels.begin(), o.vbm.channels.end(), c) != o.vbm.channels.end())
+        throw UsageError("--vbm-channels: '" + item + "' given twice");
+      o.vbm.channels.push_back(c);
+    }
+    if (o.vbm.channels.empty()) throw UsageError("--vbm-channels: no channel given");
     o.vbm.fwhm_mm.clear();
     std::stringstream list(vbm_fwhm);
     for (std::string item; std::getline(list, item, ',');) {

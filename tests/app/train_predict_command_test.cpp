@@ -115,6 +115,7 @@ TEST(TrainPredict, BadModelAugmentationOrSplitOptionsAreUsageErrorsBeforeAnyWork
   for (const std::string bad : {"--patch-pool 3", "--intensity-jitter -1", "--dim 30 --heads 4", "--final worst",
                                 "--val-fraction 0", "--val-fraction 1 --final last",
                                 "--model-kind vbm --vbm-scaling cubic", "--model-kind vbm --vbm-fwhm 4,x",
+                                "--model-kind vbm --vbm-channels gm,t1", "--model-kind vbm --vbm-channels gm,gm",
                                 "--model-kind vbm --world-size 2 --rank 0"}) {
     const auto r = run_brainage("train --manifest \"" + (dir / "m.csv").string() + "\" -o \"" + (dir / "out").string() +
                                 "\" " + bad);

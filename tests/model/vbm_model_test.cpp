@@ -187,15 +187,63 @@ TEST(VbmModel, ProportionalScalingMakesTheAgeIndependentOfHeadSize) {
   using torch::indexing::Slice;
   const std::vector<double> train_ages(c.ages.begin(), c.ages.begin() + 80);
   auto o = small_options();
-  o.proportional_scaling = true;
+  o.scaling = bm::VbmScaling::kTotalTissue;
   const auto fit = bm::fit_vbm(c.maps.index({Slice(0, 80)}), train_ages, o);
   const auto held_out = c.maps.index({Slice(80, 100)});
   const auto pred = fit.model.predict(held_out);
   EXPECT_LT(mae(pred, c.ages, 80), 3.0);
   const auto larger = fit.model.predict(held_out * 1.2);
   EXPECT_LT((larger - pred).abs().max().item<double>(), 1e-3);
-  EXPECT_TRUE(fit.model.to_json().at("proportional_scaling").get<bool>());
+  EXPECT_EQ(fit.model.to_json().at("scaling").get<std::string>(), "proportional");
   // Without it, the same larger heads move the age (the effect the option removes).
   const auto plain = bm::fit_vbm(c.maps.index({Slice(0, 80)}), train_ages, small_options());
   EXPECT_GT((plain.model.predict(held_out * 1.2) - plain.model.predict(held_out)).abs().max().item<double>(), 1.0);
+}
+
+// Parenchyma scaling (GM+WM to 1200 mL) on the GM map: CSF added outside the brain, as a
+// skull-on scan's mask rim holds and its skull-stripped copy lacks (50-120 mL,
+// docs/ROBUSTNESS.md), leaves the age exactly as it was, where proportional scaling (CSF in
+// the total) moves it; the setting survives the checkpoint round trip, and a checkpoint
+// written before the option (its "proportional_scaling" flag) still loads with its scaling.
+TEST(VbmModel, ParenchymaScalingLeavesTheAgeUnmovedByACsfRim) {
+  const auto c = make_cohort(100, 0.02, 4);
+  using torch::indexing::Slice;
+  const std::vector<double> train_ages(c.ages.begin(), c.ages.begin() + 80);
+  const auto held_out = c.maps.index({Slice(80, 100)});
+  auto rim = torch::zeros_like(held_out);
+  rim.index_put_({Slice(), 0, Slice(0, 2)}, 0.3);  // CSF in the first two slabs: an outer shell
+  auto o = small_options();
+  o.channels = {1};
+  o.scaling = bm::VbmScaling::kParenchyma;
+  const auto fit = bm::fit_vbm(c.maps.index({Slice(0, 80)}), train_ages, o);
+  const auto pred = fit.model.predict(held_out);
+  EXPECT_LT(mae(pred, c.ages, 80), 3.0);
+  EXPECT_LT((fit.model.predict(held_out + rim) - pred).abs().max().item<double>(), 1e-4);
+  // The same fit with the CSF in the total: the rim shrinks every GM feature.
+  o.scaling = bm::VbmScaling::kTotalTissue;
+  const auto total = bm::fit_vbm(c.maps.index({Slice(0, 80)}), train_ages, o);
+  EXPECT_GT((total.model.predict(held_out + rim) - total.model.predict(held_out)).abs().max().item<double>(), 1.0);
+  // Round trip; then the pre-option JSON key.
+  const auto dir = brainage::testing::scratch_dir("vbm-parenchyma");
+  bm::CheckpointInfo info;
+  info.preprocessing_version = "test";
+  bm::save_checkpoint(dir / "vbm", fit.model, info);
+  const auto loaded = bm::load_checkpoint(dir / "vbm.json", /*accept_vbm=*/true);
+  ASSERT_TRUE(loaded.vbm);
+  EXPECT_EQ(loaded.vbm->scaling, bm::VbmScaling::kParenchyma);
+  EXPECT_TRUE(torch::equal(loaded.vbm->predict(held_out), pred));
+  bm::save_checkpoint(dir / "old", total.model, info);
+  std::ifstream in(dir / "old.json");
+  auto j = nlohmann::json::parse(in);
+  in.close();
+  ASSERT_TRUE(j["model"].contains("scaling"));
+  j["model"].erase("scaling");
+  j["model"]["proportional_scaling"] = true;
+  std::ofstream(dir / "old.json") << j.dump();
+  const auto old = bm::load_checkpoint(dir / "old.json", true);
+  ASSERT_TRUE(old.vbm);
+  EXPECT_EQ(old.vbm->scaling, bm::VbmScaling::kTotalTissue);
+  EXPECT_EQ(bm::vbm_scaling_from_string("parenchyma"), bm::VbmScaling::kParenchyma);
+  EXPECT_THROW(bm::vbm_scaling_from_string("icv"), brainage::ModelError);
+  fs::remove_all(dir);
 }
