@@ -277,11 +277,12 @@ int train_main(const std::vector<std::string>& args) {
     ("master-addr", po::value(&o.distributed.master_addr), "host of rank 0 (default: $MASTER_ADDR, else 127.0.0.1)")
     ("master-port", po::value(&o.distributed.master_port), "TCP port on rank 0 (default: $MASTER_PORT, else 29500)")
     ("dist-timeout", po::value<int>(), "seconds before a dead or hung rank fails the job (default: 60)")
-    ("vbm-scaling", po::value(&vbm_scaling)->default_value("proportional"),
+    ("vbm-scaling", po::value(&vbm_scaling)->default_value("parenchyma"),
      "--model-kind vbm: proportional (each subject's maps scaled to 1500 mL of CSF+GM+WM: head size removed) | "
      "parenchyma (scaled to 1200 mL of GM+WM: the CSF rim, which follows the brain mask, left out) | none")
-    ("vbm-channels", po::value(&vbm_channels)->default_value("csf,gm,wm"),
-     "--model-kind vbm: the modulated maps read, comma-separated, from csf, gm, wm")
+    ("vbm-channels", po::value(&vbm_channels)->default_value("gm"),
+     "--model-kind vbm: the modulated maps read, comma-separated, from csf, gm, wm (the shipped default's VBM part: "
+     "csf,gm,wm with --vbm-scaling proportional)")
     ("vbm-fwhm", po::value(&vbm_fwhm)->default_value("4,6,8"),
      "--model-kind vbm: candidate smoothing FWHMs in mm, chosen by inner CV")
     ("quiet", po::bool_switch(&quiet), "no progress display");
