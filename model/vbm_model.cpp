@@ -120,6 +120,12 @@ torch::Tensor globally_scaled(const torch::Tensor& maps, VbmScaling scaling) {
   return (maps.to(torch::kDouble) * (reference_ml / total).view({-1, 1, 1, 1, 1})).to(torch::kFloat);
 }
 
+torch::Tensor left_right_symmetrised(const torch::Tensor& maps) {
+  check_maps(maps, 1, nullptr);
+  const auto m = maps.to(torch::kFloat);
+  return (0.5 * (m + m.flip({4}))).contiguous();
+}
+
 torch::Tensor smooth_and_sample(const torch::Tensor& maps, double fwhm_mm, double voxel_mm, int64_t stride) {
   check_maps(maps, 1, nullptr);
   if (stride < 1) throw ModelError("vbm: stride must be >= 1, got " + std::to_string(stride));
@@ -161,7 +167,8 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
                      " subjects for " + std::to_string(o.inner_folds) + " folds");
   if (o.fwhm_mm.empty() || o.lambdas.empty()) throw ModelError("vbm: no FWHM or λ candidate");
   torch::NoGradGuard no_grad;
-  const auto scaled = globally_scaled(maps, o.scaling);
+  const auto scaled = o.left_right_symmetric ? left_right_symmetrised(globally_scaled(maps, o.scaling))
+                                             : globally_scaled(maps, o.scaling);
   const auto selected = select_channels(scaled, o.channels);
   using torch::indexing::Slice;
   // The mask follows the total tissue (CSF+GM+WM: the maps' first three channels), whichever are read.
@@ -225,6 +232,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
   m.stride = o.stride;
   m.lambda_relative = o.lambdas[best_l];
   m.scaling = o.scaling;
+  m.left_right_symmetric = o.left_right_symmetric;
   m.mask = best_mask;
   const auto x = masked_features(smooth_and_sample(selected, m.fwhm_mm, m.voxel_mm, m.stride), m.mask);
   const Standardiser standardise(x, o.standardize);
@@ -246,7 +254,8 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
 torch::Tensor VbmModel::predict_raw(const torch::Tensor& maps) const {
   check_maps(maps, max_channel(channels) + 1, &grid);
   torch::NoGradGuard no_grad;
-  const auto scaled = scaling == VbmScaling::kNone ? maps : globally_scaled(maps, scaling);
+  auto scaled = scaling == VbmScaling::kNone ? maps : globally_scaled(maps, scaling);
+  if (left_right_symmetric) scaled = left_right_symmetrised(scaled);
   const auto x = masked_features(smooth_and_sample(select_channels(scaled, channels), fwhm_mm, voxel_mm, stride), mask);
   if (x.size(1) != weights.size(0))
     throw ModelError("vbm: " + std::to_string(x.size(1)) + " features, the model has " +
@@ -269,6 +278,7 @@ nlohmann::json VbmModel::to_json() const {
           {"stride", stride},
           {"lambda_relative", lambda_relative},
           {"scaling", to_string(scaling)},
+          {"left_right_symmetric", left_right_symmetric},
           {"intercept", intercept},
           {"features", weights.defined() ? weights.size(0) : 0}};
 }
@@ -296,6 +306,7 @@ VbmModel VbmModel::load(const nlohmann::json& j, const std::filesystem::path& fi
       m.scaling = vbm_scaling_from_string(j.at("scaling").get<std::string>());
     else  // checkpoints before the parenchyma option
       m.scaling = j.value("proportional_scaling", false) ? VbmScaling::kTotalTissue : VbmScaling::kNone;
+    m.left_right_symmetric = j.value("left_right_symmetric", false);
   } catch (const nlohmann::json::exception& e) {
     throw ModelError(std::string("VBM model metadata has a missing or ill-typed field (") + e.what() + ")");
   }

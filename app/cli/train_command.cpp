@@ -202,7 +202,7 @@ int train_main(const std::vector<std::string>& args) {
   t.augmentation.intensity_scale = 0.0;
   std::string manifest, output, kind = "ermoe", final_weights = "best", vbm_scaling, vbm_fwhm, vbm_channels;
   std::string channels = "t1", stem = "patch", loss = "l1", global_input = "none";
-  bool no_augment = false, quiet = false;
+  bool no_augment = false, quiet = false, vbm_asymmetric = false;
   po::options_description desc("train options");
   desc.add_options()
     ("manifest", po::value(&manifest)->required(), "CSV with subject_id, age, path (or t1): preprocessed t1_mni2mm.nii.gz or raw scans")
@@ -277,12 +277,14 @@ int train_main(const std::vector<std::string>& args) {
     ("master-addr", po::value(&o.distributed.master_addr), "host of rank 0 (default: $MASTER_ADDR, else 127.0.0.1)")
     ("master-port", po::value(&o.distributed.master_port), "TCP port on rank 0 (default: $MASTER_PORT, else 29500)")
     ("dist-timeout", po::value<int>(), "seconds before a dead or hung rank fails the job (default: 60)")
-    ("vbm-scaling", po::value(&vbm_scaling)->default_value("parenchyma"),
+    ("vbm-scaling", po::value(&vbm_scaling)->default_value("proportional"),
      "--model-kind vbm: proportional (each subject's maps scaled to 1500 mL of CSF+GM+WM: head size removed) | "
      "parenchyma (scaled to 1200 mL of GM+WM: the CSF rim, which follows the brain mask, left out) | none")
-    ("vbm-channels", po::value(&vbm_channels)->default_value("gm"),
-     "--model-kind vbm: the modulated maps read, comma-separated, from csf, gm, wm (the shipped default's VBM part: "
-     "csf,gm,wm with --vbm-scaling proportional)")
+    ("vbm-asymmetric", po::bool_switch(&vbm_asymmetric),
+     "--model-kind vbm: keep left and right apart (default: each subject's maps averaged with their mirror image, "
+     "so a brain and its left-right mirror get the same age)")
+    ("vbm-channels", po::value(&vbm_channels)->default_value("csf,gm,wm"),
+     "--model-kind vbm: the modulated maps read, comma-separated, from csf, gm, wm")
     ("vbm-fwhm", po::value(&vbm_fwhm)->default_value("4,6,8"),
      "--model-kind vbm: candidate smoothing FWHMs in mm, chosen by inner CV")
     ("quiet", po::bool_switch(&quiet), "no progress display");
@@ -335,6 +337,7 @@ int train_main(const std::vector<std::string>& args) {
       o.vbm.channels.push_back(c);
     }
     if (o.vbm.channels.empty()) throw UsageError("--vbm-channels: no channel given");
+    o.vbm.left_right_symmetric = !vbm_asymmetric;
     o.vbm.fwhm_mm.clear();
     std::stringstream list(vbm_fwhm);
     for (std::string item; std::getline(list, item, ',');) {

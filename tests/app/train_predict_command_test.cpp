@@ -199,11 +199,8 @@ TEST(TrainPredict, VbmModelTrainsOnTissueMapsAndPredictsLikeAnyCheckpoint) {
   const fs::path scan = shared_data_dir() / "ixi-hh-2mm" / "t1" / "IXI012-HH-1211_T1.nii.gz";
   BRAINAGE_REQUIRE_PATH(scan);
   const fs::path dir = scratch_dir("train-vbm");
-  // The shipped default's VBM recipe (the synthetic brains' GM alone, the CLI default, is
-  // constant where a real scan has GM: no sane age for IXI012 from it).
   const auto train = run_brainage("train --model-kind vbm --manifest \"" + write_vbm_manifest(dir, 12).string() +
-                                  "\" -o \"" + (dir / "run").string() +
-                                  "\" --vbm-channels csf,gm,wm --vbm-scaling proportional --threads 2 --quiet");
+                                  "\" -o \"" + (dir / "run").string() + "\" --threads 2 --quiet");
   ASSERT_EQ(train.code, 0) << train.out;
   const auto meta = nlohmann::json::parse(std::ifstream(dir / "run" / "model.json"));
   EXPECT_EQ(meta.at("model_kind"), "vbm");
@@ -370,10 +367,12 @@ TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
                                 "\" --threads 2 --quiet");
   ASSERT_EQ(vbm.code, 0) << vbm.out;
   EXPECT_EQ(brainage::read_delimited_file(dir / "vbm" / "oof_predictions.csv").rows.size(), 12u);
-  // The CLI defaults: GM alone, scaled to a fixed GM+WM volume.
+  // The CLI defaults (the shipped default's VBM part): CSF, GM and WM, proportional
+  // scaling, left-right symmetric features.
   const auto vbm_meta = nlohmann::json::parse(std::ifstream(dir / "vbm" / "model.json"));
-  EXPECT_EQ(vbm_meta.at("model").at("channels"), nlohmann::json::array({1}));
-  EXPECT_EQ(vbm_meta.at("model").at("scaling"), "parenchyma");
+  EXPECT_EQ(vbm_meta.at("model").at("channels"), nlohmann::json::array({0, 1, 2}));
+  EXPECT_EQ(vbm_meta.at("model").at("scaling"), "proportional");
+  EXPECT_TRUE(vbm_meta.at("model").at("left_right_symmetric").get<bool>());
   const auto seeds = run_brainage("train --manifest " + manifest + " -o \"" + (dir / "run").string() +
                                   "\" --seeds 2 --channels gm,csf --epochs 1 --batch-size 4 --dim 16 --depth 1"
                                   " --heads 2 --experts 4 --expert-rank 4 --warmup-epochs 0 --threads 2 --quiet");
