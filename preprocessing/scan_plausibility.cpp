@@ -13,6 +13,9 @@ double neighbour_correlation(const ImageType* image) {
   const auto size = image->GetLargestPossibleRegion().GetSize();
   const float* v = image->GetBufferPointer();
   const std::size_t stride[3] = {1, size[0], size[0] * size[1]};
+  // Sums of squares about the minimum, not about 0: an offset of 1e9 (a scl_inter) would
+  // otherwise cancel the variance away in double and read as noise.
+  const double lo = *std::min_element(v, v + image->GetLargestPossibleRegion().GetNumberOfPixels());
   double total = 0;
   for (unsigned axis = 0; axis < 3; ++axis) {
     double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
@@ -23,7 +26,7 @@ double neighbour_correlation(const ImageType* image) {
           const std::size_t pos[3] = {x, y, z};
           if (pos[axis] + 1 >= size[axis]) continue;
           const std::size_t i = x + y * stride[1] + z * stride[2];
-          const double a = v[i], b = v[i + stride[axis]];
+          const double a = v[i] - lo, b = v[i + stride[axis]] - lo;
           sa += a;
           sb += b;
           saa += a * a;
@@ -52,6 +55,17 @@ void check_scan_plausible(const ImageType* image, const std::filesystem::path& p
   if (hi == lo) {
     std::snprintf(msg, sizeof msg, ": image is constant (every voxel = %g); a T1-weighted head scan is required",
                   static_cast<double>(lo));
+    throw InvalidInputError(path.string() + msg);
+  }
+  // Grey levels: stop counting as soon as there are enough (at once on any real scan).
+  std::vector<float> levels;
+  for (std::size_t i = 0; i < n && levels.size() < options.min_grey_levels; ++i)
+    if (std::find(levels.begin(), levels.end(), v[i]) == levels.end()) levels.push_back(v[i]);
+  if (levels.size() < options.min_grey_levels) {
+    std::snprintf(msg, sizeof msg,
+                  ": image has only %zu distinct intensities (at least %zu needed): its intensity resolution is lost "
+                  "(e.g. a scl_inter far beyond the data's range) or it is a label map; a T1-weighted head scan is required",
+                  levels.size(), options.min_grey_levels);
     throw InvalidInputError(path.string() + msg);
   }
   // Absurd outliers, judged against a robust reference before the correlation (which one

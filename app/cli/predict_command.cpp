@@ -60,6 +60,9 @@ int run_predict(const PredictOptions& options) {
     vis.maps.output_dir = options.output_dir / "maps";
     run_visualize(vis);
   }
+  // Flags (a header that needed a decision, an input already stripped, an age outside the
+  // training range, ...) on stderr, so no one reads the age without them.
+  for (const auto& flag : record.qc_flags) std::cerr << "warning: " << options.scan.string() << ": " << flag << "\n";
   if (options.json) {
     std::cout << prediction::prediction_json(record).dump(2) << "\n";
   } else {

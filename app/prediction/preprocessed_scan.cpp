@@ -51,10 +51,14 @@ bool cache_complete(const fs::path& entry) {
 }
 
 /// The flags a scan carries on: the pipeline's (each "QC failed: ..." when the scan failed
-/// QC and that is accepted), plus a note for a skull-stripped input.
+/// QC and that is accepted), the input's header warnings (qform/sform disagreement, a
+/// sheared sform, extra volumes: "input: ..."), plus a note for a skull-stripped input.
 std::vector<std::string> carried_flags(const nlohmann::json& report, std::vector<std::string> flags, bool qc_failed) {
   if (qc_failed)
     for (auto& f : flags) f = "QC failed: " + f;
+  if (report.contains("warnings") && report["warnings"].is_array())
+    for (const auto& w : report["warnings"])
+      if (w.is_string()) flags.push_back("input: " + w.get<std::string>());
   if (report.contains("skull_stripped_input") && report["skull_stripped_input"].value("value", false))
     flags.push_back("input already skull-stripped");
   return flags;

@@ -89,6 +89,11 @@ TEST(FieldCases, Ixi012VariantsGiveTheUntransformedScansAge) {
     EXPECT_LE(std::abs(p.age - reference.age), v.max_age_change) << v.file;
     if (v.min_mask_dice > 0) EXPECT_GE(mask_dice(p, reference), v.min_mask_dice) << v.file;
   }
+  // The qform/sform decision is carried as a flag (prediction.json) and shown on the console.
+  const auto disagree = read_json(dir / "05b_ixi012_qs_disagree_shift.nii.gz" / "prediction.json");
+  bool carried = false;
+  for (const auto& f : disagree["qc_flags"]) carried = carried || f.get<std::string>().find("disagree") != std::string::npos;
+  EXPECT_TRUE(carried) << disagree["qc_flags"].dump();
   const auto stripped = read_json(dir / "15b_ixi012_skullstripped.nii.gz" / "preprocess.json");
   EXPECT_TRUE(stripped["skull_stripped_input"]["value"].get<bool>()) << stripped["skull_stripped_input"].dump();
 }

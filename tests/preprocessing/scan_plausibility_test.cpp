@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "common/errors.h"
 #include "preprocessing/scan_reader.h"
 #include "tests/bad_scan_corpus.h"
@@ -74,4 +77,27 @@ TEST(ScanPlausibility, Colin27WithOneCorruptVoxel) {
   const auto size = image->GetLargestPossibleRegion().GetSize();
   image->GetBufferPointer()[(size[2] / 2 * size[1] + size[1] / 2) * size[0] + size[0] / 2] = 1e30f;
   EXPECT_NE(rejection(image, ch2).find("intensity range is implausible"), std::string::npos);
+}
+
+// A real scan quantised to 5 or 32 grey levels (what uint8 voxels with a scl_inter of 1e9
+// or 1e8 become in float32: they read 20 and 2.4 y off, QC passed) is refused with the rule;
+// the scan itself, and the same scan at 128 levels, pass.
+TEST(ScanPlausibility, AScanWithOnlyAFewGreyLevelsIsRefused) {
+  const auto scan = shared_data_dir() / "ixi-hh-2mm" / "t1" / "IXI012-HH-1211_T1.nii.gz";
+  BRAINAGE_REQUIRE_PATH(scan);
+  for (const int levels : {5, 32, 128}) {
+    auto image = load_scan(scan).image;
+    const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
+    float* p = image->GetBufferPointer();
+    const float hi = *std::max_element(p, p + n);
+    for (std::size_t i = 0; i < n; ++i) p[i] = std::round(p[i] / hi * (levels - 1)) * 64.f + 1e9f;  // 1e9 + 64 k: exact in float32
+    const std::string msg = rejection(image, scan);
+    if (levels < 100) {
+      EXPECT_NE(msg.find("only " + std::to_string(levels) + " distinct intensities"), std::string::npos) << msg;
+      EXPECT_EQ(msg.rfind(scan.string() + ": ", 0), 0u) << msg;
+    } else {
+      EXPECT_EQ(msg, "") << levels << " levels";
+    }
+  }
+  EXPECT_EQ(rejection(load_scan(scan).image, scan), "");
 }
