@@ -16,6 +16,7 @@
 #include "common/build_info.h"
 #include "common/errors.h"
 #include "preprocessing/canonical_orientation.h"
+#include "preprocessing/contrast_to_noise.h"
 #include "preprocessing/itk_version.h"
 #include "preprocessing/mask_metrics.h"
 #include "preprocessing/mask_operations.h"
@@ -234,6 +235,7 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
         {"mixing_fractions", options.tissue_probability.mixing_fractions},
         {"regional_volumes", options.regional_volumes}}},
       {"qc", {{"min_brain_volume_ml", options.min_brain_volume_ml}, {"max_brain_volume_ml", options.max_brain_volume_ml},
+              {"min_contrast_to_noise", options.min_contrast_to_noise},
               {"max_final_metric", options.max_final_metric}, {"max_focused_metric", options.max_focused_metric}, {"max_affine_scale", options.max_affine_scale}}}};
 }
 
@@ -479,6 +481,13 @@ std::vector<std::string> qc_flags(const PreprocessResult& r, const PreprocessOpt
       flags.emplace_back(line);
       break;
     }
+  if (r.contrast_to_noise < options.min_contrast_to_noise) {
+    std::snprintf(line, sizeof line,
+                  "contrast-to-noise ratio %.1f below %.1f (white vs grey matter over the noise; the training scans: "
+                  "9.7-17.2): too noisy for a trustworthy age",
+                  r.contrast_to_noise, options.min_contrast_to_noise);
+    flags.emplace_back(line);
+  }
   if (r.coverage.outside_fraction > options.max_brain_outside_fov) {
     std::snprintf(line, sizeof line,
                   "brain coverage: %.1f%% of the template brain (%.0f mL, %s) lies outside the field of view (limit %.1f%%)",
@@ -544,6 +553,7 @@ nlohmann::json make_report(const fs::path& scan, const PreprocessResult& result,
   r["brain_volume_ml"] = result.brain_volume_ml;
   r["brain_median_intensity"] = result.brain_median_intensity;
   r["brain_contrast"] = result.brain_contrast;
+  r["contrast_to_noise"] = result.contrast_to_noise;
   r["normalization_reference_intensity"] = result.normalization_reference;
   r["tissue_volumes_ml"] = {{"csf", result.tissue_volumes_ml[0]}, {"gm", result.tissue_volumes_ml[1]},
                             {"wm", result.tissue_volumes_ml[2]}};
@@ -649,6 +659,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   result.tissue_model = tissue.labels;
   result.tissue_volumes_ml = tissue.volumes_ml;
   result.tissue_means = tissue.class_means;
+  result.contrast_to_noise = contrast_to_noise_ratio(result.t1_model, tissue.labels);
   timer.lap("tissue_classification");
   // 7b. Soft tissue maps at the scan's resolution, carried to the model grid and modulated;
   // their AAL regional volumes.
