@@ -49,6 +49,14 @@ double mae(const torch::Tensor& pred, const std::vector<double>& ages, int64_t f
   return s / static_cast<double>(ages.size() - from);
 }
 
+/// `model` saved as the checkpoint DIR/vbm and loaded back, as a VBM checkpoint.
+bm::LoadedModel saved_and_loaded(const bm::VbmModel& model, const fs::path& dir) {
+  bm::CheckpointInfo info;
+  info.preprocessing_version = "test";
+  bm::save_checkpoint(dir / "vbm", model, info);
+  return bm::load_checkpoint(dir / "vbm.json", /*accept_vbm=*/true);
+}
+
 bm::VbmOptions small_options() {
   bm::VbmOptions o;
   o.fwhm_mm = {0.0, 4.0};
@@ -225,13 +233,12 @@ TEST(VbmModel, ParenchymaScalingLeavesTheAgeUnmovedByACsfRim) {
   EXPECT_GT((total.model.predict(held_out + rim) - total.model.predict(held_out)).abs().max().item<double>(), 1.0);
   // Round trip; then the pre-option JSON key.
   const auto dir = brainage::testing::scratch_dir("vbm-parenchyma");
-  bm::CheckpointInfo info;
-  info.preprocessing_version = "test";
-  bm::save_checkpoint(dir / "vbm", fit.model, info);
-  const auto loaded = bm::load_checkpoint(dir / "vbm.json", /*accept_vbm=*/true);
+  const auto loaded = saved_and_loaded(fit.model, dir);
   ASSERT_TRUE(loaded.vbm);
   EXPECT_EQ(loaded.vbm->scaling, bm::VbmScaling::kParenchyma);
   EXPECT_TRUE(torch::equal(loaded.vbm->predict(held_out), pred));
+  bm::CheckpointInfo info;
+  info.preprocessing_version = "test";
   bm::save_checkpoint(dir / "old", total.model, info);
   std::ifstream in(dir / "old.json");
   auto j = nlohmann::json::parse(in);
@@ -268,10 +275,7 @@ TEST(VbmModel, LeftRightSymmetricFeaturesGiveAMirroredBrainTheSameAge) {
   EXPECT_LT(mae(pred, c.ages, 80), 3.0);
   EXPECT_LT((fit.model.predict(held_out.flip({4})) - pred).abs().max().item<double>(), 1e-6);
   const auto dir = brainage::testing::scratch_dir("vbm-symmetric");
-  bm::CheckpointInfo info;
-  info.preprocessing_version = "test";
-  bm::save_checkpoint(dir / "vbm", fit.model, info);
-  const auto loaded = bm::load_checkpoint(dir / "vbm.json", /*accept_vbm=*/true);
+  const auto loaded = saved_and_loaded(fit.model, dir);
   ASSERT_TRUE(loaded.vbm);
   EXPECT_TRUE(loaded.vbm->left_right_symmetric);
   EXPECT_TRUE(torch::equal(loaded.vbm->predict(held_out), pred));
