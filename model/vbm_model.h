@@ -3,7 +3,8 @@
 // "modulated GM + ridge" baselines of Franke et al. 2010), behind the same checkpoint
 // interface as the neural models (model/checkpoint.h, model_kind "vbm"):
 //   modulated CSF/GM/WM densities on the model grid [N, 3, Z, Y, X] (mL per voxel;
-//   preprocessing/tissue_probability.h), optionally scaled per subject (VbmScaling)
+//   preprocessing/tissue_probability.h), optionally scaled per subject (VbmScaling) and
+//   averaged with its left-right mirror image (left_right_symmetric)
 //   -> Gaussian smoothing (FWHM chosen by inner CV among fwhm_mm)
 //   -> sampled every `stride` voxels (4 mm by default) inside a brain mask (voxels where the
 //      training subjects' mean total tissue, smoothed, exceeds mask_fraction of its maximum)
