@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <numeric>
 
 #include "app/prediction/extrapolation_check.h"
 #include "common/atomic_file.h"
@@ -127,7 +128,12 @@ ModelInput model_input(const PreprocessedScan& scan, const model::CheckpointInfo
   input.volumes = torch::stack(planes).unsqueeze(0);
   if (info.model.global_input == model::GlobalInput::kLogBrainVolume) {
     double brain_ml = 0;
-    for (const char* name : {"csf", "gm", "wm"}) brain_ml += tissue(name, "the log_brain_volume input").sum().item<double>();
+    // Summed in double in memory order: a torch reduction's order, and so its last bits, follows
+    // the thread count (IXI015 read 2e-6 y apart at 2 threads and at 1 or 4).
+    for (const char* name : {"csf", "gm", "wm"}) {
+      const auto map = tissue(name, "the log_brain_volume input").contiguous();
+      brain_ml = std::accumulate(map.data_ptr<float>(), map.data_ptr<float>() + map.numel(), brain_ml);
+    }
     if (!(brain_ml > 0))
       throw ProcessingError(scan.scan.string() + ": brain tissue volume " + std::to_string(brain_ml) +
                             " mL (sum of the modulated maps) is not positive: no log_brain_volume input");

@@ -76,6 +76,18 @@ TEST(ModelInput, BuildsTheFourChannelsAndTheLogBrainVolumeTheCheckpointNames) {
   // ln of the brain tissue volume: 24 000 voxels x 0.007 mL = 168 mL.
   ASSERT_EQ(input.global.sizes(), (std::vector<int64_t>{1, 1}));
   EXPECT_NEAR(input.global.item<double>(), std::log(kBoxVoxels * (kCsf + kGm + kWm)), 1e-4);
+  // The same float at any thread count: the volume is summed in double in memory order (a
+  // float torch reduction's last bits followed the thread count and moved ages by 2e-6 y).
+  double exact = 0;
+  for (const float v : {kCsf, kGm, kWm})
+    for (int i = 0; i < kBoxVoxels; ++i) exact += v;
+  const int threads = torch::get_num_threads();
+  for (const int n : {1, 2, 3}) {
+    torch::set_num_threads(n);
+    const auto again = bp::model_input(read_subject(t1, true), info);
+    EXPECT_EQ(again.global.item<float>(), static_cast<float>(std::log(exact))) << n << " threads";
+  }
+  torch::set_num_threads(threads);
 }
 
 TEST(ModelInput, OldCheckpointsReadTheT1AloneAndMissingMapsAreAProcessingError) {
