@@ -1,7 +1,6 @@
 #include "app/cli/train_command.h"
 
 #include <algorithm>
-
 #include <chrono>
 #include <cmath>
 #include <iomanip>
