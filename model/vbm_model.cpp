@@ -157,6 +157,17 @@ std::vector<torch::Tensor> ridge_dual_weights(const torch::Tensor& x, const torc
   return out;
 }
 
+namespace {
+
+/// The maps as fitting and prediction both read them: globally scaled, then (optionally)
+/// averaged with their left-right mirror image.
+torch::Tensor prepared_maps(const torch::Tensor& maps, VbmScaling scaling, bool left_right_symmetric) {
+  const auto scaled = globally_scaled(maps, scaling);
+  return left_right_symmetric ? left_right_symmetrised(scaled) : scaled;
+}
+
+}  // namespace
+
 VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages, const VbmOptions& o) {
   check_maps(maps, max_channel(o.channels) + 1, nullptr);
   const auto n = static_cast<int64_t>(ages.size());
@@ -167,8 +178,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
                      " subjects for " + std::to_string(o.inner_folds) + " folds");
   if (o.fwhm_mm.empty() || o.lambdas.empty()) throw ModelError("vbm: no FWHM or λ candidate");
   torch::NoGradGuard no_grad;
-  const auto scaled = o.left_right_symmetric ? left_right_symmetrised(globally_scaled(maps, o.scaling))
-                                             : globally_scaled(maps, o.scaling);
+  const auto scaled = prepared_maps(maps, o.scaling, o.left_right_symmetric);
   const auto selected = select_channels(scaled, o.channels);
   using torch::indexing::Slice;
   // The mask follows the total tissue (CSF+GM+WM: the maps' first three channels), whichever are read.
@@ -254,8 +264,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
 torch::Tensor VbmModel::predict_raw(const torch::Tensor& maps) const {
   check_maps(maps, max_channel(channels) + 1, &grid);
   torch::NoGradGuard no_grad;
-  auto scaled = scaling == VbmScaling::kNone ? maps : globally_scaled(maps, scaling);
-  if (left_right_symmetric) scaled = left_right_symmetrised(scaled);
+  const auto scaled = prepared_maps(maps, scaling, left_right_symmetric);
   const auto x = masked_features(smooth_and_sample(select_channels(scaled, channels), fwhm_mm, voxel_mm, stride), mask);
   if (x.size(1) != weights.size(0))
     throw ModelError("vbm: " + std::to_string(x.size(1)) + " features, the model has " +

@@ -76,7 +76,7 @@ LoadedScan read_nifti(const std::filesystem::path& path, const ScanValidationOpt
   LoadedScan scan;
   scan.format = header.version == 1 ? "NIfTI-1" : "NIfTI-2";
   scan.datatype = header.datatype_name();
-  if (header.datatype == 32 || header.datatype == 1792 || header.datatype == 2048)
+  if (header.datatype == 32 || header.datatype == 1792 || header.datatype == 2048)  // complex64, 128, 256
     fail(path, "datatype " + scan.datatype + " is not supported: a magnitude image is required (store |value|, "
                "e.g. numpy.abs, as float32)");
   if (header.scl_slope != 0 && std::isfinite(header.scl_slope) &&
