@@ -60,6 +60,15 @@ BrainAgeModelImpl::BrainAgeModelImpl(const ModelOptions& options) : options_(opt
 }
 
 ModelOutput BrainAgeModelImpl::forward(const torch::Tensor& volumes, bool with_routing, const torch::Tensor& global) {
+  ModelOutput out = forward_once(volumes, with_routing, global);
+  if (options_.test_time_flip && !is_training()) {
+    const auto mirrored = forward_once(volumes.flip({4}), /*with_routing=*/false, global);  // X: about the MNI midline
+    out.age = 0.5 * (out.age + mirrored.age);
+  }
+  return out;
+}
+
+ModelOutput BrainAgeModelImpl::forward_once(const torch::Tensor& volumes, bool with_routing, const torch::Tensor& global) {
   const auto& g = options_.grid;
   const int64_t c = options_.in_channels(), gw = options_.global_width();
   TORCH_CHECK(volumes.dim() == 5 && volumes.size(1) == c && volumes.size(2) == g[0] && volumes.size(3) == g[1] &&

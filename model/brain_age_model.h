@@ -67,7 +67,9 @@ class BrainAgeModelImpl : public torch::nn::Module {
   /// `with_routing` (they cost nothing extra to keep; detached copies). `global` [B,G] is the
   /// raw global input (G = options.global_width(); ln mL for log_brain_volume), standardised
   /// here with options.global_mean/global_std; required exactly when G > 0. Throws c10::Error
-  /// on a shape that does not fit.
+  /// on a shape that does not fit. In eval mode with options.test_time_flip the age is the
+  /// mean over the volume and its left-right mirror image (X flipped); the rest of the
+  /// output is the unflipped pass's.
   ModelOutput forward(const torch::Tensor& volumes, bool with_routing = false,
                       const torch::Tensor& global = torch::Tensor());
 
@@ -80,6 +82,9 @@ class BrainAgeModelImpl : public torch::nn::Module {
   const ModelOptions& options() const { return options_; }
 
  private:
+  /// One pass of forward() on `volumes` as given.
+  ModelOutput forward_once(const torch::Tensor& volumes, bool with_routing, const torch::Tensor& global);
+
   ModelOptions options_;
   PatchEmbedding embed_{nullptr};  // stem "patch"
   ConvStem stem_{nullptr};         // stem "conv"

@@ -152,9 +152,16 @@ CheckpointInfo info_from_json(const nlohmann::json& j, const fs::path& json_path
 
 namespace {
 
-/// Writes `<stem>.pt` with `write_weights(temp path)`, then the JSON; returns the model id.
+/// What, besides the weights, changes the age a checkpoint reads (appended to the weights'
+/// SHA-256 before the model id is taken; empty for every option set before it existed, so
+/// old ids stay as they were).
+std::string behaviour_salt(const ModelOptions& options) { return options.test_time_flip ? "test_time_flip" : ""; }
+
+/// Writes `<stem>.pt` with `write_weights(temp path)`, then the JSON; returns the model id
+/// (from the weights' SHA-256, salted with `id_salt` when it is not empty).
 std::string write_checkpoint(const fs::path& stem_in, const std::string& id_kind, const nlohmann::json& model_json,
-                             CheckpointInfo& info, const std::function<void(const fs::path&)>& write_weights) {
+                             CheckpointInfo& info, const std::function<void(const fs::path&)>& write_weights,
+                             const std::string& id_salt = "") {
   fs::path stem = stem_in;
   if (stem.extension() == ".json" || stem.extension() == ".pt") stem.replace_extension();
   const fs::path weights = fs::path(stem.string() + ".pt");
@@ -168,7 +175,7 @@ std::string write_checkpoint(const fs::path& stem_in, const std::string& id_kind
     }
   });
   const std::string sha = sha256_file_hex(weights);
-  info.model_id = id_kind + "-" + sha.substr(0, 12);
+  info.model_id = id_kind + "-" + (id_salt.empty() ? sha : sha256_hex(sha + id_salt)).substr(0, 12);
   nlohmann::json j = {{"format", kCheckpointFormat},
                       {"format_version", kCheckpointFormatVersion},
                       {"weights_file", weights.filename().string()},
@@ -186,8 +193,9 @@ std::string save_checkpoint(const fs::path& stem, BrainAgeModel& model, Checkpoi
   info.model_kind = kNeuralModelKind;
   info.model = model->options();
   const std::string kind = info.model.ffn == FfnKind::kErmoe ? "ermoe-ba" : to_string(info.model.ffn);
-  return write_checkpoint(stem, kind, to_json(info.model), info,
-                          [&](const fs::path& temp) { torch::save(model, temp.string()); });
+  return write_checkpoint(
+      stem, kind, to_json(info.model), info, [&](const fs::path& temp) { torch::save(model, temp.string()); },
+      behaviour_salt(info.model));
 }
 
 std::string save_checkpoint(const fs::path& stem, const VbmModel& model, CheckpointInfo info) {
@@ -302,7 +310,7 @@ std::string save_ensemble_checkpoint(const fs::path& stem_in, const std::vector<
     copy_weights(members_weights[k], target, "member weights");
     member.weights_bytes = static_cast<int64_t>(fs::file_size(target));
     member.weights_sha256 = sha256_file_hex(target);
-    all_shas += member.weights_sha256;
+    all_shas += member.weights_sha256 + behaviour_salt(member.model);
     members.push_back({{"weights_file", member.weights_file},
                        {"weights_bytes", member.weights_bytes},
                        {"weights_sha256", member.weights_sha256},

@@ -2,7 +2,9 @@
 // Checkpoints: `<stem>.pt` (the weights, torch::save archive) + `<stem>.json` (metadata):
 //   { "format": "brainage-checkpoint", "format_version": 1,
 //     "weights_file": "<stem>.pt", "weights_bytes": N, "weights_sha256": "<hex>",
-//     "model_id": "ermoe-ba-<first 12 hex of the sha256>",
+//     "model_id": "ermoe-ba-<first 12 hex of the sha256>" (with "test_time_flip": true in the
+//                 options, of the SHA-256 of "<sha256>test_time_flip": the same weights read
+//                 differently get another id),
 //     "model": {ModelOptions}, "grid": [Z,Y,X], "preprocessing_version": "...",
 //     "intensity_normalisation": "...", "training": {...}, "metrics": {...},
 //     "bias_correction": { "slope": a, "intercept": b, "fitted_on": "validation", "n": n } }
@@ -18,7 +20,8 @@
 // "ensemble" (model/ensemble.h: K transformers averaged). An ensemble has no weights_file
 // of its own; its JSON lists the members, each verified like a single checkpoint's .pt:
 //   { "format": "brainage-checkpoint", "format_version": 1, "model_kind": "ensemble",
-//     "model_id": "ermoe-ba-ensemble-<12 hex of the SHA-256 of the members' SHA-256s>",
+//     "model_id": "ermoe-ba-ensemble-<12 hex of the SHA-256 of the members' SHA-256s, each
+//                 followed by "test_time_flip" when that member's options set it>",
 //     "members": [ { "weights_file": "<stem>.member0.pt", "weights_bytes": N,
 //                    "weights_sha256": "<hex>", "model": {ModelOptions of member 0},
 //                    "training": { "seed": s, "folds": K, "fold": 0, "source": "...", ... } }, ... ],

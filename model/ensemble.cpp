@@ -95,25 +95,49 @@ std::vector<PredictionRow> read_prediction_csv(const fs::path& csv) {
 
 }  // namespace
 
-OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<fs::path>& member_dirs) {
+OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<fs::path>& member_dirs,
+                                                  const std::vector<std::string>& partitions) {
+  const auto partition_of = [&](std::size_t k) { return partitions.empty() ? std::string() : partitions.at(k); };
   OutOfFoldPredictions oof;
-  std::map<std::string, int> held_out_by;
+  std::map<std::string, std::size_t> row_of;                         // subject -> index in oof
+  std::map<std::pair<std::string, std::string>, int> held_out_by;  // (partition, subject) -> member
+  std::map<std::string, int> partition_members;                     // partition -> its first member
+  std::vector<double> sums;
   for (std::size_t k = 0; k < member_dirs.size(); ++k) {
     const fs::path csv = member_dirs[k] / "validation_predictions.csv";
     if (!fs::exists(csv))
       throw ModelError(csv.string() + ": member " + std::to_string(k) +
                        " has no validation predictions (train it with a validation fold: --folds K --fold k)");
+    partition_members.emplace(partition_of(k), static_cast<int>(k));
     for (const auto& row : read_prediction_csv(csv)) {
-      const auto [it, inserted] = held_out_by.emplace(row.subject_id, static_cast<int>(k));
-      if (!inserted)
+      const auto [held, first] = held_out_by.emplace(std::make_pair(partition_of(k), row.subject_id), static_cast<int>(k));
+      if (!first)
         throw ModelError(csv.string() + ": subject '" + row.subject_id + "' is held out by member " +
-                         std::to_string(it->second) + " and member " + std::to_string(k) +
+                         std::to_string(held->second) + " and member " + std::to_string(k) +
                          ": the members do not share one K-fold partition (train them with the same --split-seed)");
-      oof.subject_ids.push_back(row.subject_id);
-      oof.ages.push_back(row.age);
-      oof.predictions.push_back(row.predicted);
-      oof.member.push_back(static_cast<int>(k));
+      const auto [at, fresh] = row_of.emplace(row.subject_id, oof.subject_ids.size());
+      if (fresh) {
+        oof.subject_ids.push_back(row.subject_id);
+        oof.ages.push_back(row.age);
+        oof.members.emplace_back();
+        sums.push_back(0.0);
+      } else if (std::abs(oof.ages[at->second] - row.age) > 0.01) {
+        throw ModelError(csv.string() + ": subject '" + row.subject_id + "' is " + std::to_string(row.age) +
+                         " y old there and " + std::to_string(oof.ages[at->second]) + " y for member " +
+                         std::to_string(oof.members[at->second].front()));
+      }
+      oof.members[at->second].push_back(static_cast<int>(k));
+      sums[at->second] += row.predicted;
     }
+  }
+  for (std::size_t i = 0; i < sums.size(); ++i) {
+    if (oof.members[i].size() != partition_members.size())
+      throw ModelError((member_dirs[static_cast<std::size_t>(oof.members[i].front())] / "validation_predictions.csv")
+                           .string() +
+                       ": subject '" + oof.subject_ids[i] + "' is held out in " + std::to_string(oof.members[i].size()) +
+                       " of the members' " + std::to_string(partition_members.size()) +
+                       " K-fold partitions (every partition must cover the same subjects)");
+    oof.predictions.push_back(sums[i] / static_cast<double>(oof.members[i].size()));
   }
   return oof;
 }
@@ -281,7 +305,11 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
   EnsembleSummary summary;
   summary.routing_member = choose_routing_member(info.members, options.routing_member, output_stem);
   info.routing_member = summary.routing_member;
-  summary.oof = read_out_of_fold_predictions(member_dirs);
+  std::vector<std::string> partitions;  // split seed and fold count of each member
+  for (const auto& member : info.members)
+    partitions.push_back(member.training.value("split_seed", nlohmann::json()).dump() + "/" +
+                         member.training.value("folds", nlohmann::json()).dump());
+  summary.oof = read_out_of_fold_predictions(member_dirs, partitions);
   auto& oof = summary.oof;
   if (oof.ages.empty())
     throw ModelError((member_dirs[0] / "validation_predictions.csv").string() +
@@ -306,8 +334,9 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
                      {"oof_bias_corrected", error_metrics(oof.ages, corrected)},
                      {"member_val_mae", member_val_mae},
                      {"oof_note",
-                      "each training subject predicted by the one member that held it out (a single member's "
-                      "out-of-fold error, not the ensemble mean's: the other members trained on that subject); "
+                      "each training subject predicted by the one member that held it out, or by the mean of "
+                      "one such member per partition with repeated partitions (not the ensemble mean's error: the "
+                      "other members trained on that subject); "
                       "bias_corrected uses the correction fitted on these same predictions (in-sample)"}};
   if (!why_not.empty()) summary.metrics["calibration_not_usable"] = why_not;
   if (vbm.vbm) {
@@ -318,8 +347,8 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
     summary.metrics["vbm_weight_scan"] = weight_scan;
     summary.metrics["oof_note"] =
         "oof_raw: (1 - vbm_weight) * the held-out member's age + vbm_weight * the VBM model's inner-CV age; "
-        "oof_transformer_raw / oof_vbm_raw: each alone. A single member's out-of-fold error, not the ensemble "
-        "mean's; when vbm_weight_chosen_on_oof, the weight was chosen on these same predictions (optimistic by a "
+        "oof_transformer_raw / oof_vbm_raw: each alone. The held-out member's (or, with repeated partitions, the "
+        "held-out members' mean) out-of-fold error, not the ensemble mean's; when vbm_weight_chosen_on_oof, the weight was chosen on these same predictions (optimistic by a "
         "little); bias_corrected uses the correction fitted on them (in-sample)";
     EnsembleVbmInfo member;
     member.model = vbm.vbm->to_json();
@@ -335,7 +364,7 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
   info.metrics = summary.metrics;
   info.training = {{"method",
                     "cross-validated seed ensemble (CV bagging): member k trained on the folds other than k of one "
-                    "age-stratified K-fold partition, seed + k, last-epoch weights; prediction = mean of the members' "
+                    "age-stratified K-fold partition (or of one of several, with repeats), seed + k, last-epoch weights; prediction = mean of the members' "
                     "ages, spread = their sd; routing records and maps from one member (routing_member; by "
                     "default the one whose validation routing was most balanced)"},
                    {"member_dirs", sources},

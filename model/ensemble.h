@@ -10,6 +10,12 @@
 // subject's out-of-fold (OOF) prediction. A prediction of the ensemble is the mean of the
 // K members' ages; their standard deviation is a per-scan spread (app/prediction).
 //
+// Repeats (repeated K-fold CV): members of R partitions with different split seeds (`train
+// --seeds K --seed s` run R times with different s) make one ensemble of R·K members. Each
+// training subject is then held out by exactly one member of each partition, and its OOF
+// prediction is the mean of those R members' ages — the same kind of estimate as the
+// ensemble's mean on a new scan, with R rather than R·K members.
+//
 // Calibration: the linear bias correction of common/age_statistics.h (predicted = slope ·
 // age + intercept, corrected = (predicted − intercept) / slope; Beheshti et al. 2019, Cole
 // et al. 2018, de Lange & Cole 2020; see also Smith et al. 2019 NeuroImage, Le et al. 2018)
@@ -49,8 +55,8 @@ namespace brainage::model {
 struct OutOfFoldPredictions {
   std::vector<std::string> subject_ids;  // N, each once
   std::vector<double> ages;              // N, years
-  std::vector<double> predictions;       // N, raw model output of the member that held the subject out, years
-  std::vector<int> member;               // N, which member (0-based)
+  std::vector<double> predictions;       // N, raw age of the members that held the subject out (their mean), years
+  std::vector<std::vector<int>> members; // N, which members (0-based; one per partition)
 };
 
 /// How assemble_ensemble combines the members.
@@ -80,7 +86,7 @@ struct EnsembleSummary {
   std::string model_id;              // "<kind>-ensemble-<12 hex>"
   BiasCorrection calibration;        // fitted on the pooled OOF predictions
   OutOfFoldPredictions oof;          // predictions: the combination's when there is a VBM member
-  std::vector<double> oof_transformer;  // N: the held-out member's raw age, years
+  std::vector<double> oof_transformer;  // N: the held-out member's raw age (members' mean with repeats), years
   std::vector<double> oof_vbm;          // N: the VBM model's inner-CV raw age, years (empty without VBM)
   double vbm_weight = 0;             // w actually used (0 without VBM)
   int64_t routing_member = 0;        // the member whose routing predict reports
@@ -93,10 +99,15 @@ struct EnsembleSummary {
 std::map<std::string, std::pair<double, double>> read_vbm_out_of_fold_predictions(const std::filesystem::path& vbm_dir);
 
 /// Reads `<dir>/validation_predictions.csv` of every member (columns subject_id, age,
-/// predicted_age; model/trainer.h writes it) and pools them. Throws ModelError naming the
-/// file for a missing file or column, an unreadable number, or a subject held out by two
-/// members (the members do not share one K-fold partition).
-OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<std::filesystem::path>& member_dirs);
+/// predicted_age; model/trainer.h writes it) and pools them; `partitions[k]` names member
+/// k's K-fold partition (members with the same name share one; empty = all share one). A
+/// subject's prediction is the mean over the partitions of the member that held it out.
+/// Throws ModelError naming the file for a missing file or column, an unreadable number, a
+/// subject held out by two members of one partition (they do not share one K-fold
+/// partition), or a subject that is not held out in every partition, or whose age differs
+/// between two members.
+OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<std::filesystem::path>& member_dirs,
+                                                  const std::vector<std::string>& partitions = {});
 
 /// Assembles the training folders `member_dirs` (each with model.{pt,json} and
 /// validation_predictions.csv, e.g. `brainage train --folds K --fold k --seed s+k

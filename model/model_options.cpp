@@ -108,6 +108,7 @@ nlohmann::json to_json(const ModelOptions& o) {
           {"patch_size", o.patch_size},
           {"patch_pool", o.patch_pool},
           {"norm_after_pool", o.norm_after_pool},
+          {"test_time_flip", o.test_time_flip},
           {"dim", o.dim},
           {"depth", o.depth},
           {"heads", o.heads},
@@ -145,6 +146,7 @@ ModelOptions model_options_from_json(const nlohmann::json& j) {
     o.patch_size = j.at("patch_size").get<int64_t>();
     o.patch_pool = j.value("patch_pool", int64_t{1});  // absent in checkpoints before they existed
     o.norm_after_pool = j.value("norm_after_pool", false);
+    o.test_time_flip = j.value("test_time_flip", false);  // absent before it existed
     o.dim = j.at("dim").get<int64_t>();
     o.depth = j.at("depth").get<int64_t>();
     o.heads = j.at("heads").get<int64_t>();

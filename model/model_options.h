@@ -82,6 +82,13 @@ struct ModelOptions {
       divides out each token's magnitude, i.e. how much bright or dark tissue its patch
       holds, which is much of what brain age is read from. */
   bool norm_after_pool = false;
+  /** Default = false (every checkpoint before it existed). true: in eval mode the model
+      returns the mean of the ages it reads from the volume and from its left-right mirror
+      image (X flipped about the MNI midline; test-time augmentation as in Wang et al. 2019,
+      Neurocomputing 338:34-45). The age is then exactly invariant to a left-right flip
+      (a header whose handedness is wrong) and the forward costs twice as much. Routing
+      records and KL logits come from the unflipped pass. Training is unchanged. */
+  bool test_time_flip = false;
   /** Default = 128. Token width d. */
   int64_t dim = 128;
   /** Default = 4. Transformer blocks. */

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "preprocessing/bias_correction.h"
+#include "preprocessing/library_messages.h"
 
 namespace brainage::preprocessing {
 
@@ -13,6 +14,7 @@ void ensure_itk_factories() {
   std::call_once(once, [] {
     itk::ObjectFactoryBase::CreateAllInstance("itkImageIOBase");
     register_bias_fit_factory();
+    configure_library_messages();
   });
 }
 

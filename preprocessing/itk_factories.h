@@ -1,6 +1,7 @@
 #pragma once
 // ITK's object factories (image and transform IO, and bias_correction.h's override of N4's
-// B-spline fit) initialised once per process, before any two threads can ask for one.
+// B-spline fit) initialised once per process, before any two threads can ask for one; the
+// libraries' own console messages are configured at the same time (library_messages.h).
 
 namespace brainage::preprocessing {
 

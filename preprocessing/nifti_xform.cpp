@@ -84,7 +84,13 @@ std::string affine_axis_codes(const Matrix4& ras_affine) {
 NiftiXformChoice choose_nifti_xform(const NiftiHeader& header, const NiftiXformOptions& options) {
   NiftiXformChoice choice;
   const bool has_q = header.qform_code > 0, has_s = header.sform_code > 0;
-  if (!has_q && !has_s) return choice;
+  if (!has_q && !has_s) {
+    choice.warnings.emplace_back(
+        "qform_code and sform_code are both 0: the header gives no orientation, so the voxel axes are placed by "
+        "pixdim alone and their anatomical directions are a guess (set the orientation, e.g. with fslorient or "
+        "nibabel, if the registration fails)");
+    return choice;
+  }
   const Matrix4 q = header.qform_matrix(), s = header.sform_matrix();
   const double shear = has_s ? worst_axis_cosine(s) : 0.0;
   if (has_s && (shear <= options.max_shear_cosine || !has_q)) {

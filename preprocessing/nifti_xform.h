@@ -43,7 +43,7 @@ struct NiftiXformChoice {
   /// pixdim-only placement stands).
   std::string used{"none"};
   VoxelPlacement placement;           // valid unless used == "none"
-  std::vector<std::string> warnings;  // one line each: disagreement, unusable sform
+  std::vector<std::string> warnings;  // one line each: disagreement, unusable sform, no orientation
 };
 
 /// Applies the rule above to `header`. Never throws; a sheared sform with no qform to fall

@@ -286,6 +286,7 @@ ImageType::Pointer load_input(const fs::path& scan, const PreprocessOptions& opt
   result.format = loaded.format;
   result.datatype = loaded.datatype;
   result.warnings = loaded.warnings;
+  result.orientation_known = loaded.orientation_known;
   auto offset = remove_background_offset(to_canonical_orientation(loaded.image), options.background);
   result.background_level = offset.background_level;
   return offset.image;
@@ -473,6 +474,8 @@ std::vector<std::string> qc_flags(const PreprocessResult& r, const PreprocessOpt
       std::snprintf(line, sizeof line, "registration diverged: final Mattes MI %.3f > %.3f", reg.first.final_metric,
                     options.max_final_metric);
     flags.emplace_back(line);
+    if (!r.orientation_known)  // the likeliest cause, named on the same line
+      flags.back() += "; the header gives no orientation (qform_code = sform_code = 0), the likely cause";
   }
   for (double s : reg.affine_scales)
     if (!(s <= options.max_affine_scale && s >= 1.0 / options.max_affine_scale)) {

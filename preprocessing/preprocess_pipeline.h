@@ -229,6 +229,7 @@ struct PreprocessResult {
   bool qc_passed = true;                       // false when registration diverged or brain volume implausible
   std::vector<std::string> qc_flags;           // one short line per failed check
   std::vector<std::string> warnings;           // the loader's and the checks' warnings
+  bool orientation_known = true;               // false: a NIfTI with qform_code = sform_code = 0 (scan_reader.h)
   // Not part of the written NIfTI set: the bias-corrected scan (canonical orientation,
   // same physical space as native_image) and the rendered qc.png.
   ImageType::Pointer corrected_native;

@@ -25,6 +25,7 @@ constexpr std::int64_t kBytesPerVoxelEstimate = 32;
 }
 
 LoadedScan read_dicom_folder(const std::filesystem::path& dir) {
+  ensure_itk_factories();  // also silences GDCM's and ITK's own messages (library_messages.h)
   LoadedScan scan;
   auto names = itk::GDCMSeriesFileNames::New();
   names->SetUseSeriesDetails(true);
@@ -34,7 +35,6 @@ LoadedScan read_dicom_folder(const std::filesystem::path& dir) {
   if (series.size() > 1)
     fail(dir, "folder holds " + std::to_string(series.size()) + " DICOM series; point to a folder with exactly one");
   const auto files = names->GetFileNames(series.front());
-  ensure_itk_factories();
   auto reader = itk::ImageSeriesReader<ImageType>::New();
   auto io = itk::GDCMImageIO::New();
   reader->SetImageIO(io);
@@ -131,6 +131,7 @@ LoadedScan read_nifti(const std::filesystem::path& path, const ScanValidationOpt
   const NiftiXformChoice xform = choose_nifti_xform(header);
   scan.warnings.insert(scan.warnings.end(), xform.warnings.begin(), xform.warnings.end());
   if (xform.used != "none") impose_placement(*scan.image, xform.placement);
+  scan.orientation_known = xform.used != "none";
   attach_nifti_header(scan.image, header);
   return scan;
 }

@@ -37,6 +37,7 @@ struct LoadedScan {
   int spatial_dims{3};               // 2..5 as stored
   std::int64_t volumes{1};           // volumes along axes 4..7
   std::vector<std::string> warnings; // things a user should know, e.g. "4D: 3 volumes, first used"
+  bool orientation_known{true};      // false for a NIfTI whose qform_code and sform_code are both 0
 };
 
 /// Reads and validates a scan. See the header comment for what is rejected. A NIfTI's voxels

@@ -15,6 +15,18 @@
 namespace brainage::app {
 namespace fs = std::filesystem;
 
+namespace {
+
+/// The members that held a subject out, as oof_predictions.csv's "member" field: "3", or
+/// "3;7" with repeated partitions.
+std::string join_members(const std::vector<int>& members) {
+  std::string out;
+  for (int k : members) out += (out.empty() ? "" : ";") + std::to_string(k);
+  return out;
+}
+
+}  // namespace
+
 int run_ensemble(const EnsembleCommandOptions& options) {
   if (options.output_dir.empty()) throw UsageError("ensemble: -o/--output DIR is required");
   if (options.members.size() < 2)
@@ -39,7 +51,7 @@ int run_ensemble(const EnsembleCommandOptions& options) {
   const auto& oof = summary.oof;
   for (std::size_t i = 0; i < oof.ages.size(); ++i) {
     csv << csv_field(oof.subject_ids[i]) << ',' << oof.ages[i] << ',' << oof.predictions[i] << ','
-        << summary.calibration.apply(oof.predictions[i]) << ',' << oof.member[i];
+        << summary.calibration.apply(oof.predictions[i]) << ',' << join_members(oof.members[i]);
     if (with_vbm) csv << ',' << summary.oof_transformer[i] << ',' << summary.oof_vbm[i];
     csv << '\n';
   }

@@ -254,6 +254,9 @@ int train_main(const std::vector<std::string>& args) {
      "standardised on the training subjects and joined to the pooled tokens before the head)")
     ("norm-after-pool", po::value(&t.model.norm_after_pool)->default_value(t.model.norm_after_pool),
      "1: average the tokens, then LayerNorm (keeps each patch's tissue magnitude); 0: LayerNorm each token first")
+    ("test-time-flip", po::value(&t.model.test_time_flip)->default_value(t.model.test_time_flip),
+     "1: in validation and prediction, the age is the mean over the scan and its left-right mirror image "
+     "(exactly invariant to a left-right flip; twice the forward time)")
     ("patch-pool", po::value(&t.model.patch_pool)->default_value(t.model.patch_pool),
      "average voxels in pool^3 blocks inside each patch before the projection (1 = off)")
     ("dim", po::value(&t.model.dim)->default_value(t.model.dim), "token width")

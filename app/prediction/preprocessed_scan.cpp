@@ -11,6 +11,7 @@
 #include "common/build_info.h"
 #include "common/content_hash.h"
 #include "common/errors.h"
+#include "preprocessing/itk_factories.h"
 #include "preprocessing/model_grid.h"
 
 namespace brainage::prediction {
@@ -75,6 +76,7 @@ void require_qc_passed(const fs::path& scan, bool passed, const std::vector<std:
 bool is_model_grid_file(const fs::path& scan) {
   std::error_code ec;
   if (!fs::is_regular_file(scan, ec)) return false;
+  preprocessing::ensure_itk_factories();  // before any reader (thread safety, library messages)
   try {
     auto reader = itk::ImageFileReader<preprocessing::ImageType>::New();
     reader->SetFileName(scan.string());

@@ -68,3 +68,24 @@ TEST(PreprocessCommand, BadPipelineOptionsAreUsageErrorsBeforeAnyWork) {
     EXPECT_FALSE(fs::exists(dir / "out")) << bad << ": nothing may be written";
   }
 }
+
+// ITK and GDCM print their own warnings and errors (an Analyze header read by ITK's NIfTI
+// reader, a folder whose one .dcm is not DICOM); brainage's own line must be the only one
+// (preprocessing/library_messages.h), and BRAINAGE_LIBRARY_MESSAGES=1 brings theirs back.
+TEST(PreprocessCommand, UnreadableInputsGetOneLineWithoutTheLibrariesMessages) {
+  const fs::path dir = fs::path(::testing::TempDir()) / ("brainage_library_messages_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "not_dicom");
+  std::ofstream(dir / "not_dicom" / "IM0001.dcm") << "this is not a DICOM file\n";
+  const auto r = run_brainage("predict \"" + (dir / "not_dicom").string() + "\" -o \"" + (dir / "out").string() + "\"");
+  EXPECT_EQ(r.code, 3) << r.out;
+  EXPECT_EQ(r.out.rfind("brainage: InvalidInputError: " + (dir / "not_dicom").string() + ": folder holds no DICOM series", 0),
+            0u)
+      << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  const auto debug = run_brainage_env("BRAINAGE_LIBRARY_MESSAGES=1",
+                                      "info \"" + (dir / "not_dicom").string() + "\"");
+  EXPECT_EQ(debug.code, 3) << debug.out;
+  EXPECT_GT(std::count(debug.out.begin(), debug.out.end(), '\n'), 1) << debug.out;
+  fs::remove_all(dir);
+}

@@ -3,7 +3,9 @@
 // that loads all three (also renamed with its member files), carries a calibration equal
 // to a BiasCorrection fitted directly on the pooled out-of-fold predictions, and refuses a
 // corrupt member file, members that differ, a subject held out twice, or a --final best
-// member, each with a ModelError naming the member. With a VBM model beside them, the
+// member, each with a ModelError naming the member. Members of a second partition (another
+// split seed: repeated K-fold) join it, each subject's out-of-fold age then being the mean
+// of its two held-out members', and a partition that misses subjects is refused. With a VBM model beside them, the
 // weight is the one that minimises the combined out-of-fold MAE (or the one given), the
 // VBM model's weights travel in the checkpoint (and leave with it when the folder is
 // rewritten without one), and a VBM folder missing a subject or
@@ -14,6 +16,7 @@
 
 #include <fstream>
 #include <functional>
+#include <map>
 #include <sstream>
 
 #include "common/errors.h"
@@ -176,7 +179,7 @@ TEST_F(EnsembleTest, CalibrationIsTheBiasCorrectionOfThePooledOutOfFoldPredictio
   EXPECT_NEAR(info.bias_correction.intercept, direct.intercept, 1e-12);
   EXPECT_EQ(info.bias_correction.n, 12u);
   EXPECT_EQ(info.bias_correction_fitted_on, "out-of-fold (K-fold inner CV)");
-  EXPECT_EQ(summary.oof.member, (std::vector<int>{0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2}));
+  for (std::size_t i = 0; i < 12; ++i) EXPECT_EQ(summary.oof.members[i], std::vector<int>{static_cast<int>(i / 4)});
   // OOF metrics: the raw MAE by hand; the corrected MAE is smaller (the predictions are compressed).
   double mae = 0;
   for (std::size_t i = 0; i < ages.size(); ++i) mae += std::abs(predictions[i] - ages[i]) / ages.size();
@@ -335,4 +338,52 @@ TEST(EnsembleSplit, SplitSeedSharesOnePartitionAcrossMemberSeeds) {
     for (auto i : bm::split_subjects(ages, o).second) ++unshared[i];
   }
   EXPECT_NE(unshared, std::vector<int>(ages.size(), 1));
+}
+
+// Repeated K-fold: a second partition (split seed 43) holds the same 12 subjects out in
+// other groups; each subject's OOF age is the mean of its two held-out members' ages, the
+// calibration is fitted on those means, and a partition missing a member is refused.
+TEST_F(EnsembleTest, RepeatedPartitionsAverageEachSubjectsHeldOutMembers) {
+  std::map<std::string, std::pair<double, double>> first;  // subject -> (age, prediction)
+  for (int k = 0; k < 3; ++k)
+    for (std::size_t i = 0; i < 4; ++i)
+      first["sub-" + std::to_string(k) + "-" + std::to_string(i)] = {kAges[k][i], kPredictions[k][i]};
+  std::vector<std::string> subjects;
+  for (const auto& [id, unused] : first) subjects.push_back(id);
+  std::vector<fs::path> repeated = members;
+  for (int k = 0; k < 3; ++k) {
+    torch::manual_seed(200 + k);
+    bm::BrainAgeModel model(tiny());
+    const fs::path member = dir / ("repeat" + std::to_string(k));
+    fs::create_directories(member);
+    bm::CheckpointInfo info;
+    info.preprocessing_version = "test";
+    info.training = {{"options", {{"seed", 43 + k}, {"split_seed", 43}, {"folds", 3}, {"fold", k}}}};
+    info.metrics = {{"final_weights", "last"}, {"val_mae", 5.0}};
+    bm::save_checkpoint(member / "model", model, info);
+    std::ofstream csv(member / "validation_predictions.csv");
+    csv << "subject_id,age,predicted_age\n";
+    for (std::size_t j = static_cast<std::size_t>(k); j < subjects.size(); j += 3)  // other groups than fold k
+      csv << subjects[j] << "," << first[subjects[j]].first << "," << first[subjects[j]].second + 6.0 << "\n";
+    repeated.push_back(member);
+  }
+  const auto summary = bm::assemble_ensemble(repeated, dir / "repeated" / "model");
+  ASSERT_EQ(summary.oof.subject_ids.size(), 12u);
+  std::vector<double> ages, means;
+  for (std::size_t i = 0; i < 12; ++i) {
+    const auto& [age, prediction] = first.at(summary.oof.subject_ids[i]);
+    EXPECT_NEAR(summary.oof.predictions[i], prediction + 3.0, 1e-9) << summary.oof.subject_ids[i];
+    EXPECT_EQ(summary.oof.members[i].size(), 2u);
+    ages.push_back(age);
+    means.push_back(prediction + 3.0);
+  }
+  const auto direct = brainage::BiasCorrection::fit(ages, means);
+  EXPECT_NEAR(summary.calibration.slope, direct.slope, 1e-12);
+  EXPECT_NEAR(summary.calibration.intercept, direct.intercept, 1e-12);
+  EXPECT_EQ(bm::load_checkpoint(dir / "repeated" / "model.json").members.size(), 6u);
+
+  repeated.pop_back();  // the second partition now misses fold 2's subjects
+  const std::string what = model_error([&] { bm::assemble_ensemble(repeated, dir / "partial" / "model"); });
+  EXPECT_NE(what.find("held out in 1 of the members' 2 K-fold partitions"), std::string::npos) << what;
+  EXPECT_FALSE(fs::exists(dir / "partial" / "model.json"));
 }

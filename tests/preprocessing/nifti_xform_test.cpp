@@ -100,11 +100,14 @@ TEST(NiftiXform, ShearedSformFallsBackToTheQformWithAWarning) {
   EXPECT_NE(choice.warnings.back().find("following the qform"), std::string::npos) << choice.warnings.back();
 }
 
-TEST(NiftiXform, NoTransformCodesLeaveThePlacementToItk) {
+TEST(NiftiXform, NoTransformCodesLeaveThePlacementToItkWithAWarning) {
   auto spec = ixi_like_spec();
   spec.sform_code = 0;
   spec.qform_code = 0;
-  EXPECT_EQ(choose_nifti_xform(parse(spec)).used, "none");
+  const auto choice = choose_nifti_xform(parse(spec));
+  EXPECT_EQ(choice.used, "none");
+  ASSERT_EQ(choice.warnings.size(), 1u);
+  EXPECT_NE(choice.warnings[0].find("no orientation"), std::string::npos) << choice.warnings[0];
 }
 
 TEST(NiftiXform, RecordHoldsBothMatricesAndTheChoice) {
