@@ -7,8 +7,10 @@
 #include <cmath>
 
 #include "common/errors.h"
+#include "model/checkpoint.h"
 #include "model/runtime.h"
 #include "model/routing_stats.h"
+#include "tests/test_data.h"
 
 namespace bm = brainage::model;
 
@@ -214,4 +216,46 @@ TEST(BrainAgeModel, RoutingSummaryMatchesTheRecords) {
     // top-1 has the highest score of the token
     EXPECT_NEAR(out.layers[0].scores[1][t].max().item<double>(), out.layers[0].scores[1][t][e].item<double>(), 1e-7);
   }
+}
+
+// Test-time flip (ModelOptions::test_time_flip): in eval mode the age of a volume and of
+// its left-right mirror image (X flipped) are the same, and their mean; training mode and
+// the routing records are the unflipped pass's; the option round-trips, is off in old
+// JSON, and gives the same weights another model id.
+TEST(BrainAgeModel, TestTimeFlipMakesTheAgeMirrorInvariant) {
+  auto o = small_options(bm::FfnKind::kErmoe);
+  o.dropout = 0.0;  // training-mode passes comparable
+  torch::manual_seed(11);
+  bm::BrainAgeModel plain(o);
+  plain->eval();
+  o.test_time_flip = true;
+  bm::BrainAgeModel flipped(o);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < plain->parameters().size(); ++i) flipped->parameters()[i].copy_(plain->parameters()[i]);
+  flipped->eval();
+  const auto x = torch::randn({2, 1, o.grid[0], o.grid[1], o.grid[2]});
+  const auto mirrored = x.flip({4});
+  const auto age = flipped->forward(x, /*with_routing=*/true).age;
+  EXPECT_LT((age - flipped->forward(mirrored).age).abs().max().item<double>(), 1e-4);
+  const auto expected = 0.5 * (plain->forward(x).age + plain->forward(mirrored).age);
+  EXPECT_LT((age - expected).abs().max().item<double>(), 1e-5);
+  EXPECT_GT((plain->forward(x).age - plain->forward(mirrored).age).abs().max().item<double>(), 1e-4)
+      << "a random model is not mirror-symmetric by itself";
+  flipped->train();
+  plain->train();
+  EXPECT_TRUE(torch::equal(flipped->forward(x).age, plain->forward(x).age)) << "training sees one pass";
+  plain->eval();
+
+  const auto back = bm::model_options_from_json(bm::to_json(o));
+  EXPECT_TRUE(back.test_time_flip);
+  auto old = bm::to_json(o);
+  old.erase("test_time_flip");
+  EXPECT_FALSE(bm::model_options_from_json(old).test_time_flip);
+
+  const auto dir = brainage::testing::scratch_dir("test-time-flip");
+  flipped->eval();
+  const auto id_plain = bm::save_checkpoint(dir / "plain", plain, {});
+  const auto id_flipped = bm::save_checkpoint(dir / "flipped", flipped, {});
+  EXPECT_NE(id_plain, id_flipped);
+  EXPECT_TRUE(bm::load_checkpoint(dir / "flipped.json").info.model.test_time_flip);
 }
