@@ -131,12 +131,16 @@ OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<fs::path>& m
     }
   }
   for (std::size_t i = 0; i < sums.size(); ++i) {
-    if (oof.members[i].size() != partition_members.size())
-      throw ModelError((member_dirs[static_cast<std::size_t>(oof.members[i].front())] / "validation_predictions.csv")
-                           .string() +
-                       ": subject '" + oof.subject_ids[i] + "' is held out in " + std::to_string(oof.members[i].size()) +
+    if (oof.members[i].size() != partition_members.size()) {
+      std::string lacking;  // the partitions in which no member held the subject out
+      for (const auto& [name, first_member] : partition_members)
+        if (!held_out_by.count({name, oof.subject_ids[i]}))
+          lacking += (lacking.empty() ? "" : ", ") + std::string("member ") + std::to_string(first_member) + "'s";
+      throw ModelError("subject '" + oof.subject_ids[i] + "' is held out in " + std::to_string(oof.members[i].size()) +
                        " of the members' " + std::to_string(partition_members.size()) +
-                       " K-fold partitions (every partition must cover the same subjects)");
+                       " K-fold partitions, not in " + lacking +
+                       " (split seed and fold count): a member of that partition is missing");
+    }
     oof.predictions.push_back(sums[i] / static_cast<double>(oof.members[i].size()));
   }
   return oof;
@@ -281,6 +285,10 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
       info = loaded.info;  // preprocessing, normalisation, model of member 0
       info.members.clear();
     }
+    for (int64_t j = 0; j < k; ++j)
+      if (info.members[static_cast<std::size_t>(j)].training.value("source_model_id", "") == loaded.info.model_id)
+        throw ModelError(who + "has the same weights as member " + std::to_string(j) + " (model id " +
+                         loaded.info.model_id + "): a member folder given twice");
     if (loaded.info.metrics.value("final_weights", std::string()) == to_string(FinalWeights::kBestValidation))
       throw ModelError(who + "was trained with --final best: its epoch was chosen on its validation fold, so its "
                        "predictions there are not out-of-fold (train members with --final last)");

@@ -104,8 +104,8 @@ std::map<std::string, std::pair<double, double>> read_vbm_out_of_fold_prediction
 /// subject's prediction is the mean over the partitions of the member that held it out.
 /// Throws ModelError naming the file for a missing file or column, an unreadable number, a
 /// subject held out by two members of one partition (they do not share one K-fold
-/// partition), or a subject that is not held out in every partition, or whose age differs
-/// between two members.
+/// partition), or a subject that is not held out in every partition (naming a member of the
+/// partition that lacks it), or whose age differs between two members.
 OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<std::filesystem::path>& member_dirs,
                                                   const std::vector<std::string>& partitions = {});
 

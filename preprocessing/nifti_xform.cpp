@@ -85,10 +85,22 @@ NiftiXformChoice choose_nifti_xform(const NiftiHeader& header, const NiftiXformO
   NiftiXformChoice choice;
   const bool has_q = header.qform_code > 0, has_s = header.sform_code > 0;
   if (!has_q && !has_s) {
+    // nibabel's Nifti1Header.get_base_affine (FSL reads such a file the same way): the
+    // voxel axes taken as L, A, S (radiological), pixdim apart, the grid centred on 0.
+    Matrix4 base{};
+    const double flip[3] = {-1.0, 1.0, 1.0};
+    for (int a = 0; a < 3; ++a) {
+      const double step = flip[a] * header.pixdim[a], n = static_cast<double>(header.dim[a]);
+      base[a][a] = step;
+      base[a][3] = -step * (n - 1) / 2;
+    }
+    base[3][3] = 1;
+    choice.used = "base";
+    choice.placement = placement_from_affine(base);
     choice.warnings.emplace_back(
-        "qform_code and sform_code are both 0: the header gives no orientation, so the voxel axes are placed by "
-        "pixdim alone and their anatomical directions are a guess (set the orientation, e.g. with fslorient or "
-        "nibabel, if the registration fails)");
+        "qform_code and sform_code are both 0: the header gives no orientation, so the voxel axes are read as "
+        "nibabel and FSL read them (left, anterior, superior; radiological) and the anatomy may be turned or "
+        "mirrored (set the orientation, e.g. with fslorient or nibabel, if the registration fails)");
     return choice;
   }
   const Matrix4 q = header.qform_matrix(), s = header.sform_matrix();

@@ -1,7 +1,8 @@
 #pragma once
 // Which of a NIfTI header's two transforms places the voxels in space, and the ITK
 // geometry that follows from it. The rule is nibabel's (Nifti1Header.get_best_affine)
-// and FSL's: the sform when sform_code > 0, else the qform when qform_code > 0. ITK
+// and FSL's: the sform when sform_code > 0, else the qform when qform_code > 0, else
+// nibabel's base affine (radiological axes, a warning that the orientation is a guess). ITK
 // holds only a rotation, so an sform that shears the voxel axes cannot be followed: the
 // qform is, with a warning. When the two transforms disagree (some corner of the voxel
 // box placed more than 1 mm apart, or an axis turned: a different order/direction), a
@@ -39,10 +40,10 @@ struct VoxelPlacement {
 };
 
 struct NiftiXformChoice {
-  /// "sform", "qform", or "none" when both codes are 0 (no transform: ITK's own
-  /// pixdim-only placement stands).
+  /// "sform", "qform", or "base" when both codes are 0: nibabel's base affine
+  /// (Nifti1Header.get_base_affine; FSL alike): voxel axes L, A, S at pixdim, centred on 0.
   std::string used{"none"};
-  VoxelPlacement placement;           // valid unless used == "none"
+  VoxelPlacement placement;           // valid unless used == "none" (a default-constructed choice)
   std::vector<std::string> warnings;  // one line each: disagreement, unusable sform, no orientation
 };
 

@@ -101,7 +101,7 @@ std::string to_text(const ScanInfo& info) {
   if (!info.nifti_xforms.is_null())
     o << "transforms   qform code " << info.nifti_xforms["qform"]["code"] << ", sform code "
       << info.nifti_xforms["sform"]["code"] << "; placed by "
-      << (info.nifti_xforms["used"] == "none" ? std::string("pixdim alone")
+      << (info.nifti_xforms["used"] == "base" ? std::string("pixdim alone (axes read as LAS, as nibabel does)")
                                               : "the " + info.nifti_xforms["used"].get<std::string>())
       << "\n";
   o << "extent       " << triple(info.extent_mm, " x ", " mm") << "\n"

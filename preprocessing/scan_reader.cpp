@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/errors.h"
+#include "preprocessing/dicom_file_check.h"
 #include "preprocessing/itk_error_text.h"
 #include "preprocessing/itk_factories.h"
 #include "preprocessing/native_header.h"
@@ -19,6 +20,9 @@ namespace brainage::preprocessing {
 namespace {
 
 constexpr std::int64_t kBytesPerVoxelEstimate = 32;
+/// A DICOM file may be this much shorter than its parsed content before it counts as
+/// truncated (odd-length padding and similar encoder quirks; a cut slice misses thousands).
+constexpr std::int64_t kDicomSlackBytes = 16;
 
 [[noreturn]] void fail(const std::filesystem::path& path, const std::string& rule) {
   throw InvalidInputError(path.string() + ": " + rule);
@@ -35,6 +39,10 @@ LoadedScan read_dicom_folder(const std::filesystem::path& dir) {
   if (series.size() > 1)
     fail(dir, "folder holds " + std::to_string(series.size()) + " DICOM series; point to a folder with exactly one");
   const auto files = names->GetFileNames(series.front());
+  for (const auto& file : files)  // GDCM pads a file cut short without an error (dicom_file_check.h)
+    if (const auto missing = dicom_bytes_missing(file); missing > kDicomSlackBytes)
+      fail(dir, "DICOM file " + std::filesystem::path(file).filename().string() + " is truncated: " +
+                    std::to_string(missing) + " bytes of its data are missing (copy the series again)");
   auto reader = itk::ImageSeriesReader<ImageType>::New();
   auto io = itk::GDCMImageIO::New();
   reader->SetImageIO(io);
@@ -130,8 +138,8 @@ LoadedScan read_nifti(const std::filesystem::path& path, const ScanValidationOpt
   // of nifti_xform.h (nibabel's and FSL's) and keep the header for native outputs.
   const NiftiXformChoice xform = choose_nifti_xform(header);
   scan.warnings.insert(scan.warnings.end(), xform.warnings.begin(), xform.warnings.end());
-  if (xform.used != "none") impose_placement(*scan.image, xform.placement);
-  scan.orientation_known = xform.used != "none";
+  impose_placement(*scan.image, xform.placement);
+  scan.orientation_known = xform.used != "base";
   attach_nifti_header(scan.image, header);
   return scan;
 }

@@ -224,7 +224,7 @@ TEST_F(EnsembleTest, MembersThatDifferAreRefusedNamingTheMember) {
   EXPECT_NE(absent.find("member 1"), std::string::npos) << absent;
 }
 
-TEST_F(EnsembleTest, ASubjectHeldOutTwiceOrABestEpochMemberIsRefused) {
+TEST_F(EnsembleTest, ASubjectHeldOutTwiceABestEpochMemberOrAFolderGivenTwiceIsRefused) {
   std::ofstream(members[2] / "validation_predictions.csv", std::ios::app) << "sub-0-1,41,44,44\n";
   const std::string twice = model_error([&] { bm::assemble_ensemble(members, dir / "out" / "model"); });
   EXPECT_NE(twice.find("'sub-0-1' is held out by member 0 and member 2"), std::string::npos) << twice;
@@ -232,6 +232,12 @@ TEST_F(EnsembleTest, ASubjectHeldOutTwiceOrABestEpochMemberIsRefused) {
   add_member(3, tiny(), "best");
   const std::string best = model_error([&] { bm::assemble_ensemble({members[0], members[3]}, dir / "b" / "model"); });
   EXPECT_NE(best.find("--final best"), std::string::npos) << best;
+
+  const std::string again =
+      model_error([&] { bm::assemble_ensemble({members[0], members[1], members[0]}, dir / "again" / "model"); });
+  EXPECT_NE(again.find("member 2 (" + (members[0] / "model.json").string() + "): has the same weights as member 0"),
+            std::string::npos)
+      << again;
 }
 
 namespace {
@@ -384,6 +390,7 @@ TEST_F(EnsembleTest, RepeatedPartitionsAverageEachSubjectsHeldOutMembers) {
 
   repeated.pop_back();  // the second partition now misses fold 2's subjects
   const std::string what = model_error([&] { bm::assemble_ensemble(repeated, dir / "partial" / "model"); });
-  EXPECT_NE(what.find("held out in 1 of the members' 2 K-fold partitions"), std::string::npos) << what;
+  EXPECT_NE(what.find("held out in 1 of the members' 2 K-fold partitions, not in member 3's"), std::string::npos)
+      << what;
   EXPECT_FALSE(fs::exists(dir / "partial" / "model.json"));
 }

@@ -100,14 +100,26 @@ TEST(NiftiXform, ShearedSformFallsBackToTheQformWithAWarning) {
   EXPECT_NE(choice.warnings.back().find("following the qform"), std::string::npos) << choice.warnings.back();
 }
 
-TEST(NiftiXform, NoTransformCodesLeaveThePlacementToItkWithAWarning) {
+// Both codes 0: nibabel's base affine (get_base_affine: x flipped, pixdim apart, centred
+// on 0; nibabel gives IXI's 120 x 120 x 90 grid at 2 mm the RAS matrix
+// [[-2,0,0,119],[0,2,0,-119],[0,0,2,-89]]), with a warning.
+TEST(NiftiXform, NoTransformCodesTakeNibabelsBaseAffineWithAWarning) {
   auto spec = ixi_like_spec();
+  spec.dims = {120, 120, 90};
   spec.sform_code = 0;
   spec.qform_code = 0;
   const auto choice = choose_nifti_xform(parse(spec));
-  EXPECT_EQ(choice.used, "none");
+  EXPECT_EQ(choice.used, "base");
   ASSERT_EQ(choice.warnings.size(), 1u);
   EXPECT_NE(choice.warnings[0].find("no orientation"), std::string::npos) << choice.warnings[0];
+  const std::array<std::array<double, 4>, 4> nibabel{{{-2, 0, 0, 119}, {0, 2, 0, -119}, {0, 0, 2, -89}, {0, 0, 0, 1}}};
+  const auto expected = placement_from_affine(nibabel);
+  for (unsigned i = 0; i < 3; ++i) {
+    EXPECT_NEAR(choice.placement.spacing[i], 2.0, 1e-12);
+    EXPECT_NEAR(choice.placement.origin[i], expected.origin[i], 1e-9);
+    for (unsigned j = 0; j < 3; ++j) EXPECT_NEAR(choice.placement.direction[i][j], expected.direction[i][j], 1e-12);
+  }
+  EXPECT_EQ(affine_axis_codes(nibabel), "LAS");
 }
 
 TEST(NiftiXform, RecordHoldsBothMatricesAndTheChoice) {

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <itkImageRegionConstIteratorWithIndex.h>
+#include <itkImageRegionIteratorWithIndex.h>
 #include <vnl/algo/vnl_svd.h>
 #include <vnl/vnl_matrix.h>
 #include <vnl/vnl_vector.h>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "preprocessing/canonical_orientation.h"
 #include "preprocessing/mask_metrics.h"
 #include "preprocessing/mask_operations.h"
 #include "preprocessing/model_grid.h"
@@ -401,35 +403,58 @@ TEST(PreprocessPipeline, BadInputsFailWithAClearMessage) {
   expect_rejected(dir / "missing.nii.gz", "does not exist");
 }
 
-// A real scan whose header lost its orientation (qform_code = sform_code = 0, voxels as
-// stored: IXI's P, S, R axes then read as L, P, S): the loader warns, and when the
-// registration fails the QC flag names the missing orientation as the likely cause (the
-// eighteenth session's new-user pass got only "registration diverged").
-TEST(PreprocessPipeline, AHeaderWithoutOrientationIsWarnedAndNamedWhenRegistrationFails) {
+// A real scan whose header lost its orientation (qform_code = sform_code = 0): its voxel
+// axes are read as nibabel and FSL read them (L, A, S) with a warning. Stored in that
+// order (IXI012 re-indexed to LAS) it preprocesses like the original; stored as IXI's P, S,
+// R it cannot register, and the QC flag names the missing orientation as the likely cause
+// (the eighteenth session's new-user pass got only "registration diverged").
+TEST(PreprocessPipeline, AHeaderWithoutOrientationIsReadAsNibabelDoesAndNamedWhenRegistrationFails) {
   const fs::path t1 = shared_data_dir() / "ixi-hh-2mm" / "t1" / "IXI012-HH-1211_T1.nii.gz";
   BRAINAGE_REQUIRE_PATH(t1);
-  const auto image = read_image(t1);
-  const auto size = image->GetLargestPossibleRegion().GetSize();
-  const auto spacing = image->GetSpacing();
-  NiftiSpec spec;
-  spec.dims = {static_cast<std::int16_t>(size[0]), static_cast<std::int16_t>(size[1]), static_cast<std::int16_t>(size[2])};
-  spec.pixdim = {static_cast<float>(spacing[0]), static_cast<float>(spacing[1]), static_cast<float>(spacing[2])};
-  spec.qform_code = 0;
-  spec.sform_code = 0;
-  const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
-  const fs::path bare = scratch_dir("pipeline-no-orientation") / "no_orientation.nii.gz";
-  write_bytes(bare, nifti_bytes(spec, std::string(reinterpret_cast<const char*>(image->GetBufferPointer()), n * sizeof(float))),
-              true);
+  const fs::path dir = scratch_dir("pipeline-no-orientation");
+  // `image`'s voxels as stored (x fastest), with a header holding no orientation.
+  auto write_without_orientation = [&](const ImageType* image, const fs::path& path) {
+    const auto size = image->GetLargestPossibleRegion().GetSize();
+    NiftiSpec spec;
+    spec.dims = {static_cast<std::int16_t>(size[0]), static_cast<std::int16_t>(size[1]),
+                 static_cast<std::int16_t>(size[2])};
+    spec.pixdim = {static_cast<float>(image->GetSpacing()[0]), static_cast<float>(image->GetSpacing()[1]),
+                   static_cast<float>(image->GetSpacing()[2])};
+    spec.qform_code = 0;
+    spec.sform_code = 0;
+    const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
+    write_bytes(path, nifti_bytes(spec, std::string(reinterpret_cast<const char*>(image->GetBufferPointer()), n * sizeof(float))),
+                true);
+    return path;
+  };
+  const auto original = read_image(t1);
+  const auto reference = preprocess_scan(t1);
 
-  const auto loaded = load_scan(bare);
+  // LAS storage: the canonical RAS copy with its first axis reversed.
+  const auto ras = to_canonical_orientation(original);
+  auto las = ImageType::New();
+  las->CopyInformation(ras);
+  las->SetRegions(ras->GetLargestPossibleRegion());
+  las->Allocate();
+  const auto size = ras->GetLargestPossibleRegion().GetSize();
+  for (itk::ImageRegionIteratorWithIndex<ImageType> it(las, las->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it) {
+    auto from = it.GetIndex();
+    from[0] = static_cast<ImageType::IndexValueType>(size[0]) - 1 - from[0];
+    it.Set(ras->GetPixel(from));
+  }
+  const auto las_path = write_without_orientation(las, dir / "las_no_orientation.nii.gz");
+  const auto loaded = load_scan(las_path);
   EXPECT_FALSE(loaded.orientation_known);
   ASSERT_EQ(loaded.warnings.size(), 1u);
   EXPECT_NE(loaded.warnings[0].find("no orientation"), std::string::npos) << loaded.warnings[0];
+  const auto las_result = preprocess_scan(las_path);
+  EXPECT_TRUE(las_result.qc_passed) << las_result.report["qc"].dump();
+  EXPECT_NEAR(las_result.brain_volume_ml, reference.brain_volume_ml, 0.01 * reference.brain_volume_ml);
 
-  const auto result = preprocess_scan(bare);
-  ASSERT_FALSE(result.qc_passed) << "the guessed axes registered: keep the warning, drop this expectation";
-  const auto named = std::find_if(result.qc_flags.begin(), result.qc_flags.end(), [](const std::string& f) {
+  const auto psr_result = preprocess_scan(write_without_orientation(original, dir / "psr_no_orientation.nii.gz"));
+  ASSERT_FALSE(psr_result.qc_passed) << "IXI's P, S, R axes read as L, A, S registered: keep the warning, drop this";
+  const auto named = std::find_if(psr_result.qc_flags.begin(), psr_result.qc_flags.end(), [](const std::string& f) {
     return f.find("registration diverged") != std::string::npos && f.find("no orientation") != std::string::npos;
   });
-  EXPECT_NE(named, result.qc_flags.end()) << result.report["qc"].dump();
+  EXPECT_NE(named, psr_result.qc_flags.end()) << psr_result.report["qc"].dump();
 }

@@ -9,6 +9,7 @@
 #include "common/errors.h"
 #include "preprocessing/scan_info.h"
 #include "tests/bad_scan_corpus.h"
+#include "tests/dicom_fixture.h"
 #include "tests/nifti_fixture.h"
 #include "tests/test_data.h"
 
@@ -167,6 +168,31 @@ TEST_F(ScanReaderTest, NotANiftiName) {
 TEST_F(ScanReaderTest, EmptyFolderIsNotADicomSeries) {
   fs::create_directories(dir_ / "dicom");
   expect_rejected(dir_ / "dicom", "no DICOM series");
+}
+
+// A DICOM series with one file cut short (an interrupted copy): GDCM pads it without an
+// error, so the reader compares each file's size with its parsed content and refuses the
+// series naming the file; the complete series reads as the NIfTI it was written from.
+TEST_F(ScanReaderTest, ADicomSeriesWithATruncatedFileIsRefused) {
+  auto spec = psr_2mm_spec({24, 28, 20}, {90, 126, -72});
+  const fs::path nifti = dir_ / "series.nii";
+  write_bytes(nifti, nifti_bytes(spec, float_voxels(spec)), false);
+  const fs::path series = write_dicom_series(nifti, dir_ / "series", "1.2.826.0.1.3680043.2.1125.19");
+  const auto whole = load_scan(series);
+  EXPECT_EQ(whole.image->GetLargestPossibleRegion().GetSize()[2] * whole.image->GetLargestPossibleRegion().GetSize()[1] *
+                whole.image->GetLargestPossibleRegion().GetSize()[0],
+            24u * 28u * 20u);
+  const fs::path cut = series / "IM0010.dcm";
+  ASSERT_TRUE(fs::exists(cut));
+  fs::resize_file(cut, fs::file_size(cut) - 400);
+  try {
+    load_scan(series);
+    ADD_FAILURE() << "a series with a truncated file was accepted";
+  } catch (const InvalidInputError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(series.string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("IM0010.dcm is truncated: 400 bytes"), std::string::npos) << msg;
+  }
 }
 
 // The whole bad-scan corpus (tests/bad_scan_corpus.h): each kind the reader owns is refused
