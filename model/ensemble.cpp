@@ -135,11 +135,11 @@ OutOfFoldPredictions read_out_of_fold_predictions(const std::vector<fs::path>& m
       std::string lacking;  // the partitions in which no member held the subject out
       for (const auto& [name, first_member] : partition_members)
         if (!held_out_by.count({name, oof.subject_ids[i]}))
-          lacking += (lacking.empty() ? "" : ", ") + std::string("member ") + std::to_string(first_member) + "'s";
+          lacking += (lacking.empty() ? "" : ", ") + std::string("member ") + std::to_string(first_member);
       throw ModelError("subject '" + oof.subject_ids[i] + "' is held out in " + std::to_string(oof.members[i].size()) +
                        " of the members' " + std::to_string(partition_members.size()) +
-                       " K-fold partitions, not in " + lacking +
-                       " (split seed and fold count): a member of that partition is missing");
+                       " K-fold partitions, not in that of " + lacking +
+                       " (its split seed and fold count): a member of that partition is missing");
     }
     oof.predictions.push_back(sums[i] / static_cast<double>(oof.members[i].size()));
   }
@@ -356,8 +356,9 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
     summary.metrics["oof_note"] =
         "oof_raw: (1 - vbm_weight) * the held-out member's age + vbm_weight * the VBM model's inner-CV age; "
         "oof_transformer_raw / oof_vbm_raw: each alone. The held-out member's (or, with repeated partitions, the "
-        "held-out members' mean) out-of-fold error, not the ensemble mean's; when vbm_weight_chosen_on_oof, the weight was chosen on these same predictions (optimistic by a "
-        "little); bias_corrected uses the correction fitted on them (in-sample)";
+        "held-out members' mean) out-of-fold error, not the ensemble mean's; when vbm_weight_chosen_on_oof, the "
+        "weight was chosen on these same predictions (optimistic by a little); bias_corrected uses the correction "
+        "fitted on them (in-sample)";
     EnsembleVbmInfo member;
     member.model = vbm.vbm->to_json();
     member.weight = summary.vbm_weight;

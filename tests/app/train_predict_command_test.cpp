@@ -4,6 +4,7 @@
 // the exit code 6 (ModelError) for a missing or corrupt checkpoint.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -346,12 +347,13 @@ TEST(TrainPredict, SeedEnsembleTrainsPredictsAndEvaluates) {
   const auto bad = run_brainage("train --manifest \"" + manifest.string() + "\" -o \"" + (dir / "bad").string() +
                                 "\" --seeds 2 --folds 5");
   EXPECT_EQ(bad.code, 2) << bad.out;
-  // The same member twice holds every subject out twice: refused with one line naming the
-  // file, and no output folder left behind.
+  // The same member twice: refused with one line naming it as a folder given twice, and no
+  // output folder left behind.
   const std::string member0 = "\"" + (dir / "run" / "member0").string() + "\"";
   const auto twice = run_brainage("ensemble " + member0 + " " + member0 + " -o \"" + (dir / "twice").string() + "\"");
   EXPECT_NE(twice.code, 0) << twice.out;
-  EXPECT_NE(twice.out.find("held out by member 0 and member 1"), std::string::npos) << twice.out;
+  EXPECT_NE(twice.out.find("has the same weights as member 0"), std::string::npos) << twice.out;
+  EXPECT_EQ(std::count(twice.out.begin(), twice.out.end(), '\n'), 1) << twice.out;
   EXPECT_FALSE(fs::exists(dir / "twice"));
 }
 

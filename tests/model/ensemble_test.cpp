@@ -390,7 +390,7 @@ TEST_F(EnsembleTest, RepeatedPartitionsAverageEachSubjectsHeldOutMembers) {
 
   repeated.pop_back();  // the second partition now misses fold 2's subjects
   const std::string what = model_error([&] { bm::assemble_ensemble(repeated, dir / "partial" / "model"); });
-  EXPECT_NE(what.find("held out in 1 of the members' 2 K-fold partitions, not in member 3's"), std::string::npos)
+  EXPECT_NE(what.find("held out in 1 of the members' 2 K-fold partitions, not in that of member 3"), std::string::npos)
       << what;
   EXPECT_FALSE(fs::exists(dir / "partial" / "model.json"));
 }
