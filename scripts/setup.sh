@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libinsighttoolkit5-dev          # ITK 5.2: I/O, N4, registration, resampling
+  libgdcm-dev                     # GDCM 3 headers (also an ITK dependency): DICOM file checks, message control
   libvtk9-dev                     # VTK 9.1: rendering, PNG, charts
   libtorch-dev                    # LibTorch 1.13 (CPU)
   libgloo-dev                     # Gloo headers for LibTorch's c10d process group (distributed training)
