@@ -323,6 +323,11 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
     throw ModelError((member_dirs[0] / "validation_predictions.csv").string() +
                      ": the members' validation_predictions.csv hold no subjects: nothing to calibrate on");
   summary.oof_transformer = oof.predictions;
+  // Which subjects each member never saw: its out-of-fold predictions can be reproduced
+  // from the checkpoint alone (docs/RESULTS.md, twentieth session).
+  for (std::size_t i = 0; i < oof.subject_ids.size(); ++i)
+    for (const int k : oof.members[i])
+      info.members[static_cast<std::size_t>(k)].training["validation_subject_ids"].push_back(oof.subject_ids[i]);
 
   // The VBM model (optional): its inner-CV OOF age of every subject, then the weight.
   LoadedModel vbm;

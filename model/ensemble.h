@@ -24,7 +24,9 @@
 // fitted_on "out-of-fold (K-fold inner CV)". predict and evaluate apply it as they apply any
 // checkpoint's correction. Caveat recorded in the metrics: an OOF prediction is one
 // member's; the ensemble mean on a training subject includes K − 1 members that trained on
-// it, so the ensemble's own error needs an outer CV (docs/RESULTS.md).
+// it, so the ensemble's own error needs an outer CV (docs/RESULTS.md). Each member's
+// training record lists the subjects it held out (`validation_subject_ids`), so the OOF
+// study can be rebuilt from the checkpoint alone (scripts/rebuild_ensemble_study.py).
 //
 // With a VBM model (EnsembleOptions::vbm_dir, model/vbm_model.h): a prediction is
 // (1 − w) · mean(transformer ages) + w · VBM age — stacking of two model families (Wolpert

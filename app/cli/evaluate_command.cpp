@@ -8,6 +8,7 @@
 #include "app/cli/cli.h"
 #include "app/cohort/cohort.h"
 #include "app/prediction/subject_predictor.h"
+#include "app/prediction/training_overlap.h"
 #include "app/cli/predict_command.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
@@ -67,10 +68,15 @@ int run_evaluate(const EvaluateOptions& o) {
   s.show_progress = o.progress;
   s.progress_interactive = ::isatty(STDERR_FILENO) != 0;
 
-  cohort::load_cohort(o.cohort);  // a broken cohort table is reported before the model loads
+  const cohort::Cohort table = cohort::load_cohort(o.cohort);  // a broken table is reported before the model loads
   check_writable_directory(o.out);  // and an output folder that cannot be made
   const fs::path model = o.model.empty() ? default_model_path() : o.model;
   s.calibration = choose_calibration(o, model);
+  std::vector<std::string> cohort_ids;
+  for (const auto& subject : table.subjects)
+    if (subject.row_error.empty()) cohort_ids.push_back(subject.id);
+  const auto trained = prediction::training_subjects_in(
+      cohort_ids, prediction::training_subject_ids(model::read_checkpoint_info(model).training));
 
   const int cores = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   prediction::SubjectPredictorOptions p;
@@ -91,9 +97,12 @@ int run_evaluate(const EvaluateOptions& o) {
                   {"model", model::checkpoint_json_path(model).string()},
                   {"cores", cores},
                   {"threads_per_subject", p.threads_per_subject},
-                  {"cache_dir", fs::absolute(p.cache_dir).string()}};
+                  {"cache_dir", fs::absolute(p.cache_dir).string()},
+                  {"training_subjects_in_cohort", trained}};
   std::cerr << "brainage evaluate: " << o.jobs << " job(s) x " << p.threads_per_subject << " thread(s), model "
             << model.string() << "\n";
+  if (const auto warning = prediction::training_overlap_warning(trained, cohort_ids.size()))
+    std::cerr << "brainage evaluate: warning: " << *warning << "\n";
   return cohort::evaluate_cohort(s, prediction::make_subject_predictor(p)).exit_code;
 }
 

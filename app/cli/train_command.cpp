@@ -74,6 +74,7 @@ int run_train_vbm(const TrainCommandOptions& options, const std::vector<Manifest
   info.intensity_normalisation = "modulated tissue maps (mL per voxel): no intensity normalisation";
   info.training = {{"manifest", fs::absolute(options.manifest).string()},
                    {"subjects", data.ages.size()},
+                   {"subject_ids", data.subject_ids},
                    {"threads", threads},
                    {"seconds", seconds},
                    {"selection", fit.selection},
@@ -149,6 +150,7 @@ int run_train(const TrainCommandOptions& options) {
   }
   train.data_summary = {{"manifest", fs::absolute(options.manifest).string()},
                         {"subjects", data.ages.size()},
+                        {"subject_ids", data.subject_ids},
                         {"age_min", min_age},
                         {"age_max", max_age},
                         {"age_mean", mean / data.ages.size()},

@@ -2,8 +2,10 @@
 
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include "app/prediction/scan_prediction.h"
+#include "app/prediction/training_overlap.h"
 #include "common/errors.h"
 #include "viz/expert_maps.h"
 
@@ -40,8 +42,11 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
   scan_options.preprocess.cache_dir = options.cache_dir;
   scan_options.preprocess.accept_failed_qc = options.include_qc_failed;
   scan_options.with_routing = options.write_prediction_folder && predictor->has_routing();
+  const auto ids = training_subject_ids(predictor->info().training);
+  const auto trained = std::make_shared<const std::set<std::string>>(ids.begin(), ids.end());
 
-  return [predictor, scan_options, options](const cohort::Subject& subject, const cohort::SubjectWorkspace& ws) {
+  return [predictor, scan_options, options, trained](const cohort::Subject& subject,
+                                                     const cohort::SubjectWorkspace& ws) {
     ScanPredictionOptions o = scan_options;
     if (options.write_prediction_folder) o.output_dir = ws.dir;  // what `brainage predict -o` writes
     PreprocessedScan preprocessed;
@@ -51,6 +56,7 @@ cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& o
     out.predicted_age = record.predicted_age;
     out.age_sd_years = record.ensemble_sd;
     out.qc_flags = record.qc_flags;
+    if (trained->count(subject.id)) out.qc_flags.push_back(kTrainingSubjectFlag);
     std::error_code ec;
     if (fs::exists(preprocessed.cache_entry / "qc.png", ec)) out.qc_image = preprocessed.cache_entry / "qc.png";
     out.details = {{"model_id", record.model_id},

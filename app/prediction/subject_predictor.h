@@ -28,7 +28,8 @@ struct SubjectPredictorOptions {
 };
 
 /// Loads the checkpoint once (throws ModelError) and returns the processor: a subject's
-/// outcome is its predicted age, QC flags and qc.png; a scan that fails validation or QC
+/// outcome is its predicted age, QC flags (with kTrainingSubjectFlag when its subject_id is
+/// one the checkpoint was trained on, training_overlap.h) and qc.png; a scan that fails validation or QC
 /// throws (InvalidInputError / ProcessingError) and is recorded by the cohort runner.
 cohort::SubjectProcessor make_subject_predictor(const SubjectPredictorOptions& options);
 

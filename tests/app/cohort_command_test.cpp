@@ -32,7 +32,8 @@ namespace {
 
 /// A real (untrained, seeded) ERMoE-ba checkpoint on the model grid, with bias-correction
 /// parameters as training stores them.
-fs::path make_checkpoint(const fs::path& dir) {
+/// A tiny checkpoint in `dir`; `trained_on` becomes its training.data.subject_ids.
+fs::path make_checkpoint(const fs::path& dir, const std::vector<std::string>& trained_on = {}) {
   torch::manual_seed(7);
   brainage::model::ModelOptions o;
   o.dim = 32;
@@ -48,6 +49,7 @@ fs::path make_checkpoint(const fs::path& dir) {
   info.bias_correction.slope = 0.8;
   info.bias_correction.intercept = 9.0;
   info.bias_correction.n = 30;
+  if (!trained_on.empty()) info.training = {{"data", {{"subject_ids", trained_on}}}};
   brainage::model::save_checkpoint(dir / "ckpt", model, info);
   return dir / "ckpt.json";
 }
@@ -228,6 +230,28 @@ TEST(EvaluateCommand, RealPipelineOnIxiScans) {
   const auto cached_run = nlohmann::json::parse(read_text(dir / "out2/run.json"));
   EXPECT_LT(cached_run["subject_seconds_total"].get<double>(), 10.0) << "cached preprocessing is not rerun";
   EXPECT_FALSE(fs::exists(dir / "out2/subjects")) << "without --maps no (empty) subject folders are left";
+
+  // A cohort subject the model was trained on: named on stderr and in run.json, flagged in
+  // its row (it stays in the metrics); the others are not.
+  fs::create_directories(dir / "trained");
+  const fs::path trained = make_checkpoint(dir / "trained", {all.rows[0][0], "IXI999-not-in-cohort"});
+  const auto overlap = run_brainage("evaluate --cohort " + (dir / "c.csv").string() + " -o " + (dir / "out4").string() +
+                                    " --model " + trained.string() + " --jobs 2 --no-progress --no-plots --cache-dir " +
+                                    (dir / "out/cache").string());
+  EXPECT_EQ(overlap.code, 7);
+  EXPECT_NE(overlap.out.find("warning: 1 of 4 cohort subjects were training subjects of the model (" + all.rows[0][0] +
+                             "): their ages are in-sample"),
+            std::string::npos)
+      << overlap.out;
+  EXPECT_EQ(nlohmann::json::parse(read_text(dir / "out4/run.json"))["training_subjects_in_cohort"],
+            nlohmann::json::array({all.rows[0][0]}));
+  const CsvTable flagged = read_delimited_file(dir / "out4/predictions.csv");
+  const int flags = column_index(flagged.header, "qc_flags");
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(flagged.rows[i][static_cast<std::size_t>(flags)].find("training subject of the model") != std::string::npos,
+              i == 0)
+        << flagged.rows[i][0];
+  EXPECT_EQ(nlohmann::json::parse(read_text(dir / "out4/metrics.json"))["uncorrected"]["n"], 3);
 
   // --maps: each subject's prediction folder (with routing) and its expert maps.
   write_text(dir / "one.csv", "subject_id,path,age\n" + all.rows[0][0] + "," + (ixi / all.rows[0][4]).string() + "," +

@@ -14,6 +14,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <fstream>
 #include <functional>
 #include <map>
@@ -387,6 +389,15 @@ TEST_F(EnsembleTest, RepeatedPartitionsAverageEachSubjectsHeldOutMembers) {
   EXPECT_NEAR(summary.calibration.slope, direct.slope, 1e-12);
   EXPECT_NEAR(summary.calibration.intercept, direct.intercept, 1e-12);
   EXPECT_EQ(bm::load_checkpoint(dir / "repeated" / "model.json").members.size(), 6u);
+  // Each member records the subjects it held out, so the OOF study can be rebuilt from the checkpoint.
+  const auto written = bm::read_checkpoint_info(dir / "repeated" / "model.json");
+  for (std::size_t k = 0; k < 3; ++k) {
+    std::vector<std::string> held, recorded;
+    for (std::size_t j = k; j < subjects.size(); j += 3) held.push_back(subjects[j]);
+    for (const auto& id : written.members.at(3 + k).training.at("validation_subject_ids")) recorded.push_back(id);
+    std::sort(recorded.begin(), recorded.end());
+    EXPECT_EQ(recorded, held) << "member " << 3 + k;
+  }
 
   repeated.pop_back();  // the second partition now misses fold 2's subjects
   const std::string what = model_error([&] { bm::assemble_ensemble(repeated, dir / "partial" / "model"); });
