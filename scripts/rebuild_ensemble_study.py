@@ -17,7 +17,10 @@ part or member assembled with the same members, e.g.:
 
 COHORT.csv has subject_id, age, path (raw scans) and must hold every held-out subject.
 Preprocessing goes through `--cache-dir` (default OUT/cache), one thread per scan.
-Python standard library only. Exit 1 with one line when a subject or field is missing.
+Python standard library only. Exit 1 with one line (before any member is written) when the
+checkpoint, the cohort, a held-out subject or the executable is missing; a failed
+`evaluate` stops it with one line naming its log. A member's single checkpoint lists as
+training subjects the ensemble's minus the ones it held out.
 """
 import argparse
 import csv
@@ -36,6 +39,30 @@ def fail(message):
     sys.exit(1)
 
 
+def member_data(ensemble, training):
+    """The ensemble's training data record, its subject_ids cut to those the member trained on."""
+    data = dict(ensemble["training"].get("data", {}))
+    held_out = set(training.get("validation_subject_ids", []))
+    if isinstance(data.get("subject_ids"), list):
+        data["subject_ids"] = [s for s in data["subject_ids"] if s not in held_out]
+    return data
+
+
+def read_cohort(path):
+    """Rows by subject_id of a cohort CSV or TSV (a UTF-8 byte-order mark is allowed)."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            text = f.read()
+    except OSError as e:
+        fail(f"{path}: cannot be read ({e.strerror})")
+    lines = text.splitlines()
+    delimiter = "\t" if lines and "\t" in lines[0] else ","
+    rows = list(csv.DictReader(lines, delimiter=delimiter))
+    if not rows or not {"subject_id", "age", "path"} <= set(rows[0]):
+        fail(f"{path}: needs the columns subject_id, age, path and at least one row")
+    return {r["subject_id"].strip(): r for r in rows}
+
+
 def member_checkpoint(ensemble, member):
     """The single-model checkpoint JSON of one ensemble member (weights file model.pt)."""
     training = member["training"]
@@ -48,7 +75,7 @@ def member_checkpoint(ensemble, member):
         "intensity_normalisation": ensemble["intensity_normalisation"],
         "bias_correction": {"slope": 1.0, "intercept": 0.0, "n": 0, "applied": False, "fitted_on": "none",
                             "formula": "pred = slope*age + intercept; corrected = (pred - intercept)/slope"},
-        "training": {"data": ensemble["training"].get("data", {}),
+        "training": {"data": member_data(ensemble, training),
                      "options": {k: training[k] for k in OPTION_KEYS if k in training}},
         "metrics": {k: training[k] for k in ("val_mae", "val_load_cv", "val_scan_load_cv") if k in training}
                    | {"final_weights": "last"},
@@ -60,20 +87,26 @@ def main():
     ap.add_argument("checkpoint", help="ensemble checkpoint JSON (e.g. data/model/brainage-default.json)")
     ap.add_argument("cohort", help="CSV with subject_id, age, path of the training subjects' raw scans")
     ap.add_argument("out", help="output folder")
-    ap.add_argument("--brainage", default="build/app/brainage")
+    ap.add_argument("--brainage", default=str(Path(__file__).resolve().parent.parent / "build" / "app" / "brainage"))
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--cache-dir", help="preprocessing cache (default OUT/cache)")
     args = ap.parse_args()
 
     checkpoint = Path(args.checkpoint).resolve()
-    ensemble = json.loads(checkpoint.read_text())
-    if ensemble.get("model_kind") != "ensemble":
-        fail(f"{checkpoint}: not an ensemble checkpoint (model_kind {ensemble.get('model_kind')!r})")
-    rows = {r["subject_id"]: r for r in csv.DictReader(open(args.cohort, newline=""))}
+    try:
+        ensemble = json.loads(checkpoint.read_text())
+    except (OSError, ValueError) as e:
+        fail(f"{checkpoint}: not a readable checkpoint JSON ({e})")
+    if not isinstance(ensemble, dict) or ensemble.get("model_kind") != "ensemble":
+        fail(f"{checkpoint}: not an ensemble checkpoint")
+    rows = read_cohort(args.cohort)
     out = Path(args.out).resolve()
     cache = Path(args.cache_dir).resolve() if args.cache_dir else out / "cache"
-    brainage = str(Path(args.brainage).resolve())
+    brainage = Path(args.brainage).resolve()
+    if not brainage.is_file():
+        fail(f"{brainage}: no brainage executable there (build it with scripts/build.sh, or pass --brainage)")
 
+    # Every member's held-out subjects are checked before any work.
     for k, member in enumerate(ensemble["members"]):
         held_out = member["training"].get("validation_subject_ids")
         if not held_out:
@@ -81,6 +114,9 @@ def main():
         missing = [s for s in held_out if s not in rows]
         if missing:
             fail(f"{args.cohort}: member {k}'s held-out subject {missing[0]} is not in the cohort ({len(missing)} missing)")
+
+    for k, member in enumerate(ensemble["members"]):
+        held_out = member["training"]["validation_subject_ids"]
         folder = out / f"member{k}"
         folder.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(checkpoint.parent / member["weights_file"], folder / "model.pt")
@@ -90,9 +126,13 @@ def main():
             w.writerow(["subject_id", "age", "path"])
             for s in held_out:
                 w.writerow([s, rows[s]["age"], rows[s]["path"]])
-        subprocess.run([brainage, "evaluate", "--cohort", str(folder / "held_out.csv"), "-o", str(folder / "evaluate"),
-                        "--model", str(folder / "model.json"), "-j", str(args.jobs), "--threads", str(args.jobs),
-                        "--cache-dir", str(cache), "--no-plots", "--no-progress", "--include-qc-failed"], check=True)
+        with open(folder / "evaluate.log", "w") as log:
+            code = subprocess.call([str(brainage), "evaluate", "--cohort", str(folder / "held_out.csv"), "-o",
+                                    str(folder / "evaluate"), "--model", str(folder / "model.json"), "-j", str(args.jobs),
+                                    "--threads", str(args.jobs), "--cache-dir", str(cache), "--no-plots", "--no-progress",
+                                    "--include-qc-failed"], stdout=log, stderr=subprocess.STDOUT)
+        if code != 0:
+            fail(f"member {k}: brainage evaluate exited {code}; see {folder / 'evaluate.log'}")
         predictions = list(csv.DictReader(open(folder / "evaluate" / "predictions.csv", newline="")))
         tmp = folder / "validation_predictions.csv.tmp"
         with open(tmp, "w", newline="") as f:

@@ -75,8 +75,8 @@ int run_evaluate(const EvaluateOptions& o) {
   std::vector<std::string> cohort_ids;
   for (const auto& subject : table.subjects)
     if (subject.row_error.empty()) cohort_ids.push_back(subject.id);
-  const auto trained = prediction::training_subjects_in(
-      cohort_ids, prediction::training_subject_ids(model::read_checkpoint_info(model).training));
+  const auto training_ids = prediction::training_subject_ids(model::read_checkpoint_info(model).training);
+  const auto trained = prediction::training_subjects_in(cohort_ids, training_ids);
 
   const int cores = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   prediction::SubjectPredictorOptions p;
@@ -98,7 +98,8 @@ int run_evaluate(const EvaluateOptions& o) {
                   {"cores", cores},
                   {"threads_per_subject", p.threads_per_subject},
                   {"cache_dir", fs::absolute(p.cache_dir).string()},
-                  {"training_subjects_in_cohort", trained}};
+                  // null: the checkpoint does not list its training subjects (nothing checked)
+                  {"training_subjects_in_cohort", training_ids.empty() ? nlohmann::json() : nlohmann::json(trained)}};
   std::cerr << "brainage evaluate: " << o.jobs << " job(s) x " << p.threads_per_subject << " thread(s), model "
             << model.string() << "\n";
   if (const auto warning = prediction::training_overlap_warning(trained, cohort_ids.size()))

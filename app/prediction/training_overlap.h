@@ -19,7 +19,9 @@ inline constexpr const char* kTrainingSubjectFlag =
     "training subject of the model (same subject_id): its age is in-sample, not a test of accuracy";
 
 /// The checkpoint's training subject ids: `training.data.subject_ids` (transformers,
-/// ensembles) or `training.subject_ids` (VBM models); empty when the checkpoint does not
+/// ensembles) or `training.subject_ids` (VBM models), i.e. the training manifest's subjects
+/// (a single model trained with a validation fold lists its validation subjects too: they
+/// chose nothing with `--final last`, but an ensemble of the folds saw them all); empty when the checkpoint does not
 /// record them (written before they were recorded) or they are not strings. Never throws.
 std::vector<std::string> training_subject_ids(const nlohmann::json& training);
 

@@ -245,6 +245,8 @@ TEST(EvaluateCommand, RealPipelineOnIxiScans) {
       << overlap.out;
   EXPECT_EQ(nlohmann::json::parse(read_text(dir / "out4/run.json"))["training_subjects_in_cohort"],
             nlohmann::json::array({all.rows[0][0]}));
+  EXPECT_TRUE(nlohmann::json::parse(read_text(dir / "out2/run.json"))["training_subjects_in_cohort"].is_null())
+      << "a checkpoint without training subjects: nothing checked";
   const CsvTable flagged = read_delimited_file(dir / "out4/predictions.csv");
   const int flags = column_index(flagged.header, "qc_flags");
   for (std::size_t i = 0; i < 3; ++i)
