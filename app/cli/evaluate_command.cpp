@@ -72,9 +72,10 @@ int run_evaluate(const EvaluateOptions& o) {
   check_writable_directory(o.out);  // and an output folder that cannot be made
   const fs::path model = o.model.empty() ? default_model_path() : o.model;
   s.calibration = choose_calibration(o, model);
-  std::vector<std::string> cohort_ids;
+  std::vector<std::string> cohort_ids;  // this run's subjects (its shard's, with --shard)
   for (const auto& subject : table.subjects)
-    if (subject.row_error.empty()) cohort_ids.push_back(subject.id);
+    if (subject.row_error.empty() && cohort::shard_of(subject.id, s.shard.count) == s.shard.index)
+      cohort_ids.push_back(subject.id);
   const auto training_ids = prediction::training_subject_ids(model::read_checkpoint_info(model).training);
   const auto trained = prediction::training_subjects_in(cohort_ids, training_ids);
 
