@@ -21,7 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-cohort::CalibrationChoice choose_calibration(const EvaluateOptions& o, const fs::path& model) {
+cohort::CalibrationChoice choose_calibration(const EvaluateOptions& o, const fs::path& model,
+                                             const model::CheckpointInfo& info) {
   cohort::CalibrationChoice c;
   if (!o.calibration.empty() && o.fit_calibration_on_cohort)
     throw UsageError("brainage evaluate: --calibration and --fit-calibration-on-cohort exclude each other");
@@ -31,7 +32,6 @@ cohort::CalibrationChoice choose_calibration(const EvaluateOptions& o, const fs:
     c.mode = cohort::CalibrationChoice::Mode::kGiven;
     c.given = cohort::calibration_from_predictions_csv(o.calibration);
   } else {
-    const model::CheckpointInfo info = model::read_checkpoint_info(model);
     if (info.bias_correction.usable()) {  // the same correction `predict` applies
       cohort::Calibration cal;
       cal.correction = info.bias_correction;
@@ -71,12 +71,13 @@ int run_evaluate(const EvaluateOptions& o) {
   const cohort::Cohort table = cohort::load_cohort(o.cohort);  // a broken table is reported before the model loads
   check_writable_directory(o.out);  // and an output folder that cannot be made
   const fs::path model = o.model.empty() ? default_model_path() : o.model;
-  s.calibration = choose_calibration(o, model);
+  const model::CheckpointInfo checkpoint = model::read_checkpoint_info(model);
+  s.calibration = choose_calibration(o, model, checkpoint);
   std::vector<std::string> cohort_ids;  // this run's subjects (its shard's, with --shard)
   for (const auto& subject : table.subjects)
     if (subject.row_error.empty() && cohort::shard_of(subject.id, s.shard.count) == s.shard.index)
       cohort_ids.push_back(subject.id);
-  const auto training_ids = prediction::training_subject_ids(model::read_checkpoint_info(model).training);
+  const auto training_ids = prediction::training_subject_ids(checkpoint.training);
   const auto trained = prediction::training_subjects_in(cohort_ids, training_ids);
 
   const int cores = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
