@@ -40,6 +40,7 @@ struct TrainingData {
   torch::Tensor globals;                 // [N,G] float raw global inputs (ln mL), rows as volumes; undefined when G = 0
   std::vector<double> ages;              // N, years
   std::vector<std::string> subject_ids;  // N
+  std::vector<double> csf_wm_ratios;     // N, each scan's CSF/WM contrast (preprocessing/t1_contrast_check.h); may be empty
   // Distributed ranks load only the volumes they need (model/distributed_training.h):
   // subject i's row in `volumes`, -1 = not loaded on this rank. Empty = row i.
   std::vector<int64_t> volume_rows;

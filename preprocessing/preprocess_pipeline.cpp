@@ -44,8 +44,7 @@ struct Template {
   ImageType::Pointer brain;  // ch2bet
   MaskType::Pointer mask;    // ch2bet > 0
   std::map<double, WorkingTemplate> working;  // by working spacing (mm)
-  ContrastRegions contrast;                   // T1 check regions on the model grid (made on first use)
-  std::mutex mutex;                           // guards `working` and `contrast` (cohort workers share the template)
+  std::mutex mutex;                           // guards `working` (cohort workers share the template)
 };
 
 /// Start poses as [[pitch, roll, yaw (deg), shift L-R, A-P, S-I (mm)], ...].
@@ -178,7 +177,8 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
       {"input_checks",
        {{"max_brain_outside_fov", options.max_brain_outside_fov},
         {"check_t1_contrast", options.check_t1_contrast},
-        {"min_wm_gm_ratio", options.contrast.min_wm_gm_ratio}}},
+        {"min_wm_gm_ratio", options.contrast.min_wm_gm_ratio},
+        {"csf_level_quantile", options.contrast.csf_level_quantile}}},
       {"bias_correction",
        {{"skipped", options.skip_bias_correction}, {"shrink_to_mm", options.bias.shrink_to_mm},
         {"iterations", options.bias.iterations}, {"convergence_threshold", options.bias.convergence_threshold},
@@ -258,21 +258,6 @@ class StepTimer {
   std::vector<std::pair<std::string, double>>& out_;
   Clock::time_point start_, last_;
 };
-
-/// The template's T1-contrast regions on the model grid, made once per process.
-const ContrastRegions& contrast_regions(Template& t, const fs::path& template_dir) {
-  std::lock_guard<std::mutex> lock(t.mutex);
-  if (!t.contrast.white_matter) {
-    const fs::path aal = template_dir / "aal.nii.gz";
-    if (!fs::exists(aal))
-      throw InvalidInputError(aal.string() + ": atlas missing (install the Debian package mricron-data)");
-    const auto identity = AffineTransformType::New();
-    const auto brain_model = resample_to_model_grid(t.brain, identity);
-    const auto aal_model = resample_mask_to_grid(read_mask(aal), brain_model);
-    t.contrast = make_contrast_regions(brain_model, aal_model);
-  }
-  return t.contrast;
-}
 
 /// Step 1: the scan as loaded (validated), refused when it cannot be a usable head scan,
 /// in canonical orientation with its background level moved to 0.
@@ -579,7 +564,8 @@ nlohmann::json make_report(const fs::path& scan, const PreprocessResult& result,
   if (options.check_t1_contrast)
     r["t1_contrast"] = {{"wm_median", result.contrast.wm_median}, {"gm_median", result.contrast.gm_median},
                         {"csf_median", result.contrast.csf_median}, {"wm_gm_ratio", result.contrast.wm_gm_ratio},
-                        {"gm_csf_ratio", result.contrast.gm_csf_ratio}, {"t1_weighted", result.contrast.t1_weighted},
+                        {"gm_csf_ratio", result.contrast.gm_csf_ratio}, {"csf_level", result.contrast.csf_level},
+                        {"csf_wm_ratio", result.contrast.csf_wm_ratio}, {"t1_weighted", result.contrast.t1_weighted},
                         {"min_wm_gm_ratio", options.contrast.min_wm_gm_ratio}};
   r["model_grid"] = geometry_json(result.t1_model);
   nlohmann::json seconds = nlohmann::json::object();
@@ -677,7 +663,7 @@ PreprocessResult preprocess_scan(const fs::path& scan, const PreprocessOptions& 
   result.coverage = brain_coverage(tmpl.mask, result.mni_to_native, result.corrected_native);
   if (options.check_t1_contrast)
     result.contrast = check_t1_contrast(result.t1_model, result.brain_mask_model,
-                                        contrast_regions(tmpl, options.template_dir), options.contrast);
+                                        template_contrast_regions(options.template_dir), options.contrast);
   else
     result.contrast.t1_weighted = true;
 

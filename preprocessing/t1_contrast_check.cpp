@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <vector>
 
 #include "common/errors.h"
+#include "preprocessing/canonical_orientation.h"
 #include "preprocessing/mask_operations.h"
+#include "preprocessing/model_grid.h"
+#include "preprocessing/model_grid_resampling.h"
 
 namespace brainage::preprocessing {
 namespace {
@@ -20,7 +25,8 @@ double quantile(std::vector<float>& values, double q) {
 
 bool is_cortical_aal(unsigned label) { return (label >= 1 && label <= 70) || (label >= 79 && label <= 90); }
 
-double median_in(const ImageType* image, const MaskType* brain, const MaskType* region) {
+/// The q-quantile of `image` over `brain` ∩ `region`; NaN when empty.
+double quantile_in(const ImageType* image, const MaskType* brain, const MaskType* region, double q) {
   const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
   const float* v = image->GetBufferPointer();
   const unsigned char* b = brain->GetBufferPointer();
@@ -28,7 +34,7 @@ double median_in(const ImageType* image, const MaskType* brain, const MaskType* 
   std::vector<float> values;
   for (std::size_t i = 0; i < n; ++i)
     if (b[i] && r[i]) values.push_back(v[i]);
-  return quantile(values, 0.5);
+  return quantile(values, q);
 }
 
 }  // namespace
@@ -67,9 +73,11 @@ ContrastRegions make_contrast_regions(const ImageType* ch2bet_model, const MaskT
 T1ContrastResult check_t1_contrast(const ImageType* image, const MaskType* brain_mask, const ContrastRegions& regions,
                                    const T1ContrastOptions& options) {
   T1ContrastResult r;
-  r.wm_median = median_in(image, brain_mask, regions.white_matter);
-  r.gm_median = median_in(image, brain_mask, regions.grey_matter);
-  r.csf_median = median_in(image, brain_mask, regions.csf);
+  r.wm_median = quantile_in(image, brain_mask, regions.white_matter, 0.5);
+  r.gm_median = quantile_in(image, brain_mask, regions.grey_matter, 0.5);
+  r.csf_median = quantile_in(image, brain_mask, regions.csf, 0.5);
+  r.csf_level = quantile_in(image, brain_mask, regions.csf, options.csf_level_quantile);
+  r.csf_wm_ratio = r.wm_median > 0 ? r.csf_level / r.wm_median : 0.0;
   r.wm_gm_ratio = r.gm_median > 0 ? r.wm_median / r.gm_median : 0.0;
   r.gm_csf_ratio = r.csf_median > 0 ? r.gm_median / r.csf_median : (r.gm_median > 0 ? 1e9 : 0.0);
   char line[256];
@@ -82,6 +90,26 @@ T1ContrastResult check_t1_contrast(const ImageType* image, const MaskType* brain
   }
   r.t1_weighted = r.rule.empty();
   return r;
+}
+
+const ContrastRegions& template_contrast_regions(const std::filesystem::path& template_dir) {
+  static std::mutex mutex;
+  static std::map<std::filesystem::path, ContrastRegions> made;  // std::map: references stay valid
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = made.find(template_dir);
+  if (found != made.end()) return found->second;
+  for (const char* name : {"ch2bet.nii.gz", "aal.nii.gz"})
+    if (!std::filesystem::exists(template_dir / name))
+      throw InvalidInputError((template_dir / name).string() + ": template missing (install the Debian package mricron-data)");
+  const auto identity = AffineTransformType::New();
+  const auto brain_model = resample_to_model_grid(read_image(template_dir / "ch2bet.nii.gz"), identity);
+  const auto aal_model = resample_mask_to_grid(read_mask(template_dir / "aal.nii.gz"), brain_model);
+  return made.emplace(template_dir, make_contrast_regions(brain_model, aal_model)).first->second;
+}
+
+T1ContrastResult check_model_grid_t1_contrast(const ImageType* t1_model, const std::filesystem::path& template_dir,
+                                              const T1ContrastOptions& options) {
+  return check_t1_contrast(t1_model, mask_above(t1_model, 0.f), template_contrast_regions(template_dir), options);
 }
 
 }  // namespace brainage::preprocessing

@@ -17,6 +17,7 @@
 #include "model/distributed_training.h"
 #include "model/runtime.h"
 #include "app/prediction/scan_prediction.h"
+#include "app/prediction/contrast_domain_check.h"
 #include "app/prediction/training_data.h"
 
 namespace brainage::app {
@@ -79,7 +80,8 @@ int run_train_vbm(const TrainCommandOptions& options, const std::vector<Manifest
                    {"seconds", seconds},
                    {"selection", fit.selection},
                    {"brainage_version", build_info::kVersion},
-                   {"git_sha", build_info::kGitSha}};
+                   {"git_sha", build_info::kGitSha},
+                   {"data", {{"tissue_contrast", prediction::tissue_contrast_summary(data.csf_wm_ratios)}}}};
   info.metrics = {{"inner_cv_mae", inner_mae}, {"inner_cv_pearson_r", inner_r}};
   const std::string id = model::save_checkpoint(t.output_dir / "model", fit.model, info);
   // The inner-CV out-of-fold ages: what `brainage ensemble --vbm DIR` weighs this model by.
@@ -156,6 +158,8 @@ int run_train(const TrainCommandOptions& options) {
                         {"age_mean", mean / data.ages.size()},
                         {"threads", threads},
                         {"world_size", dist.world_size()},
+                        // this rank's loaded scans (all of them without --world-size)
+                        {"tissue_contrast", prediction::tissue_contrast_summary(data.csf_wm_ratios)},
                         {"brainage_version", build_info::kVersion},
                         {"git_sha", build_info::kGitSha}};
   if (train.progress)

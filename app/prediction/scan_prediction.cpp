@@ -5,6 +5,7 @@
 #include <map>
 #include <numeric>
 
+#include "app/prediction/contrast_domain_check.h"
 #include "app/prediction/extrapolation_check.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
@@ -13,6 +14,7 @@
 #include "model/runtime.h"
 #include "model/vbm_model.h"
 #include "preprocessing/model_grid.h"
+#include "preprocessing/t1_contrast_check.h"
 
 namespace brainage::prediction {
 namespace fs = std::filesystem;
@@ -161,6 +163,24 @@ nlohmann::json ensemble_json(const PredictionRecord& r) {
   return j;
 }
 
+/// Step 1b: the scan's CSF/WM contrast against the model's training scans
+/// (contrast_domain_check.h). Beyond the limit: throws ProcessingError, or with failed QC
+/// accepted adds a "QC failed: ..." flag. Returns prediction.json's "tissue_contrast".
+nlohmann::json check_contrast_domain(const Predictor& predictor, const fs::path& scan, const PreprocessStepOptions& step,
+                                     PreprocessedScan& preprocessed) {
+  const double ratio = preprocessing::check_model_grid_t1_contrast(preprocessed.t1_model, step.preprocess.template_dir,
+                                                                   step.preprocess.contrast)
+                           .csf_wm_ratio;
+  const auto range = training_contrast_range(predictor.info().training);
+  if (!range) return {{"csf_wm_ratio", ratio}, {"limit", nullptr}};
+  const ContrastDomainOptions options;
+  if (auto rule = contrast_domain_failure(ratio, *range, options)) {
+    if (!step.accept_failed_qc) throw ProcessingError(scan.string() + ": failed QC for this model (" + *rule + ")");
+    preprocessed.qc_flags.push_back("QC failed: " + *rule);
+  }
+  return {{"csf_wm_ratio", ratio}, {"limit", range->max + options.margin_sds * range->sd}};
+}
+
 }  // namespace
 
 nlohmann::json prediction_json(const PredictionRecord& r) {
@@ -172,6 +192,7 @@ nlohmann::json prediction_json(const PredictionRecord& r) {
           {"model_id", r.model_id},
           {"model", r.model.string()},
           {"qc_flags", r.qc_flags},
+          {"tissue_contrast", r.tissue_contrast},
           {"routing", r.routing},
           {"forward_seconds", r.forward_seconds},
           {"seconds_total", r.seconds_total}};
@@ -189,6 +210,7 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
   PreprocessStepOptions step = options.preprocess;
   step.read_tissue_maps = needs_tissue_maps(predictor.info());
   PreprocessedScan preprocessed = preprocess_for_model(scan, step);                       // 1
+  const nlohmann::json tissue_contrast = check_contrast_domain(predictor, scan, step, preprocessed);
   const ModelInput input = model_input(preprocessed, predictor.info());                   // 2
   const auto t_forward = std::chrono::steady_clock::now();
   const auto output = predictor.forward(input, options.with_routing);                     // 3
@@ -216,6 +238,7 @@ PredictionRecord predict_scan(Predictor& predictor, const fs::path& scan, const 
   record.model_id = predictor.info().model_id;
   record.model = fs::absolute(predictor.checkpoint_path());
   record.qc_flags = preprocessed.qc_flags;
+  record.tissue_contrast = tissue_contrast;
   if (const auto range = training_age_range(predictor.info().training))
     if (auto flag = extrapolation_flag(record.predicted_age, record.bias_corrected_age, *range))
       record.qc_flags.push_back(std::move(*flag));

@@ -3,7 +3,9 @@
 // (its data loading) share. Read top to bottom:
 //
 //   predict_scan(predictor, scan, options)                     <- the function
-//     1. preprocess_for_model(scan)      app/prediction/preprocessed_scan.h (cached or not)
+//     1. preprocess_for_model(scan)      app/prediction/preprocessed_scan.h (cached or not),
+//                                           then the scan's CSF/WM contrast against the
+//                                           model's training scans (contrast_domain_check.h)
 //     2. model_input(preprocessed, info) -> volumes [1, C, Z, Y, X] (+ global [1, G]): the
 //                                           channels the checkpoint names (transformer: its
 //                                           `channels`, T1 and/or tissue maps; VBM: C = 3,
@@ -129,6 +131,9 @@ struct PredictionRecord {
   std::string model_id;
   std::filesystem::path model;            // the checkpoint's .json
   std::vector<std::string> qc_flags;      // warnings that did not stop the scan: preprocessing, and an age outside the training range (extrapolation_check.h)
+  /** {"csf_wm_ratio", "limit"}: the scan's CSF/WM contrast and the model's limit for it
+      (contrast_domain_check.h; limit null when the checkpoint records no training range). */
+  nlohmann::json tissue_contrast;
   nlohmann::json routing;                 // model::routing_summary, null without routing
   double forward_seconds = 0;
   double seconds_total = 0;               // preprocessing (or cache read) + forward
@@ -137,7 +142,7 @@ struct PredictionRecord {
 /// prediction.json (docs/ARCHITECTURE.md): scan, predicted_age, bias_corrected_age,
 /// bias_correction {slope, intercept, n, applied}, ensemble {members, member_ages, sd_years,
 /// routing_from[, transformer_mean_age, vbm_age, vbm_weight, combination]}, model_id, model,
-/// qc_flags, routing, forward_seconds, seconds_total.
+/// qc_flags, tissue_contrast, routing, forward_seconds, seconds_total.
 /// Never throws.
 nlohmann::json prediction_json(const PredictionRecord& record);
 
@@ -153,7 +158,8 @@ struct ScanPredictionOptions {
 
 /// THE function that turns a scan into a prediction (steps 1–5 above). `preprocessed`, when
 /// given, receives step 1's result (its cache entry, report, images). Throws
-/// InvalidInputError (missing or broken scan), ProcessingError (QC failed), OutputError
+/// InvalidInputError (missing or broken scan), ProcessingError (QC failed, or a CSF/WM
+/// contrast beyond the model's training scans: contrast_domain_check.h), OutputError
 /// (the folder or cache cannot be written).
 PredictionRecord predict_scan(Predictor& predictor, const std::filesystem::path& scan,
                               const ScanPredictionOptions& options, PreprocessedScan* preprocessed = nullptr);

@@ -7,6 +7,7 @@
 #include "app/prediction/scan_prediction.h"
 #include "common/csv.h"
 #include "common/errors.h"
+#include "preprocessing/t1_contrast_check.h"
 
 namespace brainage::prediction {
 namespace fs = std::filesystem;
@@ -71,6 +72,9 @@ model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries
     if (input.global.defined()) globals.push_back(input.global[0]);  // [G]
     data.ages.push_back(e.age);
     data.subject_ids.push_back(e.subject_id);
+    data.csf_wm_ratios.push_back(preprocessing::check_model_grid_t1_contrast(scan.t1_model, options.preprocess.template_dir,
+                                                                             options.preprocess.contrast)
+                                     .csf_wm_ratio);
   }
   data.volumes = torch::stack(volumes);
   if (!globals.empty()) data.globals = torch::stack(globals);

@@ -1,0 +1,55 @@
+#pragma once
+// Is the scan's tissue contrast one the model was trained on? The tissue maps a model reads
+// (tissue_probability.h) are fractions between K-means class means, and those means follow
+// only ~30 % of a change of the CSF level: a scanner whose CSF is brighter relative to white
+// matter than the training scanner's (CSF/WM +0.15 of WM) made the default read 14-24 y
+// younger on six IXI scans, with QC passed (docs/ROBUSTNESS.md, "Another scanner's
+// contrast"). The CSF/WM contrast (preprocessing/t1_contrast_check.h: the darkest ventricle
+// voxels over the white-matter median, measured in template regions, so it follows the
+// scanner and not the subject's tissue classes) is compared with the training scans':
+//
+//   `train` records training.data.tissue_contrast.csf_wm_ratio = {min, max, mean, sd,
+//   subjects}; a scan whose ratio exceeds max + margin_sds × sd fails QC for that model
+//   (predict: exit 5; evaluate: the subject is listed as failed and kept out of the
+//   metrics; --include-qc-failed / --accept-failed-qc predict it anyway, flagged).
+//
+// Only brighter CSF is refused: darker CSF (a higher-contrast scanner, Colin27's average of
+// 27 scans, the MRISnapshot 1.5 T scan: 0.26-0.27 against the IXI-HH scans' 0.32-0.41)
+// moved the age by +1 to +8 y, not by tens of years, and refusing it would refuse the demo.
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace brainage::prediction {
+
+struct ContrastDomainOptions {
+  /** A scan fails when its CSF/WM ratio exceeds the training maximum by more than this many
+      training standard deviations. Default = 2 (the 147 IXI-HH training scans: max 0.406,
+      sd 0.017, limit 0.440; six bright-CSF copies of IXI scans read 0.45-0.52). */
+  double margin_sds{2.0};
+};
+
+/// The CSF/WM ratios of a model's training scans.
+struct TrainingContrastRange {
+  double min = 0, max = 0, mean = 0, sd = 0;
+  int subjects = 0;
+};
+
+/// {"csf_wm_ratio": {"min", "max", "mean", "sd", "subjects"}} over `csf_wm_ratios` (one
+/// per training scan; sd with n - 1), what `train` writes as training.data.tissue_contrast.
+/// Throws std::invalid_argument when `csf_wm_ratios` is empty.
+nlohmann::json tissue_contrast_summary(const std::vector<double>& csf_wm_ratios);
+
+/// The checkpoint's training.data.tissue_contrast.csf_wm_ratio; nullopt when it does not
+/// record one (older checkpoints: nothing is checked) or it is malformed. Never throws.
+std::optional<TrainingContrastRange> training_contrast_range(const nlohmann::json& training);
+
+/// The broken rule in one line, e.g. "CSF/WM contrast 0.48 above this model's training
+/// scans (0.32-0.41, limit 0.44): the tissue maps follow the scanner's contrast, the age
+/// would be tens of years off"; nullopt when `csf_wm_ratio` is within the limit. Never throws.
+std::optional<std::string> contrast_domain_failure(double csf_wm_ratio, const TrainingContrastRange& range,
+                                                   const ContrastDomainOptions& options = {});
+
+}  // namespace brainage::prediction
