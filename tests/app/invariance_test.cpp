@@ -256,21 +256,26 @@ struct Subject {
 };
 
 /// Colin27 and three IXI-HH scans (24, 39, 75 y); $BRAINAGE_INVARIANCE_SUBJECTS (comma-
-/// separated ids, e.g. "Colin27,IXI012-HH-1211") runs a subset.
+/// separated ids, e.g. "Colin27,IXI012-HH-1211") runs a subset, and may name any other
+/// IXI-HH scan of ../shared (e.g. IXI146-HH-1389).
 std::vector<Subject> subjects() {
+  const fs::path ixi = shared_data_dir() / "ixi-hh-2mm";
+  auto ixi_subject = [&](const std::string& id) {
+    return Subject{id, ixi / "t1" / (id + "_T1.nii.gz"), ixi / "labels" / (id + "_labels.nii.gz"), false};
+  };
   std::vector<Subject> s;
   s.push_back({"Colin27", mricron_templates_dir() / "ch2.nii.gz", mricron_templates_dir() / "ch2bet.nii.gz", true});
-  const fs::path ixi = shared_data_dir() / "ixi-hh-2mm";
-  for (const char* id : {"IXI012-HH-1211", "IXI015-HH-1258", "IXI204-HH-1651"})
-    s.push_back({id, ixi / "t1" / (std::string(id) + "_T1.nii.gz"), ixi / "labels" / (std::string(id) + "_labels.nii.gz"),
-                 false});
-  if (const char* only = std::getenv("BRAINAGE_INVARIANCE_SUBJECTS")) {
-    const std::string list = std::string(",") + only + ",";
-    s.erase(std::remove_if(s.begin(), s.end(),
-                           [&](const Subject& x) { return list.find("," + x.id + ",") == std::string::npos; }),
-            s.end());
+  for (const char* id : {"IXI012-HH-1211", "IXI015-HH-1258", "IXI204-HH-1651"}) s.push_back(ixi_subject(id));
+  const char* only = std::getenv("BRAINAGE_INVARIANCE_SUBJECTS");
+  if (!only) return s;
+  std::vector<Subject> chosen;
+  std::stringstream list(only);
+  for (std::string id; std::getline(list, id, ',');) {
+    const auto known = std::find_if(s.begin(), s.end(), [&](const Subject& x) { return x.id == id; });
+    if (known != s.end()) chosen.push_back(*known);
+    else if (!id.empty()) chosen.push_back(ixi_subject(id));
   }
-  return s;
+  return chosen;
 }
 
 }  // namespace
