@@ -525,6 +525,9 @@ std::vector<RigidStart> retry_rigid_starts() {
   }
   for (double shift : {-30.0, -15.0, 15.0, 30.0}) starts.push_back({{0, 0, 0}, {0, 0, shift}});
   for (double shift : {-15.0, 15.0}) starts.push_back({{0, 0, 0}, {0, shift, 0}});
+  // Pitch too (appended, so the starts above keep their order): a header that swaps the
+  // A-P and S-I axes; IXI146 pitched 90 deg diverged from every start above (brain 2372 mL).
+  for (double angle : {-90.0, -45.0, 45.0, 90.0}) starts.push_back({{angle, 0, 0}, {0, 0, 0}});
   return starts;
 }
 

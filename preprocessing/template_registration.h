@@ -98,8 +98,10 @@ struct RegistrationOptions {
 };
 
 /// The starts a failed registration is retried from: head pitch (nodding) of ±10…±40°,
-/// roll and yaw of ±12°, ±45° and ±90° (a header that swaps two axes: a head lying on its side), and the centroid shifted ±15/±30 mm along S-I and ±15 mm along
-/// A-P (a neck or shoulders in the field of view move the centroid), besides the identity.
+/// roll and yaw of ±12°, ±45° and ±90° (a header that swaps two axes: a head lying on its
+/// side), the centroid shifted ±15/±30 mm along S-I and ±15 mm along A-P (a neck or
+/// shoulders in the field of view move the centroid), and pitch of ±45° and ±90° (a header
+/// that swaps A-P and S-I), besides the identity.
 std::vector<RigidStart> retry_rigid_starts();
 
 struct RegistrationResult {

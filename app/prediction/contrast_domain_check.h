@@ -11,7 +11,12 @@
 //   `train` records training.data.tissue_contrast.csf_wm_ratio = {min, max, mean, sd,
 //   subjects}; a scan whose ratio exceeds max + margin_sds × sd fails QC for that model
 //   (predict: exit 5; evaluate: the subject is listed as failed and kept out of the
-//   metrics; --include-qc-failed / --accept-failed-qc predict it anyway, flagged).
+//   metrics; evaluate --include-qc-failed predicts it anyway, flagged).
+//
+// Also refused, though the age was right: copies of a young training scan with a brighter
+// ratio (IXI146, 0.396) made by gamma 0.85 (0.450; age −0.2 y) or a 1 mm blur (0.441;
+// −1.1 y). One ratio cannot tell a harmless global contrast curve from a CSF-only change;
+// a refusal is the safe side of that (docs/ROBUSTNESS.md).
 //
 // Only brighter CSF is refused: darker CSF (a higher-contrast scanner, Colin27's average of
 // 27 scans, the MRISnapshot 1.5 T scan: 0.26-0.27 against the IXI-HH scans' 0.32-0.41)
@@ -42,13 +47,16 @@ struct TrainingContrastRange {
 /// Throws std::invalid_argument when `csf_wm_ratios` is empty.
 nlohmann::json tissue_contrast_summary(const std::vector<double>& csf_wm_ratios);
 
-/// The checkpoint's training.data.tissue_contrast.csf_wm_ratio; nullopt when it does not
-/// record one (older checkpoints: nothing is checked) or it is malformed. Never throws.
+/// The checkpoint's training.data.tissue_contrast.csf_wm_ratio; nullopt when there is no
+/// training.data.tissue_contrast (older checkpoints: nothing is checked). Throws ModelError
+/// naming the field when the record is there but malformed (a check must not switch itself
+/// off silently).
 std::optional<TrainingContrastRange> training_contrast_range(const nlohmann::json& training);
 
-/// The broken rule in one line, e.g. "CSF/WM contrast 0.48 above this model's training
-/// scans (0.32-0.41, limit 0.44): the tissue maps follow the scanner's contrast, the age
-/// would be tens of years off"; nullopt when `csf_wm_ratio` is within the limit. Never throws.
+/// The broken rule in one line, e.g. "CSF/WM contrast 0.480 above this model's training
+/// scans (0.319-0.405, limit 0.440): with CSF brighter than the training scanner's the
+/// tissue maps, and the age, can be years to decades off (...)"; nullopt when
+/// `csf_wm_ratio` is within the limit. Never throws.
 std::optional<std::string> contrast_domain_failure(double csf_wm_ratio, const TrainingContrastRange& range,
                                                    const ContrastDomainOptions& options = {});
 

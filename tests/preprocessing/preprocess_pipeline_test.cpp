@@ -293,6 +293,24 @@ TEST(PreprocessPipeline, HeaderRotatedHeadsRegisterLikeTheUnrotatedScan) {
   fs::remove_all(dir);
 }
 
+// Field failure (twenty-first session, invariance suite): IXI146 with its header pitched 90°
+// (A-P and S-I swapped) diverged from every retry start (brain 2372 mL, exit 5); the retry
+// starts had pitch only up to ±40° (roll and yaw ±90°). Pitch ±45° and ±90° starts register it.
+TEST(PreprocessPipeline, AHeaderPitchedNinetyDegreesRegistersFromTheRetryStarts) {
+  const fs::path scan = shared_data_dir() / "ixi-hh-2mm" / "t1" / "IXI146-HH-1389_T1.nii.gz";
+  BRAINAGE_REQUIRE_PATH(scan);
+  const auto dir = scratch_dir("pipeline-pitch-90");
+  const auto reference = preprocess_scan(scan);
+  ASSERT_TRUE(reference.qc_passed);
+  const fs::path rotated = dir / "pitch90.nii.gz";
+  write_image(header_rotated(read_image(scan), 0u, 90.0), rotated);
+  const auto result = preprocess_scan(rotated);
+  EXPECT_TRUE(result.qc_passed) << (result.qc_flags.empty() ? std::string() : result.qc_flags.front());
+  EXPECT_LE(worst_probe_shift(mni_probes_in_voxels(result), mni_probes_in_voxels(reference)), 1.0);
+  EXPECT_GE(dice(result.brain_mask_native, reference.brain_mask_native), 0.97);
+  fs::remove_all(dir);
+}
+
 /// The least-squares slope (log intensity per 100 mm, per model-grid axis) of
 /// log(biased / reference) over the model-grid voxels inside the reference's brain mask
 /// where both T1 inputs are above 5 % of their scale: the bias field left after preprocessing.
