@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <utility>
+#include <vector>
 
 #include "preprocessing/image_types.h"
 #include "preprocessing/template_registration.h"
@@ -98,21 +101,41 @@ typename TImage::Pointer move_image(const TImage* image, const AffineTransformTy
   return out;
 }
 
-/// A copy of `image` through x -> peak · (x / peak)^gamma, peak = the image's maximum,
-/// negative values to 0: a monotone change of the contrast curve (gamma < 1 brightens the
-/// dark tissues, as a weaker T1 weighting does).
-inline ImageType::Pointer gamma_contrast(const ImageType* image, double gamma) {
+/// A copy of `image` with every voxel value x replaced by f(x) (same grid).
+inline ImageType::Pointer intensity_mapped(const ImageType* image, const std::function<double(double)>& f) {
   auto out = ImageType::New();
   out->CopyInformation(image);
   out->SetRegions(image->GetLargestPossibleRegion());
   out->Allocate();
+  itk::ImageRegionConstIterator<ImageType> in(image, image->GetLargestPossibleRegion());
+  itk::ImageRegionIterator<ImageType> o(out, out->GetLargestPossibleRegion());
+  for (; !in.IsAtEnd(); ++in, ++o) o.Set(static_cast<float>(f(in.Get())));
+  return out;
+}
+
+/// A copy of `image` through x -> peak · (x / peak)^gamma, peak = the image's maximum,
+/// negative values to 0: a monotone change of the contrast curve (gamma < 1 brightens the
+/// dark tissues, as a weaker T1 weighting does).
+inline ImageType::Pointer gamma_contrast(const ImageType* image, double gamma) {
   float peak = 0;
   itk::ImageRegionConstIterator<ImageType> in(image, image->GetLargestPossibleRegion());
   for (; !in.IsAtEnd(); ++in) peak = std::max(peak, in.Get());
-  itk::ImageRegionIterator<ImageType> o(out, out->GetLargestPossibleRegion());
-  for (in.GoToBegin(); !in.IsAtEnd(); ++in, ++o)
-    o.Set(peak > 0 ? static_cast<float>(peak * std::pow(std::max(0.f, in.Get()) / peak, gamma)) : 0.f);
-  return out;
+  return intensity_mapped(image, [&](double x) { return peak > 0 ? peak * std::pow(std::max(0.0, x) / peak, gamma) : 0.0; });
+}
+
+/// A copy of `image` through the piecewise-linear function through `knots` (x, y), x
+/// increasing; values outside the knots unchanged: another scanner's tissue levels (knots
+/// at the scan's CSF, GM, WM levels, moved; docs/ROBUSTNESS.md "Another scanner's contrast").
+inline ImageType::Pointer piecewise_linear_contrast(const ImageType* image,
+                                                    const std::vector<std::pair<double, double>>& knots) {
+  return intensity_mapped(image, [&](double x) {
+    for (std::size_t k = 0; k + 1 < knots.size(); ++k)
+      if (x >= knots[k].first && x <= knots[k + 1].first) {
+        const double t = (x - knots[k].first) / (knots[k + 1].first - knots[k].first);
+        return knots[k].second + t * (knots[k + 1].second - knots[k].second);
+      }
+    return x;
+  });
 }
 
 /// A copy of `image` times a smooth multiplicative bias field with max/min = `ratio` across

@@ -9,6 +9,7 @@
 
 #include "preprocessing/model_grid.h"
 #include "preprocessing/model_grid_resampling.h"
+#include "tests/preprocessing/synthetic_images.h"
 #include "tests/test_data.h"
 
 namespace bp = brainage::preprocessing;
@@ -20,27 +21,6 @@ bp::ImageType::Pointer template_brain_on_model_grid() {
   const auto identity = bp::AffineTransformType::New();
   return bp::resample_to_model_grid(bp::read_image(brainage::testing::mricron_templates_dir() / "ch2bet.nii.gz"),
                                     identity);
-}
-
-/// A copy with every voxel mapped through the piecewise-linear function through `knots` (x, y).
-bp::ImageType::Pointer remapped(const bp::ImageType* image, const std::vector<std::pair<double, double>>& knots) {
-  auto out = bp::ImageType::New();
-  out->CopyInformation(image);
-  out->SetRegions(image->GetLargestPossibleRegion());
-  out->Allocate();
-  const std::size_t n = image->GetLargestPossibleRegion().GetNumberOfPixels();
-  for (std::size_t i = 0; i < n; ++i) {
-    const double x = image->GetBufferPointer()[i];
-    double y = x;
-    for (std::size_t k = 0; k + 1 < knots.size(); ++k)
-      if (x >= knots[k].first && x <= knots[k + 1].first) {
-        const double t = (x - knots[k].first) / (knots[k + 1].first - knots[k].first);
-        y = knots[k].second + t * (knots[k + 1].second - knots[k].second);
-        break;
-      }
-    out->GetBufferPointer()[i] = static_cast<float>(y);
-  }
-  return out;
 }
 
 }  // namespace
@@ -56,14 +36,14 @@ TEST(T1ContrastCheck, TheCsfWmContrastFollowsABrighterCsfAndIgnoresTheIntensityS
   EXPECT_LE(base.csf_level, base.csf_median);
 
   // The intensity scale: the same ratio.
-  const auto scaled = bp::check_model_grid_t1_contrast(remapped(t1, {{0, 0}, {1e6, 3.7e6}}), dir);
+  const auto scaled = bp::check_model_grid_t1_contrast(brainage::testing::piecewise_linear_contrast(t1, {{0, 0}, {1e6, 3.7e6}}), dir);
   EXPECT_NEAR(scaled.csf_wm_ratio, base.csf_wm_ratio, 1e-5);
 
   // CSF brighter by 0.15 of WM (another scanner's contrast; GM and WM levels kept): the
   // ratio rises by that much, where the K-means CSF mean moved ~0.03 (docs/ROBUSTNESS.md).
   const double c = base.csf_level, g = base.gm_median, w = base.wm_median;
   const auto bright = bp::check_model_grid_t1_contrast(
-      remapped(t1, {{0, 0}, {c, c + 0.15 * w}, {g, g}, {w, w}, {1e6, 1e6}}), dir);
+      brainage::testing::piecewise_linear_contrast(t1, {{0, 0}, {c, c + 0.15 * w}, {g, g}, {w, w}, {1e6, 1e6}}), dir);
   EXPECT_NEAR(bright.csf_wm_ratio - base.csf_wm_ratio, 0.15, 0.005);
   EXPECT_NEAR(bright.wm_median, base.wm_median, 1e-5);
 }

@@ -95,14 +95,7 @@ Phantom make_partial_volume_phantom(float noise = 0.03f) {
 }
 
 ImageType::Pointer affine_intensity(const ImageType* image, float scale, float offset) {
-  auto out = ImageType::New();
-  out->CopyInformation(image);
-  out->SetRegions(image->GetLargestPossibleRegion());
-  out->Allocate();
-  itk::ImageRegionConstIterator<ImageType> in(image, image->GetLargestPossibleRegion());
-  itk::ImageRegionIterator<ImageType> o(out, out->GetLargestPossibleRegion());
-  for (; !in.IsAtEnd(); ++in, ++o) o.Set(in.Get() * scale + offset);
-  return out;
+  return brainage::testing::intensity_mapped(image, [&](double x) { return static_cast<float>(x) * scale + offset; });
 }
 
 double relative_error(double value, double truth) { return std::abs(value - truth) / truth; }

@@ -14,6 +14,7 @@
 #include "model/checkpoint.h"
 #include "preprocessing/model_grid.h"
 #include "preprocessing/tissue_classification.h"
+#include "tests/preprocessing/synthetic_images.h"
 #include "tests/test_data.h"
 
 namespace bp = brainage::prediction;
@@ -96,18 +97,7 @@ TEST(ContrastDomainCheck, TheDefaultRefusesARealScanWhoseCsfWasMadeBrighter) {
   const auto* native = preprocessed.result.native_image.GetPointer();
   const auto levels = brainage::preprocessing::classify_tissue(native, preprocessed.result.brain_mask_native).class_means;
   const double c = levels[0], g = levels[1], w = levels[2];
-  auto bright = brainage::preprocessing::ImageType::New();
-  bright->CopyInformation(native);
-  bright->SetRegions(native->GetLargestPossibleRegion());
-  bright->Allocate();
-  const std::size_t n = native->GetLargestPossibleRegion().GetNumberOfPixels();
-  for (std::size_t i = 0; i < n; ++i) {
-    const double x = native->GetBufferPointer()[i];
-    double y = x;
-    if (x <= c) y = x * (c + 0.15 * w) / c;
-    else if (x < g) y = (c + 0.15 * w) + (x - c) * (g - c - 0.15 * w) / (g - c);
-    bright->GetBufferPointer()[i] = static_cast<float>(y);
-  }
+  const auto bright = brainage::testing::piecewise_linear_contrast(native, {{0, 0}, {c, c + 0.15 * w}, {g, g}});
   const auto dir = brainage::testing::scratch_dir("contrast-domain");
   const fs::path copy = dir / "IXI012_bright_csf.nii.gz";
   brainage::preprocessing::write_image(bright, copy);
