@@ -12,6 +12,7 @@
 #include "app/cli/predict_command.h"
 #include "common/atomic_file.h"
 #include "common/build_info.h"
+#include "common/content_hash.h"
 #include "common/errors.h"
 #include "common/x_display.h"
 #include "model/checkpoint.h"
@@ -102,6 +103,15 @@ int run_evaluate(const EvaluateOptions& o) {
                   {"cache_dir", fs::absolute(p.cache_dir).string()},
                   // null: the checkpoint does not list its training subjects (nothing checked)
                   {"training_subjects_in_cohort", training_ids.empty() ? nlohmann::json() : nlohmann::json(trained)}};
+  // What a subject's outcome depends on besides its scan: the checkpoint (its bytes, so a
+  // changed record such as tissue_contrast counts), the build, the options that change it.
+  s.processing_key = sha256_hex(nlohmann::json{{"checkpoint_sha256", sha256_path_hex(model::checkpoint_json_path(model))},
+                                               {"brainage", build_info::kVersion},
+                                               {"git_sha", build_info::kGitSha},
+                                               {"include_qc_failed", o.include_qc_failed},
+                                               {"skull_stripped", o.skull_stripped}}
+                                    .dump())
+                         .substr(0, 16);
   std::cerr << "brainage evaluate: " << o.jobs << " job(s) x " << p.threads_per_subject << " thread(s), model "
             << model.string() << "\n";
   if (const auto warning = prediction::training_overlap_warning(trained, cohort_ids.size()))

@@ -24,6 +24,7 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
   run.jobs = s.jobs;
   run.shard = s.shard;
   run.retry_failed = s.retry_failed;
+  run.processing_key = s.processing_key;
   run.show_progress = s.show_progress;
   run.progress_interactive = s.progress_interactive;
   run.progress_stream = &log;
@@ -41,6 +42,8 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
   info["rows"] = results.rows.size();
   info["processed"] = report.run.processed;
   info["resumed_from_journal"] = report.run.resumed;
+  info["journal_entries_processed_again"] = report.run.stale;  // made with another model, build or options
+  info["processing_key"] = s.processing_key;
   info["failed"] = report.outputs.failures;
   info["wall_seconds"] = report.run.seconds;
   double subject_seconds = 0;
@@ -52,6 +55,9 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
   log << "brainage evaluate: " << results.rows.size() << " rows, " << report.run.processed << " processed, "
       << report.run.resumed << " from the journal, " << report.outputs.failures << " failed, in "
       << format_duration(report.run.seconds) << "\n";
+  if (report.run.stale > 0)
+    log << "  " << report.run.stale
+        << " journal entries were made with another model, build or options: processed again\n";
   if (m.raw.n > 0) {
     log << "  N=" << m.raw.n << "  MAE " << m.raw.mae;
     if (std::isfinite(m.raw.pearson_r)) log << "  r " << m.raw.pearson_r;

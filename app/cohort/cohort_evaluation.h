@@ -28,6 +28,8 @@ struct EvaluateSettings {
   ShardSpec shard{};
   /** Re-run subjects whose journal entry is a failure. Default = false. */
   bool retry_failed{false};
+  /** RunOptions::processing_key: journal entries made otherwise are processed again. Default = "". */
+  std::string processing_key{};
   /** Default = none (no correction, noted in the outputs). */
   CalibrationChoice calibration{};
   OutputOptions outputs{};

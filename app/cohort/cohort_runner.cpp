@@ -23,12 +23,14 @@ bool subject_in_shard(const Subject& subject, const ShardSpec& shard) {
 
 namespace {
 
-SubjectRecord run_one(const Subject& subject, const fs::path& subjects_dir, const SubjectProcessor& process) {
+SubjectRecord run_one(const Subject& subject, const fs::path& subjects_dir, const std::string& processing_key,
+                      const SubjectProcessor& process) {
   SubjectRecord r;
   r.subject_id = subject.id;
   r.row = subject.row;
   r.scan = subject.scan.string();
   r.scan_signature = scan_signature(subject.scan);
+  r.processing_key = processing_key;
   const auto start = std::chrono::steady_clock::now();
   const SubjectWorkspace ws{subjects_dir / safe_name(subject.id)};
   try {
@@ -74,7 +76,9 @@ RunSummary run_cohort(const Cohort& cohort, const RunOptions& options, const Sub
   for (const Subject& s : cohort.subjects) {
     if (!s.row_error.empty() || !subject_in_shard(s, options.shard)) continue;
     const auto it = done.find(s.id);
-    const bool usable = it != done.end() && it->second.scan == s.scan.string() &&
+    const bool same_processing = it != done.end() && it->second.processing_key == options.processing_key;
+    if (it != done.end() && !same_processing) ++summary.stale;
+    const bool usable = same_processing && it->second.scan == s.scan.string() &&
                         it->second.scan_signature == scan_signature(s.scan) &&
                         (it->second.ok || !options.retry_failed);
     if (usable) {
@@ -96,7 +100,7 @@ RunSummary run_cohort(const Cohort& cohort, const RunOptions& options, const Sub
   std::exception_ptr fatal;  // a journal that cannot be written stops the run
   auto worker = [&] {
     for (std::size_t i = next++; i < todo.size(); i = next++) {
-      SubjectRecord r = run_one(*todo[i], subjects_dir, process);
+      SubjectRecord r = run_one(*todo[i], subjects_dir, options.processing_key, process);
       try {
         journal.write(r);
       } catch (...) {

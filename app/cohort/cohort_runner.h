@@ -31,6 +31,12 @@ struct RunOptions {
   ShardSpec shard{};
   /** Process subjects whose journal entry records a failure again. Default = false. */
   bool retry_failed{false};
+  /** What a journal entry must have been made with to be reused: the model, the
+      preprocessing and the options that change a subject's outcome (evaluate: its
+      processing key). An entry made with another key is processed again, so resuming a
+      folder with another model, build or --include-qc-failed never keeps stale ages.
+      Default = "" (entries of older journals, which have none, match only ""). */
+  std::string processing_key{};
   /** Draw progress on `progress_stream`. Default = true. */
   bool show_progress{true};
   /** Redraw one line (terminal) instead of one line per subject. Default = stderr is a tty. */
@@ -42,6 +48,7 @@ struct RunSummary {
   std::vector<SubjectRecord> records;  // one per valid subject of the shard, in row order
   std::size_t processed = 0;           // run now
   std::size_t resumed = 0;             // taken from the journal
+  std::size_t stale = 0;               // journal entries made with another processing key, processed again
   std::size_t failed = 0;              // records with ok = false
   double seconds = 0;                  // wall time of this run
 };

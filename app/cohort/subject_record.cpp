@@ -9,6 +9,7 @@ nlohmann::json to_json(const SubjectRecord& r) {
   j["row"] = r.row;
   j["scan"] = r.scan;
   j["scan_signature"] = r.scan_signature;
+  j["processing_key"] = r.processing_key;
   j["ok"] = r.ok;
   j["predicted_age"] = r.ok ? nlohmann::json(r.predicted_age) : nlohmann::json(nullptr);
   if (r.ok && std::isfinite(r.age_sd_years)) j["age_sd_years"] = r.age_sd_years;  // absent when not known
@@ -27,6 +28,7 @@ SubjectRecord record_from_json(const nlohmann::json& j) {
   r.row = j.at("row").get<std::size_t>();
   r.scan = j.at("scan").get<std::string>();
   r.scan_signature = j.at("scan_signature").get<std::string>();
+  r.processing_key = j.value("processing_key", std::string());
   r.ok = j.at("ok").get<bool>();
   if (r.ok) r.predicted_age = j.at("predicted_age").get<double>();
   if (r.ok && j.contains("age_sd_years") && j["age_sd_years"].is_number()) r.age_sd_years = j["age_sd_years"].get<double>();

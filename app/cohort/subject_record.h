@@ -24,6 +24,7 @@ struct SubjectRecord {
   std::size_t row = 0;                 // cohort row (1-based)
   std::string scan;                    // absolute path processed
   std::string scan_signature;          // "<bytes>:<mtime ns>" when processed, "missing" if absent
+  std::string processing_key;          // RunOptions::processing_key it was made with ("" in older journals)
   bool ok = false;
   double predicted_age = std::nan("");
   double age_sd_years = std::nan("");  // SubjectOutcome's; NaN when not known (journals written before it)

@@ -212,6 +212,19 @@ TEST(CohortEvaluation, KilledRunResumesToTheSameOutputs) {
   calls = 0;
   evaluate_cohort(s, mean_processor(&calls));
   EXPECT_EQ(calls.load(), 1);
+
+  // Another model, build or option (another processing key): every subject runs again, so a
+  // resumed folder never keeps the old model's ages (a helper resumed an --include-qc-failed
+  // folder without the option and kept its QC-failed ages in the metrics).
+  s.processing_key = "another-model";
+  calls = 0;
+  const auto redone = evaluate_cohort(s, mean_processor(&calls));
+  EXPECT_EQ(calls.load(), 12);
+  EXPECT_EQ(redone.run.stale, 12u);
+  EXPECT_EQ(redone.run.resumed, 0u);
+  calls = 0;
+  evaluate_cohort(s, mean_processor(&calls));  // now journaled with that key
+  EXPECT_EQ(calls.load(), 0);
 }
 
 TEST(CohortEvaluation, ShardsMergeToTheSingleRun) {
