@@ -17,6 +17,8 @@ namespace fs = std::filesystem;
 
 fs::path checkpoint_json_path(const fs::path& path) {
   fs::path p = path;
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) return p / "model.json";  // a `train` / `ensemble` output folder
   if (p.extension() == ".json") return p;
   if (p.extension() == ".pt") return p.replace_extension(".json");
   return fs::path(p.string() + ".json");

@@ -111,7 +111,8 @@ struct LoadedModel {
   CheckpointInfo info;
 };
 
-/// `path` may name the .json or the .pt (or the stem); returns the .json path.
+/// `path` may name the .json or the .pt (or the stem), or the folder `train` / `ensemble`
+/// wrote (its model.json); returns the .json path.
 std::filesystem::path checkpoint_json_path(const std::filesystem::path& path);
 
 /// Writes `<stem>.pt` then `<stem>.json` atomically (JSON last: a checkpoint without its

@@ -96,7 +96,8 @@ nlohmann::json metrics_json(const CohortResults& r, const CohortMetrics& m, cons
                  {"predicted_without_age", without_age},
                  {"failed", row_errors + subject_failures},
                  {"row_errors", row_errors},
-                 {"subject_failures", subject_failures}};
+                 {"subject_failures", subject_failures},
+                 {"predicted_despite_failed_qc", r.qc_failed_included_count()}};  // --include-qc-failed, in the metrics
   const nlohmann::json accuracy = to_json(m);
   for (const auto& [key, value] : accuracy.items()) j[key] = value;
   if (!warning.empty()) j["bias_correction_warning"] = warning;

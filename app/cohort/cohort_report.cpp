@@ -141,7 +141,10 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& opti
   o << "<h1>Brain-age cohort report</h1>\n<p>Cohort: <code>" << escape(r.cohort_source) << "</code> ("
     << escape(r.cohort_format) << ", " << r.cohort_rows << " rows)";
   if (r.shard.active()) o << ", shard " << r.shard.text() << " (" << r.rows.size() << " rows)";
-  o << ". Failed rows: " << r.failure_count() << ".</p>\n";
+  o << ". Failed rows: " << r.failure_count() << ".";
+  if (const auto included = r.qc_failed_included_count())
+    o << " Predicted although QC failed (--include-qc-failed) and counted in the metrics: " << included << ".";
+  o << "</p>\n";
 
   model_section(o, r);
   o << "<h2>Bias correction</h2>\n";
@@ -188,7 +191,7 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& opti
       if (cal) o << ", corrected " << fmt(cal->correct(row.record->predicted_age), 1);
       o << ", gap " << fmt(cases[i].first, 1) << (cal ? " (corrected)" : "");
       if (!row.record->qc_flags.empty()) {
-        o << "<br>QC:";
+        o << "<br>Flags:";
         for (const auto& f : row.record->qc_flags) o << " " << escape(f);
       }
       o << "<br>" << img_tag(row.record->qc_image, row.subject.id + " QC", "width:340px") << "</div>\n";

@@ -20,6 +20,13 @@ std::size_t CohortResults::failure_count() const {
   return static_cast<std::size_t>(std::count_if(rows.begin(), rows.end(), [](const ResultRow& r) { return r.failed(); }));
 }
 
+std::size_t CohortResults::qc_failed_included_count() const {
+  return static_cast<std::size_t>(std::count_if(rows.begin(), rows.end(), [](const ResultRow& r) {
+    return !r.failed() && std::any_of(r.record->qc_flags.begin(), r.record->qc_flags.end(),
+                                      [](const std::string& f) { return f.rfind("QC failed: ", 0) == 0; });
+  }));
+}
+
 CohortResults assemble_results(const Cohort& cohort, const ShardSpec& shard, const CalibrationChoice& calibration,
                                const std::vector<SubjectRecord>& records) {
   CohortResults out;

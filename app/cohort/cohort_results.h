@@ -44,6 +44,9 @@ struct CohortResults {
   std::vector<ResultRow> rows;  // this run's rows, ascending by subject.row
 
   std::size_t failure_count() const;
+  /// Rows predicted although a QC check failed (evaluate --include-qc-failed: a qc_flags
+  /// line "QC failed: ..."); they count in the metrics.
+  std::size_t qc_failed_included_count() const;
 };
 
 /// Rows of `cohort` that belong to `shard`, matched with `records` (by subject id).

@@ -67,6 +67,17 @@ TEST_F(CheckpointTest, APairRenamedTogetherStillLoads) {
   EXPECT_EQ(bm::load_checkpoint(dir / "brainage-default.json").info.model_id, id);
 }
 
+// `train -o DIR` writes DIR/model.{json,pt}; `--model DIR` names it (a helper's new-user
+// pass got "DIR.json: checkpoint not found").
+TEST_F(CheckpointTest, AnOutputFolderNamesItsModelJson) {
+  fs::create_directories(dir / "run");
+  fs::rename(dir / "ckpt.pt", dir / "run" / "model.pt");
+  fs::rename(dir / "ckpt.json", dir / "run" / "model.json");
+  EXPECT_EQ(bm::checkpoint_json_path(dir / "run"), dir / "run" / "model.json");
+  EXPECT_EQ(bm::load_checkpoint(dir / "run").info.model_id, id);
+  EXPECT_EQ(bm::load_checkpoint(dir / "run/").info.model_id, id);
+}
+
 TEST_F(CheckpointTest, CorruptWeightsThrowModelError) {
   auto bytes = read_all(dir / "ckpt.pt");
   bytes[bytes.size() / 2] ^= 0x5a;

@@ -136,6 +136,27 @@ TEST(CohortEvaluation, MetricsJsonEqualsIndependentComputation) {
   EXPECT_EQ(m["mae_by_age_bin"][0]["group"], "20-29");
 }
 
+// Rows predicted although a QC check failed (evaluate --include-qc-failed) are counted in
+// metrics.json and named in the report's header, so a reader knows what the MAE contains.
+TEST(CohortEvaluation, RowsPredictedDespiteFailedQcAreCounted) {
+  const auto dir = scratch_dir("cohort-eval-qc-included");
+  make_good_cohort(dir);
+  auto s = quiet(dir / "cohort.csv", dir / "out");
+  s.outputs.plots = false;
+  auto base = mean_processor();
+  auto flagging = [&](const Subject& subject, const SubjectWorkspace& ws) {
+    auto outcome = base(subject, ws);
+    if (subject.id == "S100" || subject.id == "S105") outcome.qc_flags.push_back("QC failed: CSF/WM contrast 0.48 ...");
+    if (subject.id == "S101") outcome.qc_flags.push_back("input already skull-stripped");  // a warning, not a QC failure
+    return outcome;
+  };
+  ASSERT_EQ(evaluate_cohort(s, flagging).exit_code, 0);
+  const auto m = nlohmann::json::parse(read_text(dir / "out/metrics.json"));
+  EXPECT_EQ(m["counts"]["predicted_despite_failed_qc"].get<int>(), 2);
+  EXPECT_EQ(m["counts"]["evaluated"].get<int>(), 12);
+  EXPECT_NE(read_text(dir / "out/report.html").find("counted in the metrics: 2"), std::string::npos);
+}
+
 TEST(CohortEvaluation, CalibrationChoicesAreExplicitAndMarked) {
   const auto dir = scratch_dir("cohort-eval-cal");
   make_good_cohort(dir);
