@@ -81,7 +81,7 @@ int predict_main(const std::vector<std::string>& args) {
   desc.add_options()
     ("scan", po::value(&scan)->required(), "T1 scan: .nii, .nii.gz or a DICOM series folder")
     ("output,o", po::value(&output), "write preprocessing outputs + prediction.json here")
-    ("model", po::value(&model), "checkpoint (.json, .pt or stem); default data/model/brainage-default.json")
+    ("model", po::value(&model), "checkpoint (.json, .pt, stem, or a train/ensemble output folder); default data/model/brainage-default.json")
     ("json", po::bool_switch(&o.json), "print the prediction JSON (age, model id, routing summary)")
     ("maps", po::bool_switch(&o.maps), "also render expert maps into DIR/maps (needs -o)")
     ("skull-stripped", po::bool_switch(&o.assume_skull_stripped), "the input is already brain-extracted")

@@ -49,16 +49,21 @@ std::optional<TrainingContrastRange> training_contrast_range(const nlohmann::jso
   return range;
 }
 
+std::optional<double> contrast_limit(const TrainingContrastRange& range, const ContrastDomainOptions& options) {
+  if (range.subjects < options.min_training_scans) return std::nullopt;
+  return range.max + std::max(options.margin_sds * range.sd, options.min_margin);
+}
+
 std::optional<std::string> contrast_domain_failure(double csf_wm_ratio, const TrainingContrastRange& range,
                                                    const ContrastDomainOptions& options) {
-  const double limit = range.max + options.margin_sds * range.sd;
-  if (!(csf_wm_ratio > limit)) return std::nullopt;
+  const auto limit = contrast_limit(range, options);
+  if (!limit || !(csf_wm_ratio > *limit)) return std::nullopt;
   char line[300];
   std::snprintf(line, sizeof line,
                 "CSF/WM contrast %.3f above this model's training scans (%.3f-%.3f, limit %.3f): with CSF brighter "
                 "than the training scanner's the tissue maps, and the age, can be years to decades off (evaluate "
                 "--include-qc-failed gives the age, flagged)",
-                csf_wm_ratio, range.min, range.max, limit);
+                csf_wm_ratio, range.min, range.max, *limit);
   return std::string(line);
 }
 

@@ -9,7 +9,9 @@
 // scanner and not the subject's tissue classes) is compared with the training scans':
 //
 //   `train` records training.data.tissue_contrast.csf_wm_ratio = {min, max, mean, sd,
-//   subjects}; a scan whose ratio exceeds max + margin_sds × sd fails QC for that model
+//   subjects}; a scan whose ratio exceeds max + max(margin_sds × sd, min_margin) fails QC
+//   for that model (nothing is checked for a model trained on fewer than
+//   min_training_scans scans: their range bounds nothing)
 //   (predict: exit 5; evaluate: the subject is listed as failed and kept out of the
 //   metrics; evaluate --include-qc-failed predicts it anyway, flagged).
 //
@@ -31,9 +33,16 @@ namespace brainage::prediction {
 
 struct ContrastDomainOptions {
   /** A scan fails when its CSF/WM ratio exceeds the training maximum by more than this many
-      training standard deviations. Default = 2 (the 147 IXI-HH training scans: max 0.406,
-      sd 0.017, limit 0.440; six bright-CSF copies of IXI scans read 0.45-0.52). */
+      training standard deviations (or min_margin, whichever is larger). Default = 2 (the
+      147 IXI-HH training scans: max 0.406, sd 0.017, limit 0.440; six bright-CSF copies
+      of IXI scans read 0.45-0.52). */
   double margin_sds{2.0};
+  /** The smallest margin above the training maximum. Default = 0.035 (2 sd of the 147
+      IXI-HH scans; about what a 1 mm blur adds): a model trained on a few similar scans
+      (sd near 0) must not refuse everything brighter than its maximum. */
+  double min_margin{0.035};
+  /** Fewer training scans than this: no check (limit null). Default = 10. */
+  int min_training_scans{10};
 };
 
 /// The CSF/WM ratios of a model's training scans.
@@ -53,10 +62,14 @@ nlohmann::json tissue_contrast_summary(const std::vector<double>& csf_wm_ratios)
 /// off silently).
 std::optional<TrainingContrastRange> training_contrast_range(const nlohmann::json& training);
 
+/// The highest CSF/WM ratio the model answers: max + max(margin_sds × sd, min_margin);
+/// nullopt when the range comes from fewer than min_training_scans scans. Never throws.
+std::optional<double> contrast_limit(const TrainingContrastRange& range, const ContrastDomainOptions& options = {});
+
 /// The broken rule in one line, e.g. "CSF/WM contrast 0.480 above this model's training
 /// scans (0.319-0.405, limit 0.440): with CSF brighter than the training scanner's the
 /// tissue maps, and the age, can be years to decades off (...)"; nullopt when
-/// `csf_wm_ratio` is within the limit. Never throws.
+/// `csf_wm_ratio` is within the limit or there is none (contrast_limit). Never throws.
 std::optional<std::string> contrast_domain_failure(double csf_wm_ratio, const TrainingContrastRange& range,
                                                    const ContrastDomainOptions& options = {});
 

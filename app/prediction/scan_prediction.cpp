@@ -178,7 +178,8 @@ nlohmann::json check_contrast_domain(const Predictor& predictor, const fs::path&
     if (!step.accept_failed_qc) throw ProcessingError(scan.string() + ": failed QC for this model (" + *rule + ")");
     preprocessed.qc_flags.push_back("QC failed: " + *rule);
   }
-  return {{"csf_wm_ratio", ratio}, {"limit", range->max + options.margin_sds * range->sd}};
+  const auto limit = contrast_limit(*range, options);
+  return {{"csf_wm_ratio", ratio}, {"limit", limit ? nlohmann::json(*limit) : nlohmann::json()}};
 }
 
 }  // namespace

@@ -156,7 +156,9 @@ fs::path write_vbm_manifest(const fs::path& dir, int n) {
           const float p = (tissue == 1 ? static_cast<float>(gm) : 1.f) * (1 - std::abs(noise));
           maps[tissue]->GetBufferPointer()[k] = p * voxel_ml;
           if (tissue == 1) maps[0]->GetBufferPointer()[k] = (1 - p) * voxel_ml;
-          t1->GetBufferPointer()[k] = tissue == 0 ? 0.25f : (tissue == 1 ? 0.6f : 0.9f);
+          // CSF/WM 0.36 in the template's regions, like IXI-HH's (0.32-0.41): the model's
+          // recorded contrast range then lets a real IXI scan through (contrast_domain_check.h).
+          t1->GetBufferPointer()[k] = tissue == 0 ? 0.32f : (tissue == 1 ? 0.6f : 0.9f);
         }
     brainage::preprocessing::write_image(t1, sub / "t1_mni2mm.nii.gz");
     const char* names[] = {"csf", "gm", "wm"};

@@ -62,7 +62,17 @@ TEST(ContrastDomainCheck, OnlyACsfBrighterThanTheTrainingScansBeyondTheMarginFai
   EXPECT_NE(rule->find("--include-qc-failed"), std::string::npos) << *rule;  // how to get the age anyway
   bp::ContrastDomainOptions strict;
   strict.margin_sds = 0;
+  strict.min_margin = 0;
   EXPECT_TRUE(bp::contrast_domain_failure(0.41, range, strict).has_value());
+  // A model trained on a few near-identical scans (sd 0: two tests trained such models and
+  // then refused IXI012): the margin is at least min_margin, and below min_training_scans
+  // nothing is checked.
+  const bp::TrainingContrastRange narrow{0.278, 0.278, 0.278, 0.0, 12};
+  ASSERT_TRUE(bp::contrast_limit(narrow).has_value());
+  EXPECT_NEAR(*bp::contrast_limit(narrow), 0.313, 1e-9);
+  const bp::TrainingContrastRange few{0.278, 0.278, 0.278, 0.0, 4};
+  EXPECT_FALSE(bp::contrast_limit(few).has_value());
+  EXPECT_FALSE(bp::contrast_domain_failure(0.9, few).has_value());
 }
 
 TEST(ContrastDomainCheck, TheShippedDefaultRecordsItsTrainingScansContrast) {
