@@ -109,7 +109,8 @@ int run_evaluate(const EvaluateOptions& o) {
                                                {"brainage", build_info::kVersion},
                                                {"git_sha", build_info::kGitSha},
                                                {"include_qc_failed", o.include_qc_failed},
-                                               {"skull_stripped", o.skull_stripped}}
+                                               {"skull_stripped", o.skull_stripped},
+                                               {"maps", o.maps}}  // entries without maps do not satisfy --maps
                                     .dump())
                          .substr(0, 16);
   std::cerr << "brainage evaluate: " << o.jobs << " job(s) x " << p.threads_per_subject << " thread(s), model "

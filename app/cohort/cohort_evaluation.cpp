@@ -1,7 +1,9 @@
 #include "app/cohort/cohort_evaluation.h"
 
 #include <cmath>
+#include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "common/progress_bar.h"
 #include "common/atomic_file.h"
@@ -73,7 +75,46 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
   return report;
 }
 
+namespace {
+
+/// The processing_key of a shard's run.json; nullopt when it records none (older folders:
+/// not checked).
+std::optional<std::string> shard_processing_key(const fs::path& dir) {
+  std::ifstream in(dir / "run.json");
+  if (!in) return std::nullopt;
+  try {
+    const auto run = nlohmann::json::parse(in);
+    const auto key = run.find("processing_key");
+    if (key == run.end() || !key->is_string()) return std::nullopt;
+    return key->get<std::string>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+/// Throws InvalidInputError when two shards were made with different processing keys
+/// (another model, build or --include-qc-failed): their ages must not share one set of metrics.
+void require_one_processing_key(const std::vector<fs::path>& dirs) {
+  std::optional<std::string> key;
+  fs::path first;
+  for (const auto& d : dirs) {
+    const auto k = shard_processing_key(d);
+    if (!k) continue;
+    if (!key) {
+      key = k;
+      first = d;
+    } else if (*k != *key) {
+      throw InvalidInputError(d.string() + ": made with another model, build or options than " + first.string() +
+                              " (run.json processing_key '" + *k + "' vs '" + *key +
+                              "'): merge only the shards of one evaluate command");
+    }
+  }
+}
+
+}  // namespace
+
 OutputSummary merge_cohort(const std::vector<fs::path>& dirs, const fs::path& out_dir, const OutputOptions& outputs) {
+  require_one_processing_key(dirs);
   std::vector<CohortResults> shards;
   std::vector<std::string> sources;
   for (const auto& d : dirs) {

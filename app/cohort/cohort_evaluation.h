@@ -51,7 +51,9 @@ struct EvaluateReport {
 
 EvaluateReport evaluate_cohort(const EvaluateSettings& settings, const SubjectProcessor& process);
 
-/// Merges shard output folders (each holding results.json) into `out_dir`.
+/// Merges shard output folders (each holding results.json) into `out_dir`. Throws
+/// InvalidInputError when the shards' run.json processing keys differ (shards of another
+/// model, build or --include-qc-failed), a shard is missing or repeated.
 OutputSummary merge_cohort(const std::vector<std::filesystem::path>& shard_dirs, const std::filesystem::path& out_dir,
                            const OutputOptions& outputs = {});
 

@@ -143,7 +143,8 @@ std::string render_report_html(const ReportInputs& in, const ReportOptions& opti
   if (r.shard.active()) o << ", shard " << r.shard.text() << " (" << r.rows.size() << " rows)";
   o << ". Failed rows: " << r.failure_count() << ".";
   if (const auto included = r.qc_failed_included_count())
-    o << " Predicted although QC failed (--include-qc-failed) and counted in the metrics: " << included << ".";
+    o << " Predicted although QC failed (--include-qc-failed; in the metrics when their age is known): " << included
+      << ".";
   o << "</p>\n";
 
   model_section(o, r);

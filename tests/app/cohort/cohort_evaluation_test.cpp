@@ -154,7 +154,7 @@ TEST(CohortEvaluation, RowsPredictedDespiteFailedQcAreCounted) {
   const auto m = nlohmann::json::parse(read_text(dir / "out/metrics.json"));
   EXPECT_EQ(m["counts"]["predicted_despite_failed_qc"].get<int>(), 2);
   EXPECT_EQ(m["counts"]["evaluated"].get<int>(), 12);
-  EXPECT_NE(read_text(dir / "out/report.html").find("counted in the metrics: 2"), std::string::npos);
+  EXPECT_NE(read_text(dir / "out/report.html").find("in the metrics when their age is known): 2"), std::string::npos);
 }
 
 TEST(CohortEvaluation, CalibrationChoicesAreExplicitAndMarked) {
@@ -283,6 +283,20 @@ TEST(CohortEvaluation, ShardsMergeToTheSingleRun) {
   EXPECT_THROW(merge_cohort({shard_dirs[0], shard_dirs[1]}, dir / "partial"), brainage::InvalidInputError)
       << "a missing shard is an error, not a silently smaller cohort";
   EXPECT_THROW(merge_cohort({shard_dirs[0], shard_dirs[0], shard_dirs[1]}, dir / "dup"), brainage::InvalidInputError);
+
+  // A shard made with another model, build or option (a helper merged a default-model shard
+  // with a VBM-model shard into one MAE): refused, naming the shard.
+  auto other = quiet(dir / "cohort.csv", dir / "shard2-other-model");
+  other.calibration.mode = CalibrationChoice::Mode::kFitOnCohort;
+  other.shard = {2, 3};
+  other.processing_key = "another-model";
+  evaluate_cohort(other, mean_processor());
+  try {
+    merge_cohort({shard_dirs[0], shard_dirs[1], other.out_dir}, dir / "mixed");
+    FAIL() << "shards of two models were merged";
+  } catch (const brainage::InvalidInputError& e) {
+    EXPECT_NE(std::string(e.what()).find("shard2-other-model"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CohortEvaluation, ParallelJobsGiveTheSameOutputs) {
