@@ -17,11 +17,17 @@ namespace fs = std::filesystem;
 
 fs::path checkpoint_json_path(const fs::path& path) {
   fs::path p = path;
-  std::error_code ec;
-  if (fs::is_directory(p, ec)) return p / "model.json";  // a `train` / `ensemble` output folder
+  if (p.filename().empty()) return p / "model.json";  // "DIR/": a folder, whether or not it exists
   if (p.extension() == ".json") return p;
   if (p.extension() == ".pt") return p.replace_extension(".json");
-  return fs::path(p.string() + ".json");
+  const fs::path stem_json(p.string() + ".json");
+  std::error_code ec;
+  if (!fs::is_directory(p, ec)) return stem_json;
+  const fs::path folder_json = p / "model.json";  // a `train` / `ensemble` output folder
+  if (fs::exists(stem_json, ec) && fs::exists(folder_json, ec))
+    throw UsageError(p.string() + ": names two checkpoints, " + stem_json.string() + " and " + folder_json.string() +
+                     ": pass the one meant");
+  return fs::exists(stem_json, ec) ? stem_json : folder_json;
 }
 
 namespace {

@@ -112,7 +112,8 @@ struct LoadedModel {
 };
 
 /// `path` may name the .json or the .pt (or the stem), or the folder `train` / `ensemble`
-/// wrote (its model.json); returns the .json path.
+/// wrote (its model.json; a path ending in "/" is always a folder); returns the .json path.
+/// Throws UsageError when a folder DIR holds model.json and DIR.json exists too (ambiguous).
 std::filesystem::path checkpoint_json_path(const std::filesystem::path& path);
 
 /// Writes `<stem>.pt` then `<stem>.json` atomically (JSON last: a checkpoint without its

@@ -97,7 +97,7 @@ int run_evaluate(const EvaluateOptions& o) {
   s.provenance = {{"command", cmd},
                   {"brainage", build_info::kVersion},
                   {"git_sha", build_info::kGitSha},
-                  {"model", model::checkpoint_json_path(model).string()},
+                  {"model", fs::absolute(model::checkpoint_json_path(model)).string()},
                   {"cores", cores},
                   {"threads_per_subject", p.threads_per_subject},
                   {"cache_dir", fs::absolute(p.cache_dir).string()},

@@ -17,7 +17,6 @@
 #include "model/distributed_training.h"
 #include "model/runtime.h"
 #include "app/prediction/scan_prediction.h"
-#include "app/prediction/contrast_domain_check.h"
 #include "app/prediction/training_data.h"
 
 namespace brainage::app {
@@ -35,7 +34,7 @@ const char* kIntensityNormalisation =
 /// validates on (model/distributed_training.h); the ages and ids of every subject are kept
 /// so each rank computes the same split. One process: loads everything.
 model::TrainingData load_rank_data(const std::vector<ManifestEntry>& entries, const model::TrainOptions& train,
-                                   const model::DistributedContext& dist, bool progress) {
+                                   model::DistributedContext& dist, bool progress) {
   const fs::path cache = train.output_dir / "cache";
   model::CheckpointInfo reads;  // what the model to train reads: its channels and global input
   reads.model = train.model;
@@ -49,6 +48,18 @@ model::TrainingData load_rank_data(const std::vector<ManifestEntry>& entries, co
   data.volume_rows.assign(entries.size(), -1);
   for (size_t row = 0; row < needed.size(); ++row) data.volume_rows[needed[row]] = static_cast<int64_t>(row);
   data.ages = ages;
+  // Every subject's CSF/WM contrast (the checkpoint records the whole training set's range,
+  // not this rank's): each rank adds the ratios it measured and their counts.
+  const size_t n = entries.size();
+  std::vector<double> sums(2 * n, 0.0);
+  for (size_t row = 0; row < needed.size(); ++row) {
+    sums[static_cast<size_t>(needed[row])] += data.csf_wm_ratios[row];
+    sums[n + static_cast<size_t>(needed[row])] += 1.0;
+  }
+  sums = dist.all_reduce_sum(sums);
+  data.csf_wm_ratios.clear();
+  for (size_t i = 0; i < n; ++i)
+    if (sums[n + i] > 0) data.csf_wm_ratios.push_back(sums[i] / sums[n + i]);
   data.subject_ids.clear();
   for (const auto& e : entries) data.subject_ids.push_back(e.subject_id);
   return data;
@@ -81,7 +92,7 @@ int run_train_vbm(const TrainCommandOptions& options, const std::vector<Manifest
                    {"selection", fit.selection},
                    {"brainage_version", build_info::kVersion},
                    {"git_sha", build_info::kGitSha},
-                   {"data", {{"tissue_contrast", prediction::tissue_contrast_summary(data.csf_wm_ratios)}}}};
+                   {"data", prediction::training_data_summary(data)}};
   info.metrics = {{"inner_cv_mae", inner_mae}, {"inner_cv_pearson_r", inner_r}};
   const std::string id = model::save_checkpoint(t.output_dir / "model", fit.model, info);
   // The inner-CV out-of-fold ages: what `brainage ensemble --vbm DIR` weighs this model by.
@@ -144,24 +155,13 @@ int run_train(const TrainCommandOptions& options) {
 
   train.preprocessing_version = prediction::preprocessing_version();
   train.intensity_normalisation = kIntensityNormalisation;
-  double min_age = 1e9, max_age = -1e9, mean = 0;
-  for (double a : data.ages) {
-    min_age = std::min(min_age, a);
-    max_age = std::max(max_age, a);
-    mean += a;
-  }
-  train.data_summary = {{"manifest", fs::absolute(options.manifest).string()},
-                        {"subjects", data.ages.size()},
-                        {"subject_ids", data.subject_ids},
-                        {"age_min", min_age},
-                        {"age_max", max_age},
-                        {"age_mean", mean / data.ages.size()},
-                        {"threads", threads},
-                        {"world_size", dist.world_size()},
-                        // this rank's loaded scans (all of them without --world-size)
-                        {"tissue_contrast", prediction::tissue_contrast_summary(data.csf_wm_ratios)},
-                        {"brainage_version", build_info::kVersion},
-                        {"git_sha", build_info::kGitSha}};
+  train.data_summary = prediction::training_data_summary(data);  // subjects, age range, tissue contrast
+  train.data_summary.update({{"manifest", fs::absolute(options.manifest).string()},
+                             {"subject_ids", data.subject_ids},
+                             {"threads", threads},
+                             {"world_size", dist.world_size()},
+                             {"brainage_version", build_info::kVersion},
+                             {"git_sha", build_info::kGitSha}});
   if (train.progress)
     std::cout << "training " << model::to_string(train.model.ffn) << " on " << data.ages.size() << " subjects, "
               << threads << " threads" << (dist.enabled() ? " per rank x " + std::to_string(dist.world_size()) + " ranks" : "")

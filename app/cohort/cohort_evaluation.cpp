@@ -39,6 +39,7 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
 
   nlohmann::json info = s.provenance;
   info["cohort"] = cohort.source.string();
+  info["cohort_sha256"] = cohort_digest(cohort);
   info["shard"] = s.shard.text();
   info["jobs"] = s.jobs;
   info["rows"] = results.rows.size();
@@ -77,36 +78,36 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
 
 namespace {
 
-/// The processing_key of a shard's run.json; nullopt when it records none (older folders:
-/// not checked).
-std::optional<std::string> shard_processing_key(const fs::path& dir) {
+/// A string field of a shard's run.json; nullopt when it records none (older folders: not
+/// checked).
+std::optional<std::string> run_json_string(const fs::path& dir, const std::string& key) {
   std::ifstream in(dir / "run.json");
   if (!in) return std::nullopt;
   try {
     const auto run = nlohmann::json::parse(in);
-    const auto key = run.find("processing_key");
-    if (key == run.end() || !key->is_string()) return std::nullopt;
-    return key->get<std::string>();
+    const auto value = run.find(key);
+    if (value == run.end() || !value->is_string()) return std::nullopt;
+    return value->get<std::string>();
   } catch (const std::exception&) {
     return std::nullopt;
   }
 }
 
-/// Throws InvalidInputError when two shards were made with different processing keys
-/// (another model, build or --include-qc-failed): their ages must not share one set of metrics.
-void require_one_processing_key(const std::vector<fs::path>& dirs) {
-  std::optional<std::string> key;
+/// Throws InvalidInputError when two shards' run.json differ in `key`; `made_with` says
+/// what differs and `remedy` what to do.
+void require_same_run_field(const std::vector<fs::path>& dirs, const std::string& key, const std::string& made_with,
+                            const std::string& remedy) {
+  std::optional<std::string> first_value;
   fs::path first;
   for (const auto& d : dirs) {
-    const auto k = shard_processing_key(d);
-    if (!k) continue;
-    if (!key) {
-      key = k;
+    const auto value = run_json_string(d, key);
+    if (!value) continue;
+    if (!first_value) {
+      first_value = value;
       first = d;
-    } else if (*k != *key) {
-      throw InvalidInputError(d.string() + ": made with another model, build or options than " + first.string() +
-                              " (run.json processing_key '" + *k + "' vs '" + *key +
-                              "'): merge only the shards of one evaluate command");
+    } else if (*value != *first_value) {
+      throw InvalidInputError(d.string() + ": made with " + made_with + " than " + first.string() + " (run.json " + key +
+                              " '" + *value + "' vs '" + *first_value + "'): " + remedy);
     }
   }
 }
@@ -114,7 +115,12 @@ void require_one_processing_key(const std::vector<fs::path>& dirs) {
 }  // namespace
 
 OutputSummary merge_cohort(const std::vector<fs::path>& dirs, const fs::path& out_dir, const OutputOptions& outputs) {
-  require_one_processing_key(dirs);
+  // Ages from another model, build or option, or from another version of the cohort
+  // table, must not share one set of metrics.
+  require_same_run_field(dirs, "processing_key", "another model, build or options",
+                         "merge only the shards of one evaluate command");
+  require_same_run_field(dirs, "cohort_sha256", "another version of the cohort table",
+                         "the cohort was edited between shards; evaluate every shard from one cohort file");
   std::vector<CohortResults> shards;
   std::vector<std::string> sources;
   for (const auto& d : dirs) {

@@ -7,6 +7,7 @@
 #include <set>
 #include <stdexcept>
 
+#include "common/content_hash.h"
 #include "common/csv.h"
 #include "common/errors.h"
 
@@ -247,6 +248,20 @@ Cohort load_cohort(const fs::path& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) return read_bids_cohort(path);
   return read_cohort_csv(path);
+}
+
+std::string cohort_digest(const Cohort& cohort) {
+  std::vector<std::string> header{"subject_id", "scan", "age", "sex", "site"};
+  header.insert(header.end(), cohort.extra_columns.begin(), cohort.extra_columns.end());
+  header.push_back("row_error");
+  std::string rows = csv_record(header);
+  for (const auto& s : cohort.subjects) {
+    std::vector<std::string> fields{s.id, s.scan.string(), s.age_text, s.sex, s.site};
+    fields.insert(fields.end(), s.extra.begin(), s.extra.end());
+    fields.push_back(s.row_error);
+    rows += csv_record(fields);
+  }
+  return sha256_hex(rows);
 }
 
 }  // namespace brainage::cohort

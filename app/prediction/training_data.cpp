@@ -1,9 +1,13 @@
 #include "app/prediction/training_data.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <numeric>
+#include <stdexcept>
 
+#include "app/prediction/contrast_domain_check.h"
 #include "app/prediction/scan_prediction.h"
 #include "common/csv.h"
 #include "common/errors.h"
@@ -82,6 +86,17 @@ model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries
     std::cout << "loaded " << entries.size() << " volumes (" << preprocessed << " preprocessed now) in "
               << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s" << std::endl;
   return data;
+}
+
+nlohmann::json training_data_summary(const model::TrainingData& data) {
+  if (data.ages.empty()) throw std::invalid_argument("training_data_summary: no training ages");
+  const auto [lo, hi] = std::minmax_element(data.ages.begin(), data.ages.end());
+  nlohmann::json summary = {{"subjects", data.ages.size()},
+                            {"age_min", *lo},
+                            {"age_max", *hi},
+                            {"age_mean", std::accumulate(data.ages.begin(), data.ages.end(), 0.0) / data.ages.size()}};
+  if (!data.csf_wm_ratios.empty()) summary["tissue_contrast"] = tissue_contrast_summary(data.csf_wm_ratios);
+  return summary;
 }
 
 }  // namespace brainage::prediction

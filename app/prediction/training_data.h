@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "model/checkpoint.h"
 #include "model/trainer.h"
 
@@ -32,5 +34,11 @@ std::vector<ManifestEntry> read_training_manifest(const std::filesystem::path& m
 /// Throws InvalidInputError / ProcessingError naming the subject's file.
 model::TrainingData load_training_data(const std::vector<ManifestEntry>& entries, const std::filesystem::path& cache_dir,
                                        bool progress, const model::CheckpointInfo& info);
+
+/// A checkpoint's training.data record of `data` (what the prediction checks read back):
+/// subjects, age_min / age_max / age_mean (years; app/prediction/extrapolation_check.h) and
+/// tissue_contrast, the scans' CSF/WM ratios (app/prediction/contrast_domain_check.h; left
+/// out when none were measured). Throws std::invalid_argument when data holds no ages.
+nlohmann::json training_data_summary(const model::TrainingData& data);
 
 }  // namespace brainage::prediction

@@ -21,6 +21,7 @@
 #include "model/vbm_model.h"
 #include "preprocessing/model_grid.h"
 #include "tests/cli_runner.h"
+#include "tests/free_port.h"
 #include "tests/test_data.h"
 
 namespace fs = std::filesystem;
@@ -211,6 +212,10 @@ TEST(TrainPredict, VbmModelTrainsOnTissueMapsAndPredictsLikeAnyCheckpoint) {
   // Age is a linear function of the synthetic GM and CSF volumes: the inner CV recovers it.
   EXPECT_LT(meta.at("metrics").at("inner_cv_mae").get<double>(), 5.0) << train.out;
   EXPECT_EQ(meta.at("model").at("scaling"), "proportional");
+  // The training ages' range is recorded, as for a transformer (the extrapolation flag reads it).
+  const auto& data = meta.at("training").at("data");
+  EXPECT_LT(data.at("age_min").get<double>(), data.at("age_max").get<double>());
+  EXPECT_EQ(data.at("subjects").get<int>(), 12);
 
   const std::string model = " --model \"" + (dir / "run" / "model.json").string() + "\"";
   const auto maps = run_brainage("predict \"" + scan.string() + "\"" + model + " -o \"" + (dir / "maps").string() + "\" --maps");
@@ -225,6 +230,8 @@ TEST(TrainPredict, VbmModelTrainsOnTissueMapsAndPredictsLikeAnyCheckpoint) {
   // Trained on synthetic brains, the age of a real one means nothing (about -470); it must
   // still be of bounded size (an unfloored feature sd once made it -1e8).
   EXPECT_LT(std::abs(j.at("predicted_age").get<double>()), 1000.0) << predict.out;
+  EXPECT_NE(j.at("qc_flags").dump().find("outside the training range"), std::string::npos)
+      << "a VBM model's extrapolation is flagged: " << j.at("qc_flags").dump();
   EXPECT_TRUE(j.at("routing").is_null());
   EXPECT_EQ(j.at("model_id"), meta.at("model_id"));
   EXPECT_TRUE(fs::exists(dir / "pred" / "tissue_modulated_gm_mni2mm.nii.gz"));
@@ -232,6 +239,29 @@ TEST(TrainPredict, VbmModelTrainsOnTissueMapsAndPredictsLikeAnyCheckpoint) {
   const auto row = evaluate_one(dir, "IXI012", scan, 38.8, dir / "run" / "model.json");
   ASSERT_TRUE(row.count("predicted_age"));
   EXPECT_NEAR(std::stod(row.at("predicted_age")), j.at("predicted_age").get<double>(), 0.01);
+}
+
+// `train --world-size 2`: each rank loads only the scans it needs, yet the checkpoint's
+// training record (age range, CSF/WM contrast range: what predict's checks read) covers the
+// whole manifest, not rank 0's share.
+TEST(TrainPredict, TwoRanksRecordTheWholeTrainingSetsRanges) {
+  const fs::path dir = scratch_dir("train-two-ranks");
+  const std::string manifest = write_vbm_manifest(dir, 10).string();
+  const std::string common = "train --manifest \"" + manifest + "\" -o \"" + (dir / "run").string() +
+                             "\" --epochs 1 --batch-size 2 --dim 16 --depth 1 --heads 2 --experts 4 --expert-rank 4"
+                             " --warmup-epochs 0 --final last --threads 1 --quiet --world-size 2 --master-port " +
+                             std::to_string(free_port());
+  // Rank 1 in the background of the same shell, rank 0 in front; the shell waits for both.
+  const auto train = run_brainage(common + " --rank 1 > \"" + (dir / "rank1.log").string() + "\" 2>&1 & \"" +
+                                  BRAINAGE_EXE + "\" " + common + " --rank 0; r0=$?; wait $!; exit $((r0 | $?))");
+  ASSERT_EQ(train.code, 0) << train.out;
+  const auto data = nlohmann::json::parse(std::ifstream(dir / "run" / "model.json")).at("training").at("data");
+  EXPECT_EQ(data.at("world_size").get<int>(), 2);
+  EXPECT_EQ(data.at("subjects").get<int>(), 10);
+  EXPECT_EQ(data.at("tissue_contrast").at("csf_wm_ratio").at("subjects").get<int>(), 10)
+      << "the contrast range of every training scan, not rank 0's";
+  EXPECT_DOUBLE_EQ(data.at("age_min").get<double>(), 20.0);
+  EXPECT_DOUBLE_EQ(data.at("age_max").get<double>(), 80.0);
 }
 
 // ERMoE-ba v2 through the command line: the four channels (T1 and the tissue maps beside

@@ -78,6 +78,19 @@ TEST_F(CheckpointTest, AnOutputFolderNamesItsModelJson) {
   EXPECT_EQ(bm::load_checkpoint(dir / "run/").info.model_id, id);
 }
 
+// A helper's pass: `--model amb` took the folder amb/ although amb.json was the checkpoint,
+// and `--model nonexist/` was reported as "nonexist/.json.json".
+TEST_F(CheckpointTest, AStemBesideAFolderOfTheSameNameIsNotTakenForTheFolder) {
+  fs::create_directories(dir / "ckpt");  // e.g. train's cache beside the checkpoint
+  EXPECT_EQ(bm::checkpoint_json_path(dir / "ckpt"), dir / "ckpt.json");
+  EXPECT_EQ(bm::load_checkpoint(dir / "ckpt").info.model_id, id);
+  std::ofstream(dir / "ckpt" / "model.json") << "{}";
+  EXPECT_THROW(bm::checkpoint_json_path(dir / "ckpt"), brainage::UsageError);  // two checkpoints: say so
+  EXPECT_EQ(bm::checkpoint_json_path(dir / "ckpt.json"), dir / "ckpt.json");   // a named file is never ambiguous
+  EXPECT_EQ(bm::checkpoint_json_path(dir / "nonexist/"), dir / "nonexist/" / "model.json");
+  EXPECT_EQ(bm::checkpoint_json_path(dir / "nonexist"), dir / "nonexist.json");
+}
+
 TEST_F(CheckpointTest, CorruptWeightsThrowModelError) {
   auto bytes = read_all(dir / "ckpt.pt");
   bytes[bytes.size() / 2] ^= 0x5a;

@@ -20,7 +20,10 @@
 
 #include "common/errors.h"
 #include "tests/model/distributed_recipe.h"
+#include "tests/free_port.h"
 #include "tests/test_data.h"
+
+using brainage::testing::free_port;
 
 namespace {
 
@@ -29,19 +32,6 @@ using brainage::model::DistributedOptions;
 using brainage::model::shard_indices;
 using Clock = std::chrono::steady_clock;
 
-/// A TCP port nobody listens on right now (bound to port 0, read back, released).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 29500;
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 struct Rank {
   pid_t pid = -1;

@@ -15,24 +15,16 @@
 
 #include "common/errors.h"
 #include "model/trainer.h"
+#include "tests/free_port.h"
 #include "tests/test_data.h"
 
 namespace bm = brainage::model;
 namespace fs = std::filesystem;
 
+using brainage::testing::free_port;
+
 namespace {
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return 29500;
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 std::vector<double> ages_of(int n) {
   std::vector<double> ages;

@@ -297,6 +297,23 @@ TEST(CohortEvaluation, ShardsMergeToTheSingleRun) {
   } catch (const brainage::InvalidInputError& e) {
     EXPECT_NE(std::string(e.what()).find("shard2-other-model"), std::string::npos) << e.what();
   }
+
+  // A shard run after the cohort table was edited (here the BADAGE row's age fixed): the
+  // merged metrics would mix two tables. Refused, naming the cohort.
+  std::string edited = read_text(dir / "cohort.csv");
+  edited.replace(edited.find("BADAGE,scans/S100.nii.gz,x"), 26, "BADAGE,scans/S100.nii.gz,5");
+  write_text(dir / "cohort-edited.csv", edited);
+  auto late = quiet(dir / "cohort-edited.csv", dir / "shard2-edited-cohort");
+  late.calibration.mode = CalibrationChoice::Mode::kFitOnCohort;
+  late.shard = {2, 3};
+  evaluate_cohort(late, mean_processor());
+  try {
+    merge_cohort({shard_dirs[0], shard_dirs[1], late.out_dir}, dir / "edited");
+    FAIL() << "shards of two versions of the cohort were merged";
+  } catch (const brainage::InvalidInputError& e) {
+    EXPECT_NE(std::string(e.what()).find("cohort"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("shard2-edited-cohort"), std::string::npos) << e.what();
+  }
 }
 
 TEST(CohortEvaluation, ParallelJobsGiveTheSameOutputs) {
