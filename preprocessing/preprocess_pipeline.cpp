@@ -206,6 +206,7 @@ nlohmann::json preprocess_parameters_json(const PreprocessOptions& options) {
         {"metric_mask", "ch2bet > 0 dilated by " + std::to_string(options.registration_mask_dilation_mm) + " mm"},
         {"focused_pass", pass_json(options.focused_pass)},
         {"rescue_fields_of_view_mm", options.rescue_fields_of_view_mm},
+        {"rescue_template_scales", options.rescue_template_scales},
         {"brain_pass", pass_json(options.brain_pass)}}},
       {"brain_extraction",
        {{"core_erosion_mm", options.brain.core_erosion_mm}, {"search_dilation_voxels", options.brain.search_dilation_voxels},
@@ -424,6 +425,30 @@ RegistrationSummary register_scan(Template& tmpl, ImageType::Pointer& corrected,
       if (focused_ok()) break;
     }
   }
+  // Still failing: a small brain in a large head with a thick scalp (IXI508): the head's
+  // fit leaves the template brain 8-10 % too large per axis, and every pass above stays in
+  // that basin. Restart the focused pass from the template scaled down about its brain
+  // centre; the candidates are compared on one footing (the whole scan against ch2 on the
+  // template brain + 3 mm, the focused pass's own metric).
+  if (summary.first_failed && !focused_ok() && options.focused_pass.when != PassWhen::kOff && !stripped &&
+      !options.rescue_template_scales.empty()) {
+    const auto target = working_template(tmpl, spacing, false, options.focused_pass.metric_dilation_mm);
+    RegistrationOptions pass_options = reg_options;
+    pass_options.affine = options.focused_pass.stage;
+    const auto centre = mask_centroid(tmpl.mask);
+    for (const double scale : options.rescue_template_scales) {
+      const auto start = scaled_about(mni_to_native, centre, scale);
+      const auto refined = refine_affine(target.image, moving, start, pass_options, target.mask);
+      summary.focused.scale_rescues.push_back({scale, refined.final_metric});
+      if (!summary.focused.applied || refined.final_metric < summary.focused.metric) {
+        mni_to_native = refined.mni_to_native;
+        summary.focused.applied = true;
+        summary.focused.metric = refined.final_metric;
+        summary.focused.rescue_scale_applied = scale;
+      }
+      if (focused_ok()) break;
+    }
+  }
   summary.rescued = focused_ok();
   // Brain-only N4 before the brain pass: the head-wide fit leaves smooth shading of 5-20 %
   // across the brain (and a different one for a skull-on scan and its stripped copy); a
@@ -505,6 +530,12 @@ nlohmann::json pass_outcome_json(const PassOutcome& pass, PassWhen when) {
       tried.push_back({{"neck_cut_mm", r.height_mm}, {"cut_metric", r.cut_metric}, {"metric", r.focused_metric}});
     j["neck_cut_rescues"] = tried;
     j["neck_cut_applied_mm"] = pass.rescue_applied_mm;
+  }
+  if (!pass.scale_rescues.empty()) {
+    nlohmann::json tried = nlohmann::json::array();
+    for (const auto& [scale, metric] : pass.scale_rescues) tried.push_back({{"template_scale", scale}, {"metric", metric}});
+    j["template_scale_rescues"] = tried;
+    j["template_scale_applied"] = pass.rescue_scale_applied;
   }
   return j;
 }

@@ -142,6 +142,11 @@ struct PreprocessOptions {
       register otherwise never run it, so their outputs do not change. Empty = off.
       Default = {170, 190}. */
   std::vector<double> rescue_fields_of_view_mm{170.0, 190.0};
+  /** Last rescue of a registration still failing after the neck cuts: the focused pass
+      restarted from the template scaled by each factor about its brain centre (a small
+      brain in a large head, IXI508), the best focused metric kept. Scans that register
+      pay nothing. Default = {0.92, 0.85}. */
+  std::vector<double> rescue_template_scales{0.92, 0.85};
   /** Brain pass: the scan cut by its brain mask + 4 mm against the skull-stripped ch2bet
       (metric on ch2bet + 8 mm); tightens the brain's scale. It starts close, so one level
       at the working resolution. Default = {always, 4 mm, 8 mm, 12 mm, shrink {1}, sigma
@@ -205,6 +210,8 @@ struct PassOutcome {
   bool restart_applied = false;
   std::vector<NeckCutRescue> rescues;  // focused pass only: the neck-cut rescues tried
   double rescue_applied_mm = 0;      // the neck-cut height whose transform was kept; 0 = none
+  std::vector<std::pair<double, double>> scale_rescues;  // focused pass only: (template scale, metric) tried
+  double rescue_scale_applied = 0;   // the template scale whose transform was kept; 0 = none
 };
 
 /// The registration step's decisions: the first registration (best of its attempts) and

@@ -55,4 +55,9 @@ std::string version_text() {
   return o.str();
 }
 
+void require_model_named(const std::string& model) {
+  if (model.empty())
+    throw UsageError("--model is empty (an unset shell variable?): name a checkpoint, or leave --model out for the default");
+}
+
 }  // namespace brainage::app

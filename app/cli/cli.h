@@ -28,6 +28,10 @@ std::optional<po::variables_map> parse_command_line(const std::string& subcomman
                                                     const po::options_description& options,
                                                     const po::positional_options_description& positional = {});
 
+/// Notifier of a --model option: throws UsageError for an empty value (`--model "$M"` with
+/// M unset would otherwise run the default model without a word).
+void require_model_named(const std::string& model);
+
 /// The `--version` text: project version, git SHA, compiler, ITK/VTK/LibTorch/CUDA versions,
 /// the BLAS LibTorch uses and its thread count.
 std::string version_text();

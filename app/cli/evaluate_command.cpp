@@ -97,7 +97,7 @@ int run_evaluate(const EvaluateOptions& o) {
   s.provenance = {{"command", cmd},
                   {"brainage", build_info::kVersion},
                   {"git_sha", build_info::kGitSha},
-                  {"model", fs::absolute(model::checkpoint_json_path(model)).string()},
+                  {"model", fs::absolute(model::checkpoint_json_path(model)).lexically_normal().string()},
                   {"cores", cores},
                   {"threads_per_subject", p.threads_per_subject},
                   {"cache_dir", fs::absolute(p.cache_dir).string()},
@@ -127,7 +127,7 @@ int evaluate_main(const std::vector<std::string>& args) {
   desc.add_options()
     ("cohort", po::value(&cohort)->required(), "cohort CSV (subject_id,path,age[,sex,site,...]) or BIDS folder")
     ("out,o", po::value(&out)->required(), "output folder (predictions.csv, metrics.json, plots, report.html)")
-    ("model", po::value(&model), "checkpoint (default: $BRAINAGE_MODEL, else data/model/brainage-default.json)")
+    ("model", po::value(&model)->notifier(require_model_named), "checkpoint (default: $BRAINAGE_MODEL, else data/model/brainage-default.json)")
     ("jobs,j", po::value(&o.jobs)->default_value(1), "subjects in parallel; each gets cores/jobs threads")
     ("threads", po::value(&o.threads)->default_value(0), "total threads (0 = all cores)")
     ("shard", po::value(&o.shard), "i/N: process the i-th of N deterministic parts (0-based), for job arrays")

@@ -17,8 +17,16 @@ namespace brainage::app {
 namespace fs = std::filesystem;
 
 fs::path default_model_path() {
+  // $BRAINAGE_MODEL, when set, is the model: a wrong path is an error, never the bundled
+  // default in its place (a cluster script would get another model's ages).
+  if (const char* env = std::getenv("BRAINAGE_MODEL"); env && *env) {
+    const fs::path named = model::checkpoint_json_path(env);
+    if (!fs::exists(named))
+      throw ModelError(std::string("BRAINAGE_MODEL=") + env + ": checkpoint not found (" + named.string() +
+                       "); fix the variable or unset it for the bundled default");
+    return named;
+  }
   std::vector<fs::path> tried;
-  if (const char* env = std::getenv("BRAINAGE_MODEL")) tried.emplace_back(env);
   tried.push_back(fs::path(build_info::kSourceDir) / "data" / "model" / "brainage-default.json");
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -81,7 +89,7 @@ int predict_main(const std::vector<std::string>& args) {
   desc.add_options()
     ("scan", po::value(&scan)->required(), "T1 scan: .nii, .nii.gz or a DICOM series folder")
     ("output,o", po::value(&output), "write preprocessing outputs + prediction.json here")
-    ("model", po::value(&model), "checkpoint (.json, .pt, stem, or a train/ensemble output folder); default data/model/brainage-default.json")
+    ("model", po::value(&model)->notifier(require_model_named), "checkpoint (.json, .pt, stem, or a train/ensemble output folder); default data/model/brainage-default.json")
     ("json", po::bool_switch(&o.json), "print the prediction JSON (age, model id, routing summary)")
     ("maps", po::bool_switch(&o.maps), "also render expert maps into DIR/maps (needs -o)")
     ("skull-stripped", po::bool_switch(&o.assume_skull_stripped), "the input is already brain-extracted")

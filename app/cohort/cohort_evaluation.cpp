@@ -39,7 +39,6 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
 
   nlohmann::json info = s.provenance;
   info["cohort"] = cohort.source.string();
-  info["cohort_sha256"] = cohort_digest(cohort);
   info["shard"] = s.shard.text();
   info["jobs"] = s.jobs;
   info["rows"] = results.rows.size();
@@ -115,12 +114,10 @@ void require_same_run_field(const std::vector<fs::path>& dirs, const std::string
 }  // namespace
 
 OutputSummary merge_cohort(const std::vector<fs::path>& dirs, const fs::path& out_dir, const OutputOptions& outputs) {
-  // Ages from another model, build or option, or from another version of the cohort
-  // table, must not share one set of metrics.
+  // Ages from another model, build or option must not share one set of metrics (another
+  // version of the cohort table: merge_results compares the shards' digests).
   require_same_run_field(dirs, "processing_key", "another model, build or options",
                          "merge only the shards of one evaluate command");
-  require_same_run_field(dirs, "cohort_sha256", "another version of the cohort table",
-                         "the cohort was edited between shards; evaluate every shard from one cohort file");
   std::vector<CohortResults> shards;
   std::vector<std::string> sources;
   for (const auto& d : dirs) {

@@ -53,8 +53,8 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& settings, const SubjectPr
 
 /// Merges shard output folders (each holding results.json) into `out_dir`. Throws
 /// InvalidInputError when the shards' run.json processing keys differ (shards of another
-/// model, build or --include-qc-failed) or their cohort digests do (a cohort table edited
-/// between shards), or a shard is missing or repeated.
+/// model, build or --include-qc-failed) or their results' cohort digests do (a cohort table
+/// edited between shards), or a shard is missing or repeated.
 OutputSummary merge_cohort(const std::vector<std::filesystem::path>& shard_dirs, const std::filesystem::path& out_dir,
                            const OutputOptions& outputs = {});
 

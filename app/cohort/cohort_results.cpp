@@ -33,6 +33,7 @@ CohortResults assemble_results(const Cohort& cohort, const ShardSpec& shard, con
   out.cohort_source = cohort.source.string();
   out.cohort_format = cohort.format;
   out.cohort_rows = cohort.subjects.size();
+  out.cohort_sha256 = cohort_digest(cohort);
   out.extra_columns = cohort.extra_columns;
   out.has_sex = cohort.has_sex;
   out.has_site = cohort.has_site;
@@ -122,6 +123,7 @@ nlohmann::json to_json(const CohortResults& r) {
           {"cohort", {{"source", r.cohort_source},
                       {"format", r.cohort_format},
                       {"rows", r.cohort_rows},
+                      {"sha256", r.cohort_sha256},
                       {"extra_columns", r.extra_columns},
                       {"has_sex", r.has_sex},
                       {"has_site", r.has_site}}},
@@ -139,6 +141,7 @@ CohortResults results_from_json(const nlohmann::json& j, const std::string& sour
     r.cohort_source = c.at("source").get<std::string>();
     r.cohort_format = c.at("format").get<std::string>();
     r.cohort_rows = c.at("rows").get<std::size_t>();
+    r.cohort_sha256 = c.value("sha256", std::string());
     r.extra_columns = c.at("extra_columns").get<std::vector<std::string>>();
     r.has_sex = c.at("has_sex").get<bool>();
     r.has_site = c.at("has_site").get<bool>();
@@ -178,10 +181,18 @@ CohortResults merge_results(const std::vector<CohortResults>& shards, const std:
   for (std::size_t i = 0; i < shards.size(); ++i) {
     const auto& s = shards[i];
     const std::string& where = sources[i];
-    if (s.cohort_source != first.cohort_source || s.cohort_rows != first.cohort_rows)
+    // One cohort: the same rows as read (wherever the table lay: a copy, a symlinked path,
+    // TSV or CSV); results without a digest (older folders) by the table's path and size.
+    if (!s.cohort_sha256.empty() && !first.cohort_sha256.empty()) {
+      if (s.cohort_sha256 != first.cohort_sha256)
+        throw InvalidInputError(where + ": made from another version of the cohort table than " + sources[0] + " (" +
+                                s.cohort_source + " vs " + first.cohort_source +
+                                "): the table was edited between shards; evaluate every shard from one cohort file");
+    } else if (s.cohort_source != first.cohort_source || s.cohort_rows != first.cohort_rows) {
       throw InvalidInputError(where + ": shard of cohort " + s.cohort_source + " (" + std::to_string(s.cohort_rows) +
                               " rows), the first shard is of " + first.cohort_source + " (" +
                               std::to_string(first.cohort_rows) + " rows)");
+    }
     if (s.shard.count != first.shard.count)
       throw InvalidInputError(where + ": shard " + s.shard.text() + " does not split the cohort like " +
                               first.shard.text() + " (" + sources[0] + ")");

@@ -37,6 +37,7 @@ struct CohortResults {
   std::string cohort_source;
   std::string cohort_format;
   std::size_t cohort_rows = 0;  // rows in the whole cohort (all shards)
+  std::string cohort_sha256;    // cohort_digest() of the table as read ("" in results written before it)
   std::vector<std::string> extra_columns;
   bool has_sex = false, has_site = false;
   ShardSpec shard;

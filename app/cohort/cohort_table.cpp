@@ -4,7 +4,9 @@
 #include <cmath>
 #include <map>
 #include <regex>
+#include <iomanip>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "common/content_hash.h"
@@ -256,7 +258,11 @@ std::string cohort_digest(const Cohort& cohort) {
   header.push_back("row_error");
   std::string rows = csv_record(header);
   for (const auto& s : cohort.subjects) {
-    std::vector<std::string> fields{s.id, s.scan.string(), s.age_text, s.sex, s.site};
+    // A valid age by its value (38.78 and 38.780 are one age), anything else as written.
+    std::ostringstream age;
+    if (s.age) age << std::setprecision(17) << *s.age;
+    else age << s.age_text;
+    std::vector<std::string> fields{s.id, s.scan.string(), age.str(), s.sex, s.site};
     fields.insert(fields.end(), s.extra.begin(), s.extra.end());
     fields.push_back(s.row_error);
     rows += csv_record(fields);

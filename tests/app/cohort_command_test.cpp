@@ -211,7 +211,8 @@ TEST(EvaluateCommand, RealPipelineOnIxiScans) {
             std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / 2))
       << "threads per job = cores / jobs";
   EXPECT_TRUE(fs::path(run_info["model"].get<std::string>()).is_absolute()) << "run.json names the model wherever it is read";
-  EXPECT_EQ(run_info["cohort_sha256"].get<std::string>().size(), 64u) << "the cohort's digest, which merge compares";
+  EXPECT_EQ(nlohmann::json::parse(read_text(dir / "out/results.json"))["cohort"]["sha256"].get<std::string>().size(), 64u)
+      << "the cohort's digest, which merge compares";
 
   // A rerun is served from the journal and rewrites the same outputs.
   const std::string before = read_text(dir / "out/predictions.csv");

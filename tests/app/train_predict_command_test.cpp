@@ -101,6 +101,18 @@ TEST(TrainPredict, MissingOrCorruptCheckpointExitsWithModelError) {
   std::ofstream(dir / "bad.json") << "{\"format\": \"brainage-checkpoint\", \"format_version\": 1, \"model\": ";
   const auto corrupt = run_brainage("predict \"" + ch2.string() + "\" --model \"" + (dir / "bad.json").string() + "\"");
   EXPECT_EQ(corrupt.code, 6) << corrupt.out;
+  // A helper's pass: a mistyped $BRAINAGE_MODEL and an empty --model (an unset variable)
+  // ran the bundled default without a word.
+  std::ofstream(dir / "cohort.csv") << "subject_id,path,age\nch2," << ch2.string() << ",30\n";
+  for (const std::string& command : {"predict \"" + ch2.string() + "\"", "evaluate --cohort \"" + (dir / "cohort.csv").string() +
+                                                                             "\" -o \"" + (dir / "ev").string() + "\""}) {
+    const auto typo = run_brainage_env("BRAINAGE_MODEL=\"" + (dir / "typo.json").string() + "\"", command);
+    EXPECT_EQ(typo.code, 6) << command << ": " << typo.out;
+    EXPECT_NE(typo.out.find("BRAINAGE_MODEL="), std::string::npos) << typo.out;
+  }
+  const auto empty = run_brainage("predict \"" + ch2.string() + "\" --model \"\"");
+  EXPECT_EQ(empty.code, 2) << empty.out;
+  EXPECT_NE(empty.out.find("--model is empty"), std::string::npos) << empty.out;
 }
 
 TEST(TrainPredict, BadManifestIsAnInputError) {

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <vector>
 
+#include "common/errors.h"
 #include "preprocessing/model_grid.h"
 #include "tests/preprocessing/synthetic_images.h"
 #include "tests/test_data.h"
@@ -164,4 +165,36 @@ TEST(TemplateRegistration, CutBelowHeadTopKeepsThePlanesWithinTheHeightInPlace) 
     ASSERT_EQ(c.Get(), image->GetPixel(source));
   }
   EXPECT_EQ(cut_below_head_top(image, 500.0).GetPointer(), image.GetPointer());
+}
+
+// The template-scale rescue's start (preprocess_pipeline.cpp): the pose unchanged at the
+// centre, the template `scale` times its size around it; a mask's centroid in mm.
+TEST(TemplateRegistration, ScaledAboutKeepsTheCentreAndScalesTheTemplateAroundIt) {
+  const itk::Point<double, 3> centre(std::array<double, 3>{1.0, -17.0, 18.0}.data());
+  const auto pose = make_affine(itk::Vector<double, 3>(std::array<double, 3>{10.0, -5.0, 20.0}.data()),
+                                itk::Vector<double, 3>(std::array<double, 3>{4.0, 2.0, -3.0}.data()), 1.1,
+                                itk::Point<double, 3>(std::array<double, 3>{0.0, 0.0, 0.0}.data()));
+  const auto scaled = scaled_about(pose, centre, 0.9);
+  itk::Point<double, 3> far = centre;
+  far[0] += 50;
+  itk::Point<double, 3> near = centre;
+  near[0] += 45;  // 0.9 of the way
+  for (int d = 0; d < 3; ++d) {
+    EXPECT_NEAR(scaled->TransformPoint(centre)[d], pose->TransformPoint(centre)[d], 1e-9);
+    EXPECT_NEAR(scaled->TransformPoint(far)[d], pose->TransformPoint(near)[d], 1e-9);
+  }
+  auto mask = MaskType::New();
+  MaskType::SizeType size;
+  size.Fill(9);
+  mask->SetRegions(size);
+  mask->Allocate();
+  mask->FillBuffer(0);
+  mask->SetPixel({{2, 3, 4}}, 1);
+  mask->SetPixel({{4, 3, 4}}, 1);
+  const auto c = mask_centroid(mask);
+  EXPECT_DOUBLE_EQ(c[0], 3.0);
+  EXPECT_DOUBLE_EQ(c[1], 3.0);
+  EXPECT_DOUBLE_EQ(c[2], 4.0);
+  mask->FillBuffer(0);
+  EXPECT_THROW(mask_centroid(mask), brainage::ProcessingError);
 }

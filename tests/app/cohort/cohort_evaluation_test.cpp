@@ -298,6 +298,14 @@ TEST(CohortEvaluation, ShardsMergeToTheSingleRun) {
     EXPECT_NE(std::string(e.what()).find("shard2-other-model"), std::string::npos) << e.what();
   }
 
+  // The same table at another path (a copy; a symlinked project folder) is the same cohort.
+  fs::copy_file(dir / "cohort.csv", dir / "cohort-copy.csv");
+  auto moved = quiet(dir / "cohort-copy.csv", dir / "shard2-copied-cohort");
+  moved.calibration.mode = CalibrationChoice::Mode::kFitOnCohort;
+  moved.shard = {2, 3};
+  evaluate_cohort(moved, mean_processor());
+  EXPECT_NO_THROW(merge_cohort({shard_dirs[0], shard_dirs[1], moved.out_dir}, dir / "copied"));
+
   // A shard run after the cohort table was edited (here the BADAGE row's age fixed): the
   // merged metrics would mix two tables. Refused, naming the cohort.
   std::string edited = read_text(dir / "cohort.csv");
