@@ -188,6 +188,19 @@ std::vector<double> weighted(const std::vector<double>& a, const std::vector<dou
   return out;
 }
 
+/// {max_abs_years, p99_abs_years, subjects}: how far the transformer part's and the VBM
+/// part's out-of-fold ages lie apart on the training subjects (metrics.oof_part_difference;
+/// docs/ROBUSTNESS.md, twenty-second session: too wide to refuse scans by).
+nlohmann::json part_difference_summary(const std::vector<double>& transformer, const std::vector<double>& vbm) {
+  std::vector<double> differences;
+  for (std::size_t i = 0; i < transformer.size(); ++i) differences.push_back(std::abs(transformer[i] - vbm[i]));
+  std::sort(differences.begin(), differences.end());
+  const auto at = [&](double q) {
+    return differences[static_cast<std::size_t>(std::floor(q * static_cast<double>(differences.size() - 1)))];
+  };
+  return {{"max_abs_years", differences.back()}, {"p99_abs_years", at(0.99)}, {"subjects", differences.size()}};
+}
+
 /// The VBM part of assemble_ensemble: summary.oof_vbm (the VBM model's OOF age of every
 /// subject the members held out, ages checked), summary.vbm_weight (options.vbm_weight, or
 /// the lowest-MAE w of 0, 0.1, ..., 1) and the combined summary.oof.predictions. Returns
@@ -358,6 +371,7 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
     summary.metrics["vbm_weight"] = summary.vbm_weight;
     summary.metrics["vbm_weight_chosen_on_oof"] = options.vbm_weight < 0;
     summary.metrics["vbm_weight_scan"] = weight_scan;
+    summary.metrics["oof_part_difference"] = part_difference_summary(summary.oof_transformer, summary.oof_vbm);
     summary.metrics["oof_note"] =
         "oof_raw: (1 - vbm_weight) * the held-out member's age + vbm_weight * the VBM model's inner-CV age; "
         "oof_transformer_raw / oof_vbm_raw: each alone. The held-out member's (or, with repeated partitions, the "

@@ -436,8 +436,9 @@ RegistrationSummary register_scan(Template& tmpl, ImageType::Pointer& corrected,
     RegistrationOptions pass_options = reg_options;
     pass_options.affine = options.focused_pass.stage;
     const auto centre = mask_centroid(tmpl.mask);
-    for (const double scale : options.rescue_template_scales) {
-      const auto start = scaled_about(mni_to_native, centre, scale);
+    const AffineTransformType::ConstPointer base = mni_to_native.GetPointer();  // every start scales the same pose
+    for (const double scale : options.rescue_template_scales) {  // all tried, the best kept
+      const auto start = scaled_about(base, centre, scale);
       const auto refined = refine_affine(target.image, moving, start, pass_options, target.mask);
       summary.focused.scale_rescues.push_back({scale, refined.final_metric});
       if (!summary.focused.applied || refined.final_metric < summary.focused.metric) {
@@ -446,7 +447,6 @@ RegistrationSummary register_scan(Template& tmpl, ImageType::Pointer& corrected,
         summary.focused.metric = refined.final_metric;
         summary.focused.rescue_scale_applied = scale;
       }
-      if (focused_ok()) break;
     }
   }
   summary.rescued = focused_ok();

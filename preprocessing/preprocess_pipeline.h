@@ -179,8 +179,11 @@ struct PreprocessOptions {
   PlausibilityOptions plausibility{};
   /** Render qc.png (about 0.1 s). Default = true. */
   bool render_qc = true;
-  /** Plausible adult brain volume (mL); outside it the result fails QC. Default = 800. */
-  double min_brain_volume_ml = 800.0;
+  /** Plausible adult brain volume (mL); outside it the result fails QC. Default = 900
+      (the 149 IXI-HH masks: 1073-1859 mL; IXI012 with its voxel sizes scaled by 0.8, a
+      brain half its volume, registered by the template-scale rescue to 813 mL and read
+      12 y older with QC passed at the earlier 800). */
+  double min_brain_volume_ml = 900.0;
   /** Default = 2200. */
   double max_brain_volume_ml = 2200.0;
   /** A final Mattes MI above this (less negative) means the registration diverged. Default = -0.25. */

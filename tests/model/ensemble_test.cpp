@@ -285,6 +285,13 @@ TEST_F(EnsembleTest, AVbmModelIsAveragedWithTheWeightThatMinimisesTheOutOfFoldEr
     EXPECT_NEAR(summary.oof.predictions[i], 0.3 * summary.oof_transformer[i] + 0.7 * summary.oof_vbm[i], 1e-9);
   EXPECT_LT(summary.metrics.at("oof_raw").at("mae").get<double>(),
             summary.metrics.at("oof_transformer_raw").at("mae").get<double>());
+  // How far the two parts' out-of-fold ages lie apart (the model card's part disagreement).
+  double largest = 0;
+  for (std::size_t i = 0; i < 12; ++i) largest = std::max(largest, std::abs(summary.oof_transformer[i] - summary.oof_vbm[i]));
+  const auto& apart = summary.metrics.at("oof_part_difference");
+  EXPECT_DOUBLE_EQ(apart.at("max_abs_years").get<double>(), largest);
+  EXPECT_LE(apart.at("p99_abs_years").get<double>(), largest);
+  EXPECT_EQ(apart.at("subjects").get<int>(), 12);
   EXPECT_TRUE(fs::exists(dir / "out" / "model.vbm.pt"));
 
   auto loaded = bm::load_checkpoint(dir / "out" / "model.json");

@@ -325,6 +325,28 @@ TEST(PreprocessPipeline, ASmallBrainInALargeHeadRegistersFromAScaledDownTemplate
   EXPECT_GE(dice(result.brain_mask_native, mask_above(labels, 0.5f)), 0.93);
 }
 
+// The same rescue must not turn an implausible brain into an answer: IXI012 with its voxel
+// sizes scaled by 0.8 (a wrong header; a brain of half the volume) was refused as
+// "registration diverged"; the rescue registers it to ~810 mL, which fails the plausible
+// volume (900 mL, below every one of the 149 IXI-HH masks: 1073-1859 mL).
+TEST(PreprocessPipeline, AHeadScaledToHalfItsVolumeFailsQcAfterTheRescue) {
+  const fs::path scan = shared_data_dir() / "ixi-hh-2mm" / "t1" / "IXI012-HH-1211_T1.nii.gz";
+  BRAINAGE_REQUIRE_PATH(scan);
+  auto image = read_image(scan);
+  auto spacing = image->GetSpacing();
+  for (unsigned d = 0; d < 3; ++d) spacing[d] *= 0.8;
+  auto origin = image->GetOrigin();
+  for (unsigned d = 0; d < 3; ++d) origin[d] *= 0.8;
+  image->SetSpacing(spacing);
+  image->SetOrigin(origin);
+  const auto dir = scratch_dir("pipeline-scaled-head");
+  write_image(image, dir / "scaled.nii.gz");
+  const auto result = preprocess_scan(dir / "scaled.nii.gz");
+  EXPECT_FALSE(result.qc_passed) << "brain " << result.brain_volume_ml << " mL";
+  EXPECT_LT(result.brain_volume_ml, 900.0);
+  fs::remove_all(dir);
+}
+
 /// The least-squares slope (log intensity per 100 mm, per model-grid axis) of
 /// log(biased / reference) over the model-grid voxels inside the reference's brain mask
 /// where both T1 inputs are above 5 % of their scale: the bias field left after preprocessing.
