@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iomanip>
 #include <map>
 #include <set>
+#include <sstream>
 
+#include "common/content_hash.h"
+#include "common/csv.h"
 #include "common/errors.h"
 
 namespace brainage::cohort {
@@ -25,6 +29,24 @@ std::size_t CohortResults::qc_failed_included_count() const {
     return !r.failed() && std::any_of(r.record->qc_flags.begin(), r.record->qc_flags.end(),
                                       [](const std::string& f) { return f.rfind("QC failed: ", 0) == 0; });
   }));
+}
+
+std::string cohort_digest(const Cohort& cohort) {
+  std::vector<std::string> header{"subject_id", "scan", "age", "sex", "site"};
+  header.insert(header.end(), cohort.extra_columns.begin(), cohort.extra_columns.end());
+  header.push_back("row_error");
+  std::string rows = csv_record(header);
+  for (const auto& s : cohort.subjects) {
+    // A valid age by its value (38.78 and 38.780 are one age), anything else as written.
+    std::ostringstream age;
+    if (s.age) age << std::setprecision(17) << *s.age;
+    else age << s.age_text;
+    std::vector<std::string> fields{s.id, s.scan.string(), age.str(), s.sex, s.site};
+    fields.insert(fields.end(), s.extra.begin(), s.extra.end());
+    fields.push_back(s.row_error);
+    rows += csv_record(fields);
+  }
+  return sha256_hex(rows);
 }
 
 CohortResults assemble_results(const Cohort& cohort, const ShardSpec& shard, const CalibrationChoice& calibration,

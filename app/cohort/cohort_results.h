@@ -59,6 +59,12 @@ nlohmann::json to_json(const CohortResults& results);
 CohortResults results_from_json(const nlohmann::json& json, const std::string& source);
 CohortResults read_results(const std::filesystem::path& results_json);
 
+/// SHA-256 (hex) of the cohort's rows as read (id, absolute scan path, age — its value when
+/// valid, else the cell —, sex, site, extra columns, row error, in file order): shards of
+/// one evaluate command share it, so `merge` notices a cohort edited between shards and
+/// accepts the same table at another path or in another encoding (common/content_hash.h).
+std::string cohort_digest(const Cohort& cohort);
+
 /// Combines the results of the shards 0/N .. N-1/N of one cohort. Throws InvalidInputError
 /// when they come from different cohorts or calibration choices, a shard is missing or
 /// given twice.

@@ -4,12 +4,9 @@
 #include <cmath>
 #include <map>
 #include <regex>
-#include <iomanip>
 #include <set>
-#include <sstream>
 #include <stdexcept>
 
-#include "common/content_hash.h"
 #include "common/csv.h"
 #include "common/errors.h"
 
@@ -252,22 +249,5 @@ Cohort load_cohort(const fs::path& path) {
   return read_cohort_csv(path);
 }
 
-std::string cohort_digest(const Cohort& cohort) {
-  std::vector<std::string> header{"subject_id", "scan", "age", "sex", "site"};
-  header.insert(header.end(), cohort.extra_columns.begin(), cohort.extra_columns.end());
-  header.push_back("row_error");
-  std::string rows = csv_record(header);
-  for (const auto& s : cohort.subjects) {
-    // A valid age by its value (38.78 and 38.780 are one age), anything else as written.
-    std::ostringstream age;
-    if (s.age) age << std::setprecision(17) << *s.age;
-    else age << s.age_text;
-    std::vector<std::string> fields{s.id, s.scan.string(), age.str(), s.sex, s.site};
-    fields.insert(fields.end(), s.extra.begin(), s.extra.end());
-    fields.push_back(s.row_error);
-    rows += csv_record(fields);
-  }
-  return sha256_hex(rows);
-}
 
 }  // namespace brainage::cohort

@@ -53,12 +53,6 @@ Cohort read_bids_cohort(const std::filesystem::path& dir);
 /// A folder is read as BIDS, a file as a CSV/TSV table.
 Cohort load_cohort(const std::filesystem::path& path);
 
-/// SHA-256 (hex) of the cohort's rows as read (id, absolute scan path, age — its value when
-/// valid, else the cell —, sex, site, extra columns, row error, in file order): shards of
-/// one evaluate command share it, so `merge` notices a cohort edited between shards and
-/// accepts the same table at another path or in another encoding (common/content_hash.h).
-std::string cohort_digest(const Cohort& cohort);
-
 /// Parses an age cell: a finite, non-negative number below 150. nullopt for "" / "n/a";
 /// throws std::invalid_argument with the reason otherwise.
 std::optional<double> parse_age(const std::string& text);

@@ -16,6 +16,7 @@
 #include "preprocessing/model_grid.h"
 #include "preprocessing/preprocess_pipeline.h"
 #include "preprocessing/scan_reader.h"
+#include "preprocessing/template_registration.h"
 #include "tests/nifti_fixture.h"
 #include "tests/test_data.h"
 
@@ -60,20 +61,10 @@ std::size_t files_in(const fs::path& dir) {
   return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
 }
 
-/// Physical centre of mass (LPS mm) of a mask's foreground.
+/// Physical centre of mass (LPS mm) of a mask's foreground (mask_centroid, template_registration.h).
 std::array<double, 3> centroid(const MaskType* mask) {
-  std::array<double, 3> sum{};
-  double n = 0;
-  itk::ImageRegionConstIteratorWithIndex<MaskType> it(mask, mask->GetLargestPossibleRegion());
-  for (; !it.IsAtEnd(); ++it) {
-    if (!it.Get()) continue;
-    MaskType::PointType p;
-    mask->TransformIndexToPhysicalPoint(it.GetIndex(), p);
-    for (int k = 0; k < 3; ++k) sum[k] += p[k];
-    ++n;
-  }
-  for (auto& s : sum) s /= n;
-  return sum;
+  const auto c = brainage::preprocessing::mask_centroid(mask);
+  return {c[0], c[1], c[2]};
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <functional>
 #include <sstream>
 
 #include "app/cohort/cohort_charts.h"
@@ -284,44 +285,37 @@ TEST(CohortEvaluation, ShardsMergeToTheSingleRun) {
       << "a missing shard is an error, not a silently smaller cohort";
   EXPECT_THROW(merge_cohort({shard_dirs[0], shard_dirs[0], shard_dirs[1]}, dir / "dup"), brainage::InvalidInputError);
 
+  // Shard 2 again from `csv` with `processing_key`, into `name`; merged with shards 0 and 1.
+  auto merge_with_shard2 = [&](const fs::path& csv, const std::string& name, const std::string& processing_key) {
+    auto s = quiet(csv, dir / name);
+    s.calibration.mode = CalibrationChoice::Mode::kFitOnCohort;
+    s.shard = {2, 3};
+    s.processing_key = processing_key;
+    evaluate_cohort(s, mean_processor());
+    merge_cohort({shard_dirs[0], shard_dirs[1], s.out_dir}, dir / (name + "-merged"));
+  };
+  auto refused_naming = [](const std::function<void()>& merge, const std::vector<std::string>& words) {
+    try {
+      merge();
+      ADD_FAILURE() << "merged";
+    } catch (const brainage::InvalidInputError& e) {
+      for (const auto& w : words) EXPECT_NE(std::string(e.what()).find(w), std::string::npos) << e.what();
+    }
+  };
   // A shard made with another model, build or option (a helper merged a default-model shard
   // with a VBM-model shard into one MAE): refused, naming the shard.
-  auto other = quiet(dir / "cohort.csv", dir / "shard2-other-model");
-  other.calibration.mode = CalibrationChoice::Mode::kFitOnCohort;
-  other.shard = {2, 3};
-  other.processing_key = "another-model";
-  evaluate_cohort(other, mean_processor());
-  try {
-    merge_cohort({shard_dirs[0], shard_dirs[1], other.out_dir}, dir / "mixed");
-    FAIL() << "shards of two models were merged";
-  } catch (const brainage::InvalidInputError& e) {
-    EXPECT_NE(std::string(e.what()).find("shard2-other-model"), std::string::npos) << e.what();
-  }
-
+  refused_naming([&] { merge_with_shard2(dir / "cohort.csv", "shard2-other-model", "another-model"); },
+                 {"shard2-other-model"});
   // The same table at another path (a copy; a symlinked project folder) is the same cohort.
   fs::copy_file(dir / "cohort.csv", dir / "cohort-copy.csv");
-  auto moved = quiet(dir / "cohort-copy.csv", dir / "shard2-copied-cohort");
-  moved.calibration.mode = CalibrationChoice::Mode::kFitOnCohort;
-  moved.shard = {2, 3};
-  evaluate_cohort(moved, mean_processor());
-  EXPECT_NO_THROW(merge_cohort({shard_dirs[0], shard_dirs[1], moved.out_dir}, dir / "copied"));
-
+  EXPECT_NO_THROW(merge_with_shard2(dir / "cohort-copy.csv", "shard2-copied-cohort", ""));
   // A shard run after the cohort table was edited (here the BADAGE row's age fixed): the
   // merged metrics would mix two tables. Refused, naming the cohort.
   std::string edited = read_text(dir / "cohort.csv");
   edited.replace(edited.find("BADAGE,scans/S100.nii.gz,x"), 26, "BADAGE,scans/S100.nii.gz,5");
   write_text(dir / "cohort-edited.csv", edited);
-  auto late = quiet(dir / "cohort-edited.csv", dir / "shard2-edited-cohort");
-  late.calibration.mode = CalibrationChoice::Mode::kFitOnCohort;
-  late.shard = {2, 3};
-  evaluate_cohort(late, mean_processor());
-  try {
-    merge_cohort({shard_dirs[0], shard_dirs[1], late.out_dir}, dir / "edited");
-    FAIL() << "shards of two versions of the cohort were merged";
-  } catch (const brainage::InvalidInputError& e) {
-    EXPECT_NE(std::string(e.what()).find("cohort"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("shard2-edited-cohort"), std::string::npos) << e.what();
-  }
+  refused_naming([&] { merge_with_shard2(dir / "cohort-edited.csv", "shard2-edited-cohort", ""); },
+                 {"cohort", "shard2-edited-cohort"});
 }
 
 TEST(CohortEvaluation, ParallelJobsGiveTheSameOutputs) {
