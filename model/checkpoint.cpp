@@ -64,8 +64,18 @@ std::string first_line(const std::string& text) { return text.substr(0, text.fin
   throw ModelError(path.string() + ": " + rule);
 }
 
+/// "checkpoint not found", with the likely meant file when `DIR/` was given for DIR.json.
+std::string not_found_rule(const fs::path& json_path) {
+  std::string rule = "checkpoint not found";
+  std::error_code ec;
+  const fs::path stem_json(json_path.parent_path().string() + ".json");
+  if (json_path.filename() == "model.json" && fs::exists(stem_json, ec))
+    rule += " (did you mean " + stem_json.string() + "?)";
+  return rule;
+}
+
 nlohmann::json read_json_file(const fs::path& json_path) {
-  if (!fs::exists(json_path)) fail(json_path, "checkpoint not found");
+  if (!fs::exists(json_path)) fail(json_path, not_found_rule(json_path));
   std::ifstream in(json_path);
   if (!in) fail(json_path, "checkpoint cannot be opened");
   std::stringstream text;

@@ -20,6 +20,11 @@ std::optional<std::string> extrapolation_flag(double predicted_age, double bias_
   auto outside = [&](double age) { return age < range.min_years || age > range.max_years; };
   if (!outside(predicted_age) && !outside(bias_corrected_age)) return std::nullopt;
   char line[200];
+  if (predicted_age == bias_corrected_age) {  // no bias correction applied: one age to name
+    std::snprintf(line, sizeof line, "age outside the training range %.1f-%.1f y (%.1f y): the model extrapolates",
+                  range.min_years, range.max_years, predicted_age);
+    return std::string(line);
+  }
   std::snprintf(line, sizeof line,
                 "age outside the training range %.1f-%.1f y (raw %.1f y, bias-corrected %.1f y): the model extrapolates",
                 range.min_years, range.max_years, predicted_age, bias_corrected_age);

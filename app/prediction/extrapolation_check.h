@@ -24,7 +24,8 @@ std::optional<TrainingAgeRange> training_age_range(const nlohmann::json& trainin
 
 /// One line for qc_flags when the raw or the bias-corrected age (years) lies outside
 /// `range`, e.g. "age outside the training range 20.2-79.4 y (raw 20.4 y, bias-corrected
-/// 11.3 y): the model extrapolates"; nullopt inside it. Never throws.
+/// 11.3 y): the model extrapolates" (one age when they are equal: no bias correction);
+/// nullopt inside it. Never throws.
 std::optional<std::string> extrapolation_flag(double predicted_age, double bias_corrected_age,
                                               const TrainingAgeRange& range);
 

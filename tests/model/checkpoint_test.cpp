@@ -89,6 +89,13 @@ TEST_F(CheckpointTest, AStemBesideAFolderOfTheSameNameIsNotTakenForTheFolder) {
   EXPECT_EQ(bm::checkpoint_json_path(dir / "ckpt.json"), dir / "ckpt.json");   // a named file is never ambiguous
   EXPECT_EQ(bm::checkpoint_json_path(dir / "nonexist/"), dir / "nonexist/" / "model.json");
   EXPECT_EQ(bm::checkpoint_json_path(dir / "nonexist"), dir / "nonexist.json");
+  try {  // "ckpt2/" for ckpt2.json: a folder that is not there; the message names the file meant
+    fs::copy_file(dir / "ckpt.json", dir / "ckpt2.json");
+    bm::load_checkpoint(dir / "ckpt2/");
+    FAIL() << "a missing folder loaded";
+  } catch (const brainage::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean " + (dir / "ckpt2.json").string()), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(CheckpointTest, CorruptWeightsThrowModelError) {

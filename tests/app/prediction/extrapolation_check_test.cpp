@@ -33,6 +33,11 @@ TEST(ExtrapolationCheck, FlagsARawOrCorrectedAgeOutsideTheRange) {
   EXPECT_EQ(*low, "age outside the training range 20.2-79.4 y (raw 20.4 y, bias-corrected 11.3 y): the model extrapolates");
   EXPECT_TRUE(bp::extrapolation_flag(83.0, 86.0, range).has_value());
   EXPECT_TRUE(bp::extrapolation_flag(19.0, 21.0, range).has_value());
+  // Without a bias correction (corrected = raw) the line names one age, not a "bias-corrected" one.
+  const auto uncorrected = bp::extrapolation_flag(19.0, 19.0, range);
+  ASSERT_TRUE(uncorrected.has_value());
+  EXPECT_EQ(uncorrected->find("bias-corrected"), std::string::npos) << *uncorrected;
+  EXPECT_NE(uncorrected->find("(19.0 y)"), std::string::npos) << *uncorrected;
 }
 
 TEST(ExtrapolationCheck, TheShippedDefaultRecordsItsTrainingAges) {
