@@ -1,6 +1,7 @@
 #include "preprocessing/mask_metrics.h"
 
 #include <itkImageRegionConstIterator.h>
+#include <itkImageRegionConstIteratorWithIndex.h>
 
 #include <sstream>
 
@@ -36,6 +37,23 @@ double mask_volume_ml(const MaskType* mask) {
   for (; !m.IsAtEnd(); ++m) n += m.Get() > 0;
   const auto& s = mask->GetSpacing();
   return static_cast<double>(n) * s[0] * s[1] * s[2] / 1000.0;
+}
+
+itk::Point<double, 3> mask_centroid(const MaskType* mask) {
+  double sum[3] = {0, 0, 0};
+  double n = 0;
+  itk::ImageRegionConstIteratorWithIndex<MaskType> it(mask, mask->GetLargestPossibleRegion());
+  for (; !it.IsAtEnd(); ++it) {
+    if (!it.Get()) continue;
+    MaskType::PointType p;
+    mask->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+    for (int d = 0; d < 3; ++d) sum[d] += p[d];
+    n += 1;
+  }
+  if (n == 0) throw ProcessingError("mask_centroid: the mask is empty");
+  itk::Point<double, 3> centre;
+  for (int d = 0; d < 3; ++d) centre[d] = sum[d] / n;
+  return centre;
 }
 
 }  // namespace brainage::preprocessing

@@ -12,4 +12,8 @@ double dice(const MaskType* a, const MaskType* b);
 /// Volume (mL) of the voxels > 0.
 double mask_volume_ml(const MaskType* mask);
 
+/// The centroid (physical point, mm) of the voxels > 0. Throws ProcessingError for an
+/// empty mask.
+itk::Point<double, 3> mask_centroid(const MaskType* mask);
+
 }  // namespace brainage::preprocessing

@@ -11,6 +11,8 @@
 
 #include "common/atomic_file.h"
 #include "common/errors.h"
+#include "preprocessing/mask_metrics.h"
+#include "preprocessing/mask_operations.h"
 
 namespace brainage::preprocessing {
 namespace {
@@ -93,24 +95,13 @@ void paste(RGBImageType* canvas, unsigned col, unsigned row, const std::vector<f
     }
 }
 
-Point mask_centroid(const MaskType* mask) {
-  double s[3] = {0, 0, 0};
-  double n = 0;
-  itk::ImageRegionConstIteratorWithIndex<MaskType> it(mask, mask->GetLargestPossibleRegion());
+/// The mask's centroid (mask_metrics.h); the image centre for an empty mask.
+Point centroid_or_centre(const MaskType* mask) {
+  if (any_set(mask)) return mask_centroid(mask);
+  itk::ContinuousIndex<double, 3> mid;
+  for (unsigned d = 0; d < 3; ++d) mid[d] = 0.5 * (mask->GetLargestPossibleRegion().GetSize()[d] - 1);
   Point p;
-  for (; !it.IsAtEnd(); ++it)
-    if (it.Get()) {
-      mask->TransformIndexToPhysicalPoint(it.GetIndex(), p);
-      for (unsigned d = 0; d < 3; ++d) s[d] += p[d];
-      n += 1;
-    }
-  if (n == 0) {
-    itk::ContinuousIndex<double, 3> mid;
-    for (unsigned d = 0; d < 3; ++d) mid[d] = 0.5 * (mask->GetLargestPossibleRegion().GetSize()[d] - 1);
-    mask->TransformContinuousIndexToPhysicalPoint(mid, p);
-    return p;
-  }
-  for (unsigned d = 0; d < 3; ++d) p[d] = s[d] / n;
+  mask->TransformContinuousIndexToPhysicalPoint(mid, p);
   return p;
 }
 
@@ -126,7 +117,7 @@ RGBImageType::Pointer render_qc_image(const ImageType* native, const MaskType* n
   const itk::RGBPixel<unsigned char> green{std::array<unsigned char, 3>{40, 255, 40}.data()};
 
   // Top row: native scan + mask outline.
-  const Point centre = mask_centroid(native_mask);
+  const Point centre = centroid_or_centre(native_mask);
   std::vector<float> brain_values;
   {
     itk::ImageRegionConstIteratorWithIndex<ImageType> i(native, native->GetLargestPossibleRegion());

@@ -546,23 +546,6 @@ double mean_displacement_mm(const AffineTransformType* a, const AffineTransformT
   return sum / static_cast<double>(n);
 }
 
-itk::Point<double, 3> mask_centroid(const MaskType* mask) {
-  double sum[3] = {0, 0, 0};
-  double n = 0;
-  itk::ImageRegionConstIteratorWithIndex<MaskType> it(mask, mask->GetLargestPossibleRegion());
-  for (; !it.IsAtEnd(); ++it) {
-    if (!it.Get()) continue;
-    MaskType::PointType p;
-    mask->TransformIndexToPhysicalPoint(it.GetIndex(), p);
-    for (int d = 0; d < 3; ++d) sum[d] += p[d];
-    n += 1;
-  }
-  if (n == 0) throw ProcessingError("mask_centroid: the mask is empty");
-  itk::Point<double, 3> centre;
-  for (int d = 0; d < 3; ++d) centre[d] = sum[d] / n;
-  return centre;
-}
-
 AffineTransformType::Pointer scaled_about(const AffineTransformType* mni_to_native, const itk::Point<double, 3>& centre,
                                           double scale) {
   auto scaling = AffineTransformType::New();

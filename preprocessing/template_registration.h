@@ -151,10 +151,6 @@ RegistrationResult refine_affine(const ImageType* fixed, const ImageType* moving
 /// fixed space): the registration-accuracy measure used by tests and benchmarks.
 double mean_displacement_mm(const AffineTransformType* a, const AffineTransformType* b, const MaskType* mask);
 
-/// The centroid (physical point, mm) of the voxels of `mask` > 0. Throws ProcessingError
-/// for an empty mask.
-itk::Point<double, 3> mask_centroid(const MaskType* mask);
-
 /// `mni_to_native` applied after an isotropic scaling of the fixed (template) space by
 /// `scale` about `centre`: the same pose with the template `scale` times its size.
 AffineTransformType::Pointer scaled_about(const AffineTransformType* mni_to_native, const itk::Point<double, 3>& centre,

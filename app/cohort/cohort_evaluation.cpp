@@ -77,36 +77,36 @@ EvaluateReport evaluate_cohort(const EvaluateSettings& s, const SubjectProcessor
 
 namespace {
 
-/// A string field of a shard's run.json; nullopt when it records none (older folders: not
-/// checked).
-std::optional<std::string> run_json_string(const fs::path& dir, const std::string& key) {
+/// The processing_key of a shard's run.json; nullopt when it records none (older folders:
+/// not checked).
+std::optional<std::string> shard_processing_key(const fs::path& dir) {
   std::ifstream in(dir / "run.json");
   if (!in) return std::nullopt;
   try {
     const auto run = nlohmann::json::parse(in);
-    const auto value = run.find(key);
-    if (value == run.end() || !value->is_string()) return std::nullopt;
-    return value->get<std::string>();
+    const auto key = run.find("processing_key");
+    if (key == run.end() || !key->is_string()) return std::nullopt;
+    return key->get<std::string>();
   } catch (const std::exception&) {
     return std::nullopt;
   }
 }
 
-/// Throws InvalidInputError when two shards' run.json differ in `key`; `made_with` says
-/// what differs and `remedy` what to do.
-void require_same_run_field(const std::vector<fs::path>& dirs, const std::string& key, const std::string& made_with,
-                            const std::string& remedy) {
-  std::optional<std::string> first_value;
+/// Throws InvalidInputError when two shards were made with different processing keys
+/// (another model, build or --include-qc-failed): their ages must not share one set of metrics.
+void require_one_processing_key(const std::vector<fs::path>& dirs) {
+  std::optional<std::string> key;
   fs::path first;
   for (const auto& d : dirs) {
-    const auto value = run_json_string(d, key);
-    if (!value) continue;
-    if (!first_value) {
-      first_value = value;
+    const auto k = shard_processing_key(d);
+    if (!k) continue;
+    if (!key) {
+      key = k;
       first = d;
-    } else if (*value != *first_value) {
-      throw InvalidInputError(d.string() + ": made with " + made_with + " than " + first.string() + " (run.json " + key +
-                              " '" + *value + "' vs '" + *first_value + "'): " + remedy);
+    } else if (*k != *key) {
+      throw InvalidInputError(d.string() + ": made with another model, build or options than " + first.string() +
+                              " (run.json processing_key '" + *k + "' vs '" + *key +
+                              "'): merge only the shards of one evaluate command");
     }
   }
 }
@@ -114,10 +114,7 @@ void require_same_run_field(const std::vector<fs::path>& dirs, const std::string
 }  // namespace
 
 OutputSummary merge_cohort(const std::vector<fs::path>& dirs, const fs::path& out_dir, const OutputOptions& outputs) {
-  // Ages from another model, build or option must not share one set of metrics (another
-  // version of the cohort table: merge_results compares the shards' digests).
-  require_same_run_field(dirs, "processing_key", "another model, build or options",
-                         "merge only the shards of one evaluate command");
+  require_one_processing_key(dirs);
   std::vector<CohortResults> shards;
   std::vector<std::string> sources;
   for (const auto& d : dirs) {

@@ -249,5 +249,4 @@ Cohort load_cohort(const fs::path& path) {
   return read_cohort_csv(path);
 }
 
-
 }  // namespace brainage::cohort

@@ -16,7 +16,6 @@
 #include "preprocessing/model_grid.h"
 #include "preprocessing/preprocess_pipeline.h"
 #include "preprocessing/scan_reader.h"
-#include "preprocessing/template_registration.h"
 #include "tests/nifti_fixture.h"
 #include "tests/test_data.h"
 
@@ -61,7 +60,7 @@ std::size_t files_in(const fs::path& dir) {
   return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
 }
 
-/// Physical centre of mass (LPS mm) of a mask's foreground (mask_centroid, template_registration.h).
+/// Physical centre of mass (LPS mm) of a mask's foreground (mask_centroid, mask_metrics.h).
 std::array<double, 3> centroid(const MaskType* mask) {
   const auto c = brainage::preprocessing::mask_centroid(mask);
   return {c[0], c[1], c[2]};

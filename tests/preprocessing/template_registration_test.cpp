@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/errors.h"
+#include "preprocessing/mask_metrics.h"
 #include "preprocessing/model_grid.h"
 #include "tests/preprocessing/synthetic_images.h"
 #include "tests/test_data.h"
