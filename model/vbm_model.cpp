@@ -168,7 +168,67 @@ torch::Tensor prepared_maps(const torch::Tensor& maps, VbmScaling scaling, bool 
 
 }  // namespace
 
-VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages, const VbmOptions& o) {
+namespace {
+
+/// The rows fit_vbm trains on: the subjects' maps, then their augmentation copies, as the
+/// model reads them (globally scaled, mirrored if asked, the chosen channels), kept apart so
+/// no [N + M, ...] full-resolution tensor is built; `ages` holds a copy's subject's age.
+struct FitRows {
+  torch::Tensor subjects, copies;  // [N, C', Z, Y, X], [M, C', Z, Y, X] (copies undefined when M = 0)
+  torch::Tensor tissue;            // [N, 1, Z, Y, X] the subjects' CSF+GM+WM (mL), for the mask
+  std::vector<double> ages;        // [N + M]
+  std::vector<std::vector<int64_t>> copies_of;  // per subject: its copies' rows (N + j)
+
+  /// [N + M, P] features at one FWHM inside `mask`.
+  torch::Tensor features(const VbmOptions& o, double fwhm_mm, const torch::Tensor& mask) const {
+    auto x = masked_features(smooth_and_sample(subjects, fwhm_mm, o.voxel_mm, o.stride), mask);
+    if (copies.defined()) x = torch::cat({x, masked_features(smooth_and_sample(copies, fwhm_mm, o.voxel_mm, o.stride), mask)});
+    return x;
+  }
+  /// The subjects `subject_rows` and every copy of them.
+  torch::Tensor with_copies(const std::vector<int64_t>& subject_rows) const {
+    std::vector<int64_t> rows = subject_rows;
+    for (int64_t i : subject_rows) rows.insert(rows.end(), copies_of[i].begin(), copies_of[i].end());
+    return torch::tensor(rows, torch::kLong);
+  }
+};
+
+FitRows fit_rows(const torch::Tensor& maps, const std::vector<double>& ages, const VbmOptions& o,
+                 const VbmAugmentation& augmentation) {
+  using torch::indexing::Slice;
+  FitRows rows;
+  const auto n = static_cast<int64_t>(ages.size());
+  {
+    const auto scaled = prepared_maps(maps, o.scaling, o.left_right_symmetric);
+    rows.subjects = select_channels(scaled, o.channels);
+    // The mask follows the total tissue (CSF+GM+WM: the maps' first three channels), whichever are read.
+    rows.tissue = scaled.index({Slice(), Slice(0, 3)}).sum(1, /*keepdim=*/true);
+  }
+  rows.ages = ages;
+  rows.copies_of.assign(static_cast<std::size_t>(n), {});
+  const int64_t m = augmentation.maps.defined() ? augmentation.maps.size(0) : 0;
+  if (m == 0) return rows;
+  const std::array<int64_t, 3> grid{maps.size(2), maps.size(3), maps.size(4)};
+  check_maps(augmentation.maps, maps.size(1), &grid);
+  if (static_cast<int64_t>(augmentation.subject_index.size()) != m)
+    throw ModelError("vbm: " + std::to_string(m) + " augmentation copies with " +
+                     std::to_string(augmentation.subject_index.size()) + " subject indices");
+  for (int64_t j = 0; j < m; ++j) {
+    const int64_t i = augmentation.subject_index[static_cast<std::size_t>(j)];
+    if (i < 0 || i >= n)
+      throw ModelError("vbm: augmentation copy " + std::to_string(j) + " names subject row " + std::to_string(i) +
+                       ", not one of the " + std::to_string(n) + " subjects");
+    rows.ages.push_back(ages[static_cast<std::size_t>(i)]);
+    rows.copies_of[static_cast<std::size_t>(i)].push_back(n + j);
+  }
+  rows.copies = select_channels(prepared_maps(augmentation.maps, o.scaling, o.left_right_symmetric), o.channels);
+  return rows;
+}
+
+}  // namespace
+
+VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages, const VbmOptions& o,
+                     const VbmAugmentation& augmentation) {
   check_maps(maps, max_channel(o.channels) + 1, nullptr);
   const auto n = static_cast<int64_t>(ages.size());
   if (maps.size(0) != n)
@@ -178,20 +238,18 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
                      " subjects for " + std::to_string(o.inner_folds) + " folds");
   if (o.fwhm_mm.empty() || o.lambdas.empty()) throw ModelError("vbm: no FWHM or λ candidate");
   torch::NoGradGuard no_grad;
-  const auto scaled = prepared_maps(maps, o.scaling, o.left_right_symmetric);
-  const auto selected = select_channels(scaled, o.channels);
-  using torch::indexing::Slice;
-  // The mask follows the total tissue (CSF+GM+WM: the maps' first three channels), whichever are read.
-  const auto tissue = scaled.index({Slice(), Slice(0, 3)}).sum(1, /*keepdim=*/true);  // [N, 1, Z, Y, X] mL
-  const auto ages_t = torch::tensor(ages, torch::kDouble);
+  const FitRows rows = fit_rows(maps, ages, o, augmentation);
+  const auto ages_t = torch::tensor(rows.ages, torch::kDouble);  // [N + M]
 
-  std::vector<std::pair<std::vector<int64_t>, std::vector<int64_t>>> folds;
+  // Inner folds over the subjects; a subject's copies train with it and are never scored.
+  std::vector<std::pair<torch::Tensor, std::vector<int64_t>>> folds;
   for (int64_t f = 0; f < o.inner_folds; ++f) {
     TrainOptions split;
     split.folds = o.inner_folds;
     split.fold = f;
     split.seed = o.seed;
-    folds.push_back(split_subjects(ages, split));
+    const auto [train, test] = split_subjects(ages, split);
+    folds.emplace_back(rows.with_copies(train), test);
   }
 
   VbmFitResult result;
@@ -200,14 +258,13 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
   torch::Tensor best_mask;
   nlohmann::json mae_table = nlohmann::json::array();
   for (std::size_t fi = 0; fi < o.fwhm_mm.size(); ++fi) {
-    const auto sampled = smooth_and_sample(selected, o.fwhm_mm[fi], o.voxel_mm, o.stride);
-    const auto total = smooth_and_sample(tissue, o.fwhm_mm[fi], o.voxel_mm, o.stride).mean(0)[0];  // [z, y, x]
+    const auto total = smooth_and_sample(rows.tissue, o.fwhm_mm[fi], o.voxel_mm, o.stride).mean(0)[0];  // [z, y, x]
     const auto mask = total > o.mask_fraction * total.max().item<double>();
-    const auto x = masked_features(sampled, mask);
+    const auto x = rows.features(o, o.fwhm_mm[fi], mask);  // [N + M, P]
     if (x.size(1) == 0) throw ModelError("vbm: the brain mask on the sampled grid is empty");
     std::vector<std::vector<double>> oof(o.lambdas.size(), std::vector<double>(n, 0.0));
-    for (const auto& [train, test] : folds) {
-      const auto tr = torch::tensor(train, torch::kLong), te = torch::tensor(test, torch::kLong);
+    for (const auto& [tr, test] : folds) {
+      const auto te = torch::tensor(test, torch::kLong);
       const Standardiser standardise(x.index_select(0, tr), o.standardize);
       const auto y = ages_t.index_select(0, tr);
       const double y_mean = y.mean().item<double>();
@@ -244,7 +301,7 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
   m.scaling = o.scaling;
   m.left_right_symmetric = o.left_right_symmetric;
   m.mask = best_mask;
-  const auto x = masked_features(smooth_and_sample(selected, m.fwhm_mm, m.voxel_mm, m.stride), m.mask);
+  const auto x = rows.features(o, m.fwhm_mm, m.mask);
   const Standardiser standardise(x, o.standardize);
   m.feature_mean = standardise.mean;
   m.feature_scale = standardise.scale;
@@ -257,7 +314,8 @@ VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages,
                       {"chosen_fwhm_mm", m.fwhm_mm},
                       {"chosen_lambda_relative", m.lambda_relative},
                       {"chosen_inner_cv_mae", best_mae},
-                      {"features", x.size(1)}};
+                      {"features", x.size(1)},
+                      {"augmentation_copies", x.size(0) - n}};
   return result;
 }
 

@@ -120,6 +120,17 @@ torch::Tensor left_right_symmetrised(const torch::Tensor& maps);
 /// [N, C, ceil(Z/stride), ...] float. Throws ModelError unless maps are 5-D.
 torch::Tensor smooth_and_sample(const torch::Tensor& maps, double fwhm_mm, double voxel_mm, int64_t stride);
 
+/// Extra training scans of subjects already in the fit: augmentation copies, each made from a
+/// subject's scan (e.g. its skull-stripped copy, or the scan times a random bias field) and
+/// run through the same pipeline, so the ridge learns what such a change does to the maps
+/// and that it does not change the age. A copy takes its subject's age and inner-CV fold: it
+/// trains only where its subject trains and is never scored (every reported MAE, the
+/// out-of-fold predictions and the bias correction are the subjects' own scans).
+struct VbmAugmentation {
+  torch::Tensor maps;                  // [M, C, Z, Y, X], as fit_vbm's maps (undefined or M = 0: none)
+  std::vector<int64_t> subject_index;  // [M]: the row of fit_vbm's maps / ages each copy was made from
+};
+
 struct VbmFitResult {
   VbmModel model;
   std::vector<double> inner_oof_predictions;  // raw, per training subject, at the chosen setting
@@ -127,8 +138,11 @@ struct VbmFitResult {
 };
 
 /// Fits on maps [N, C, Z, Y, X] (float, N = ages.size() ≥ 2 × inner_folds) and ages in
-/// years. Throws ModelError on shapes, too few subjects, empty candidates or an empty mask.
-VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages, const VbmOptions& options = {});
+/// years, plus any augmentation copies (VbmAugmentation; the feature mask follows the N
+/// subjects' own maps). Throws ModelError on shapes, too few subjects, empty candidates, an
+/// empty mask or a copy whose subject_index is not a row of `maps`.
+VbmFitResult fit_vbm(const torch::Tensor& maps, const std::vector<double>& ages, const VbmOptions& options = {},
+                     const VbmAugmentation& augmentation = {});
 
 /// Ridge fit of centred targets `y` [n] on standardised features `x` [n, P] (double) in
 /// the dual: returns primal weights [P] for each relative λ (λ × trace(XXᵀ)/n), via one

@@ -20,6 +20,7 @@ packages=(
   zlib1g-dev                      # reading gzip streams during NIfTI validation
   libssl-dev                      # OpenSSL libcrypto: SHA-256 content hashes and checksums
   nlohmann-json3-dev              # JSON for reports, checkpoints and --json output
+  python3-numpy python3-nibabel   # scripts/make_augmentation_copies.py (training data for the VBM part)
 )
 
 missing=()

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include "app/cli/cli.h"
@@ -68,13 +69,40 @@ model::TrainingData load_rank_data(const std::vector<ManifestEntry>& entries, co
 /// `train --model-kind vbm`: the modulated tissue maps of every subject (the same data path
 /// as the transformer), fit_vbm (FWHM and λ by inner CV, bias correction on the inner
 /// out-of-fold predictions), one checkpoint DIR/model.{pt,json} that predict and evaluate load.
+/// The augmentation copies of `--vbm-augment` (model::VbmAugmentation): each row's subject_id
+/// must be one of the manifest's and carry its age. Throws InvalidInputError naming the file
+/// and the row.
+model::VbmAugmentation load_vbm_augmentation(const fs::path& manifest, const std::vector<ManifestEntry>& subjects,
+                                             const fs::path& cache_dir, bool progress,
+                                             const model::CheckpointInfo& reads) {
+  model::VbmAugmentation augmentation;
+  if (manifest.empty()) return augmentation;
+  const auto copies = read_training_manifest(manifest);
+  std::map<std::string, std::size_t> row_of;
+  for (std::size_t i = 0; i < subjects.size(); ++i) row_of.emplace(subjects[i].subject_id, i);
+  for (std::size_t j = 0; j < copies.size(); ++j) {
+    const auto found = row_of.find(copies[j].subject_id);
+    const std::string where = manifest.string() + ": copy " + std::to_string(j + 1) + " (" + copies[j].subject_id + ")";
+    if (found == row_of.end())
+      throw InvalidInputError(where + " is of no subject of the training manifest: a copy trains with its subject");
+    if (std::abs(subjects[found->second].age - copies[j].age) > 1e-6)
+      throw InvalidInputError(where + ": age " + std::to_string(copies[j].age) + ", the manifest says " +
+                              std::to_string(subjects[found->second].age) + " for that subject");
+    augmentation.subject_index.push_back(static_cast<int64_t>(found->second));
+  }
+  augmentation.maps = load_training_data(copies, cache_dir, progress, reads).volumes;
+  return augmentation;
+}
+
 int run_train_vbm(const TrainCommandOptions& options, const std::vector<ManifestEntry>& entries, int threads) {
   const auto& t = options.train;
   model::CheckpointInfo reads;
   reads.model_kind = model::kVbmModelKind;
   const auto data = load_training_data(entries, t.output_dir / "cache", t.progress, reads);
+  const auto augmentation =
+      load_vbm_augmentation(options.vbm_augment, entries, t.output_dir / "cache", t.progress, reads);
   const auto t0 = std::chrono::steady_clock::now();
-  const auto fit = model::fit_vbm(data.volumes, data.ages, options.vbm);
+  const auto fit = model::fit_vbm(data.volumes, data.ages, options.vbm, augmentation);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // The inner CV's out-of-fold predictions at the chosen FWHM and λ (fit_vbm scored them).
   const double inner_mae = fit.selection.at("chosen_inner_cv_mae").get<double>();
@@ -90,6 +118,9 @@ int run_train_vbm(const TrainCommandOptions& options, const std::vector<Manifest
                    {"threads", threads},
                    {"seconds", seconds},
                    {"selection", fit.selection},
+                   {"augmentation",
+                    {{"manifest", options.vbm_augment.empty() ? "" : fs::absolute(options.vbm_augment).string()},
+                     {"copies", augmentation.subject_index.size()}}},
                    {"brainage_version", build_info::kVersion},
                    {"git_sha", build_info::kGitSha},
                    {"data", prediction::training_data_summary(data)}};
@@ -295,6 +326,10 @@ int train_main(const std::vector<std::string>& args) {
      "--model-kind vbm: the modulated maps read, comma-separated, from csf, gm, wm")
     ("vbm-fwhm", po::value(&vbm_fwhm)->default_value("4,6,8"),
      "--model-kind vbm: candidate smoothing FWHMs in mm, chosen by inner CV")
+    ("vbm-augment", po::value(&o.vbm_augment),
+     "--model-kind vbm: CSV of augmentation copies (subject_id, age, path like --manifest; each a copy of a manifest "
+     "subject's scan, e.g. skull-stripped or under a bias field): they train with their subject's inner-CV fold and "
+     "are never scored")
     ("quiet", po::bool_switch(&quiet), "no progress display");
   const auto vm = parse_command_line("train", "--manifest CSV -o DIR [options]", args, desc);
   if (!vm) return 0;
@@ -327,6 +362,8 @@ int train_main(const std::vector<std::string>& args) {
     if (t.split_seed) throw UsageError("--seeds K uses --seed as the split seed: drop --split-seed");
   }
   o.fit_vbm = kind == model::kVbmModelKind;
+  if (!o.vbm_augment.empty() && !o.fit_vbm)
+    throw UsageError("--vbm-augment is read by --model-kind vbm only (the transformers augment while training)");
   if (o.fit_vbm) {
     if (o.distributed.world_size > 1) throw UsageError("--model-kind vbm fits in one process: drop --world-size");
     o.vbm.seed = t.seed;

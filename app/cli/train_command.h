@@ -31,6 +31,10 @@ struct TrainCommandOptions {
       (model/vbm_model.h) on the modulated tissue maps instead; `vbm` holds its options. */
   bool fit_vbm = false;
   model::VbmOptions vbm;  // defaults: model/vbm_model.h
+  /** Default = none. `--vbm-augment CSV`: augmentation copies for the VBM fit (subject_id, age,
+      path, as the manifest; each subject_id one of the manifest's, with its age), e.g. each
+      training scan skull-stripped or under a random bias field (model::VbmAugmentation). */
+  std::filesystem::path vbm_augment;
 };
 
 int run_train(const TrainCommandOptions& options);

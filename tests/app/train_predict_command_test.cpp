@@ -130,7 +130,7 @@ TEST(TrainPredict, BadModelAugmentationOrSplitOptionsAreUsageErrorsBeforeAnyWork
                                 "--val-fraction 0", "--val-fraction 1 --final last",
                                 "--model-kind vbm --vbm-scaling cubic", "--model-kind vbm --vbm-fwhm 4,x",
                                 "--model-kind vbm --vbm-channels gm,t1", "--model-kind vbm --vbm-channels gm,gm",
-                                "--model-kind vbm --world-size 2 --rank 0"}) {
+                                "--model-kind vbm --world-size 2 --rank 0", "--vbm-augment copies.csv"}) {
     const auto r = run_brainage("train --manifest \"" + (dir / "m.csv").string() + "\" -o \"" + (dir / "out").string() +
                                 "\" " + bad);
     EXPECT_EQ(r.code, 2) << bad << ": " << r.out;
@@ -251,6 +251,37 @@ TEST(TrainPredict, VbmModelTrainsOnTissueMapsAndPredictsLikeAnyCheckpoint) {
   const auto row = evaluate_one(dir, "IXI012", scan, 38.8, dir / "run" / "model.json");
   ASSERT_TRUE(row.count("predicted_age"));
   EXPECT_NEAR(std::stod(row.at("predicted_age")), j.at("predicted_age").get<double>(), 0.01);
+}
+
+// `train --model-kind vbm --vbm-augment CSV`: the copies join the fit (recorded in the
+// checkpoint), the out-of-fold ages stay one per subject; a copy of a subject the manifest
+// does not hold, or with another age, is refused naming the file (exit 3), before a model
+// is written.
+TEST(TrainPredict, VbmAugmentationCopiesTrainWithTheirSubjects) {
+  const fs::path dir = scratch_dir("train-vbm-augment");
+  const fs::path manifest = write_vbm_manifest(dir, 12);
+  std::string copies = "subject_id,age,path\n";
+  for (const auto& row : brainage::read_delimited_file(manifest).rows)
+    copies += row[0] + "," + row[1] + "," + row[2] + "\n";  // each subject's maps once more
+  std::ofstream(dir / "copies.csv") << copies;
+  const auto train = run_brainage("train --model-kind vbm --manifest \"" + manifest.string() + "\" --vbm-augment \"" +
+                                  (dir / "copies.csv").string() + "\" -o \"" + (dir / "run").string() +
+                                  "\" --threads 2 --quiet");
+  ASSERT_EQ(train.code, 0) << train.out;
+  const auto meta = nlohmann::json::parse(std::ifstream(dir / "run" / "model.json"));
+  EXPECT_EQ(meta.at("training").at("augmentation").at("copies").get<int>(), 12);
+  EXPECT_EQ(meta.at("training").at("selection").at("augmentation_copies").get<int>(), 12);
+  EXPECT_EQ(meta.at("training").at("subjects").get<int>(), 12);
+  EXPECT_EQ(brainage::read_delimited_file(dir / "run" / "oof_predictions.csv").rows.size(), 12u);
+
+  for (const std::string& bad : {std::string("stranger,40,vbm0/t1_mni2mm.nii.gz\n"), std::string("vbm0,99,vbm0/t1_mni2mm.nii.gz\n")}) {
+    std::ofstream(dir / "bad.csv") << "subject_id,age,path\n" << bad << "vbm1,30,vbm1/t1_mni2mm.nii.gz\n";
+    const auto refused = run_brainage("train --model-kind vbm --manifest \"" + manifest.string() + "\" --vbm-augment \"" +
+                                      (dir / "bad.csv").string() + "\" -o \"" + (dir / "bad").string() + "\" --quiet");
+    EXPECT_EQ(refused.code, 3) << bad << refused.out;
+    EXPECT_NE(refused.out.find("bad.csv: copy 1"), std::string::npos) << refused.out;
+    EXPECT_FALSE(fs::exists(dir / "bad" / "model.json"));
+  }
 }
 
 // `train --world-size 2`: each rank loads only the scans it needs, yet the checkpoint's
