@@ -162,6 +162,22 @@ namespace {
 
 /// The VBM checkpoint of `vbm_dir`, verified, and checked against the members' grid and
 /// preprocessing. Throws ModelError naming it.
+/// The training scans' CSF/WM contrast range (training.data.tissue_contrast, which predict's
+/// contrast check reads): members trained before it was recorded lack it; the VBM part's is
+/// taken instead when it was fitted on the same subjects (its scans are the same scans).
+void adopt_vbm_tissue_contrast(nlohmann::json& ensemble_data, const nlohmann::json& vbm_training) {
+  const auto vbm_data = vbm_training.value("data", nlohmann::json::object());
+  if (ensemble_data.contains("tissue_contrast") || !vbm_data.contains("tissue_contrast")) return;
+  auto sorted_ids = [](const nlohmann::json& ids) {
+    auto v = ids.is_array() ? ids.get<std::vector<std::string>>() : std::vector<std::string>{};
+    std::sort(v.begin(), v.end());
+    return v;
+  };
+  const auto ours = sorted_ids(ensemble_data.value("subject_ids", nlohmann::json()));
+  if (!ours.empty() && ours == sorted_ids(vbm_training.value("subject_ids", nlohmann::json())))
+    ensemble_data["tissue_contrast"] = vbm_data["tissue_contrast"];
+}
+
 LoadedModel load_vbm_member(const fs::path& vbm_dir, const CheckpointInfo& member0) {
   const fs::path json = vbm_dir / "model.json";
   const std::string who = "ensemble VBM model (" + json.string() + "): ";
@@ -383,7 +399,9 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
     member.weight = summary.vbm_weight;
     member.training = {{"source", fs::absolute(options.vbm_dir / "model.json").lexically_normal().string()},
                        {"source_model_id", vbm.info.model_id},
-                       {"metrics", vbm.info.metrics}};
+                       {"metrics", vbm.info.metrics},
+                       {"data", vbm.info.training.value("data", nlohmann::json::object())},
+                       {"augmentation", vbm.info.training.value("augmentation", nlohmann::json::object())}};
     info.vbm_member = std::move(member);
   }
 
@@ -397,6 +415,7 @@ EnsembleSummary assemble_ensemble(const std::vector<fs::path>& member_dirs, cons
                     "default the one whose validation routing was most balanced)"},
                    {"member_dirs", sources},
                    {"data", info.training.value("data", nlohmann::json::object())}};
+  if (vbm.vbm) adopt_vbm_tissue_contrast(info.training["data"], vbm.info.training);
   if (vbm.vbm)
     info.training["method"] = info.training["method"].get<std::string>() +
                               "; averaged with a VBM ridge model: age = (1 - w) * transformer mean + w * VBM age, w = " +

@@ -39,6 +39,10 @@
 // OOF predictions, and the metrics keep the transformer-alone and VBM-alone OOF errors
 // beside the combination's. Caveat: choosing w on the OOF predictions it is then scored on
 // is one parameter tuned on N subjects (optimistic by a little; recorded in the metrics).
+// The VBM model's training record (its data summary and any augmentation copies) is kept
+// in vbm_member.training; members trained before the scans' CSF/WM contrast was recorded
+// take the VBM model's (training.data.tissue_contrast) when it was fitted on the same
+// subjects.
 //
 // Format of the checkpoint: model/checkpoint.h (model_kind "ensemble", "vbm_member").
 #include <nlohmann/json.hpp>

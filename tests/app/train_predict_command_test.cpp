@@ -444,6 +444,13 @@ TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
                                 "\" --threads 2 --quiet");
   ASSERT_EQ(vbm.code, 0) << vbm.out;
   EXPECT_EQ(brainage::read_delimited_file(dir / "vbm" / "oof_predictions.csv").rows.size(), 12u);
+  // Members trained before the scans' CSF/WM contrast was recorded (made here by erasing
+  // it) take the VBM part's, which was fitted on the same subjects; a distinct range shows
+  // which one the ensemble carries.
+  auto vbm_json = nlohmann::json::parse(std::ifstream(dir / "vbm" / "model.json"));
+  const nlohmann::json contrast = {{"csf_wm_ratio", {{"min", 0.3}, {"max", 0.4}, {"mean", 0.35}, {"sd", 0.02}, {"subjects", 12}}}};
+  vbm_json["training"]["data"]["tissue_contrast"] = contrast;
+  std::ofstream(dir / "vbm" / "model.json") << vbm_json.dump(2);
   // The CLI defaults (the shipped default's VBM part): CSF, GM and WM, proportional
   // scaling, left-right symmetric features.
   const auto vbm_meta = nlohmann::json::parse(std::ifstream(dir / "vbm" / "model.json"));
@@ -454,6 +461,11 @@ TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
                                   "\" --seeds 2 --channels gm,csf --epochs 1 --batch-size 4 --dim 16 --depth 1"
                                   " --heads 2 --experts 4 --expert-rank 4 --warmup-epochs 0 --threads 2 --quiet");
   ASSERT_EQ(seeds.code, 0) << seeds.out;
+  for (const char* member : {"member0", "member1"}) {
+    auto member_json = nlohmann::json::parse(std::ifstream(dir / "run" / member / "model.json"));
+    ASSERT_EQ(member_json.at("training").at("data").erase("tissue_contrast"), 1u);
+    std::ofstream(dir / "run" / member / "model.json") << member_json.dump(2);
+  }
   const std::string members = "\"" + (dir / "run" / "member0").string() + "\" \"" + (dir / "run" / "member1").string() + "\"";
   const auto combined = run_brainage("ensemble " + members + " --vbm \"" + (dir / "vbm").string() + "\" -o \"" +
                                      (dir / "combined").string() + "\"");
@@ -469,6 +481,8 @@ TEST(TrainPredict, EnsembleWithAVbmModelAveragesBothAndReportsEachPart) {
     if (std::abs(row.at("vbm_weight").get<double>() - w) < 1e-9) EXPECT_DOUBLE_EQ(row.at("oof_mae").get<double>(), best);
   const auto oof = brainage::read_delimited_file(dir / "combined" / "oof_predictions.csv");
   EXPECT_GE(brainage::column_index(oof.header, "vbm_age"), 0);
+  EXPECT_EQ(meta.at("training").at("data").at("tissue_contrast"), contrast);
+  EXPECT_EQ(meta.at("vbm_member").at("training").at("data").at("subjects").get<int>(), 12);
 
   // The forward: (1 − w) · mean of the members + w · the VBM model, on the same tissue maps.
   brainage::prediction::Predictor predictor(model);
